@@ -1,0 +1,86 @@
+"""The typer application, global options, and the edge where errors become one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any
+
+import typer
+
+from ..errors import OCIError
+
+app = typer.Typer(
+    name="ocikit",
+    help="ocikit: pack, unpack, diff, apply, verify, sign and run OCI container images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback when a command fails."),
+) -> None:
+    """ocikit: a toolkit for OCI container images and runtime bundles.
+
+    Images live in OCI image layouts, named LAYOUT[:TAG] (default tag: latest)
+    or LAYOUT@DIGEST.
+    """
+    _state["debug"] = debug
+
+
+def print_json(obj: Any) -> None:
+    """Write ``obj`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    """Print one error line on stderr and return the Exit to raise."""
+    print(f"ocikit: error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def _register() -> None:
+    # Importing the command modules registers their commands on ``app``.
+    import importlib
+
+    for name in ("store", "layer", "image", "sign", "runtime"):
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _register()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        app(args=argv, prog_name="ocikit")
+    except OCIError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"ocikit: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ocikit: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("ocikit: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        sys.exit(70)

@@ -1,0 +1,187 @@
+"""Content digests: the OCI digest grammar, registered algorithms, and hashing streams.
+
+A digest is ``algorithm:encoded``; sha256 and sha512 are the registered algorithms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from .errors import DigestMismatchError, InvalidDigestError
+
+# image-spec descriptor.md: the digest grammar.
+_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+
+#: Registered algorithms and the length of their lowercase-hex encoded part.
+REGISTERED: dict[str, int] = {"sha256": 64, "sha512": 128}
+_LOWER_HEX = re.compile(r"^[a-f0-9]+$")
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """A parsed, validated digest of a registered algorithm."""
+
+    algorithm: str
+    encoded: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Digest":
+        """Parse ``text``; raise InvalidDigestError naming it when malformed or unregistered."""
+        if not isinstance(text, str) or not _GRAMMAR.match(text):
+            raise InvalidDigestError(f"invalid digest {text!r}: not of the form algorithm:encoded")
+        algorithm, encoded = text.split(":", 1)
+        length = REGISTERED.get(algorithm)
+        if length is None:
+            raise InvalidDigestError(f"invalid digest {text!r}: unsupported algorithm {algorithm!r}")
+        if len(encoded) != length or not _LOWER_HEX.match(encoded):
+            raise InvalidDigestError(f"invalid digest {text!r}: {algorithm} needs {length} lowercase hex characters")
+        return cls(algorithm, encoded)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, algorithm: str = "sha256") -> "Digest":
+        """The digest of ``data``."""
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def hasher(self) -> "hashlib._Hash":
+        """A fresh hash object of this digest's algorithm."""
+        return hashlib.new(self.algorithm)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.encoded}"
+
+
+def grammar_ok(text: object) -> bool:
+    """True when ``text`` follows the digest grammar (registered algorithm or not)."""
+    return isinstance(text, str) and bool(_GRAMMAR.match(text))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class HashingWriter:
+    """Wrap a writable binary file; hash and count every byte written through it."""
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        self.raw = raw
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        self.raw.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+
+class HashingReader:
+    """Wrap a readable binary stream; hash and count every byte read through it."""
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        self.raw = raw
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        n = self.raw.readinto(buf)  # type: ignore[attr-defined]
+        if n:
+            self._hash.update(memoryview(buf)[:n])
+            self.size += n
+        return n or 0
+
+    def readable(self) -> bool:
+        return True
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+    def drain(self) -> None:
+        """Read what is left, so the digest covers the whole stream."""
+        while self.read(CHUNK):
+            pass
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> "HashingReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VerifyingReader(HashingReader):
+    """A stream that raises DigestMismatchError at EOF (or past ``size``) unless the bytes match.
+
+    ``name`` is what error messages call the stream (usually the blob's digest).
+    """
+
+    def __init__(self, raw: BinaryIO, expected: Digest, size: int | None, name: str | None = None) -> None:
+        super().__init__(raw, expected.algorithm)
+        self.expected = expected
+        self.expected_size = size
+        self.name = name or str(expected)
+        self.verified = False
+
+    def _check(self, data_len: int, eof: bool) -> None:
+        if self.expected_size is not None and self.size > self.expected_size:
+            raise DigestMismatchError(
+                f"blob {self.name}: more than the {self.expected_size} bytes its descriptor declares"
+            )
+        if eof and not self.verified:
+            if self.expected_size is not None and self.size != self.expected_size:
+                raise DigestMismatchError(
+                    f"blob {self.name}: size {self.size} does not match the declared {self.expected_size}"
+                )
+            got = self.digest()
+            if got != self.expected:
+                raise DigestMismatchError(f"blob {self.name}: content hashes to {got}")
+            self.verified = True
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        self._check(len(data), eof=(not data) or n is None or n < 0)
+        return data
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        n = super().readinto(buf)
+        self._check(n, eof=(n == 0))
+        return n
+
+
+def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
+    """Hash a stream to its end; return (digest, size)."""
+    h = hashlib.new(algorithm)
+    size = 0
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return Digest(algorithm, h.hexdigest()), size
+
+
+def digest_chunks(chunks: Iterable[bytes], algorithm: str = "sha256") -> tuple[Digest, int]:
+    h = hashlib.new(algorithm)
+    size = 0
+    for chunk in chunks:
+        h.update(chunk)
+        size += len(chunk)
+    return Digest(algorithm, h.hexdigest()), size

@@ -1,0 +1,71 @@
+"""One exception hierarchy for everything ocikit raises on purpose.
+
+Every message names the file, digest, entry or field at fault, so the CLI can
+print it as a single line.
+"""
+
+from __future__ import annotations
+
+
+class OCIError(Exception):
+    """Base of every error ocikit raises deliberately."""
+
+    exit_code = 1
+
+
+class UsageError(OCIError):
+    """The caller asked for something malformed (bad reference, bad option value)."""
+
+    exit_code = 2
+
+
+class InvalidDigestError(OCIError):
+    """A digest string does not follow the OCI digest grammar or names an unknown algorithm."""
+
+
+class DigestMismatchError(OCIError):
+    """Bytes read do not hash to the digest (or length) they were addressed by."""
+
+
+class BlobNotFoundError(OCIError):
+    """A blob referenced by digest is absent from the layout."""
+
+
+class InvalidDocumentError(OCIError):
+    """A JSON document (manifest, index, config, ...) is malformed or violates the spec."""
+
+
+class LayoutError(OCIError):
+    """A directory is not a usable OCI image layout."""
+
+
+class TagNotFoundError(OCIError):
+    """A tag (org.opencontainers.image.ref.name) is not present in index.json."""
+
+
+class LayerError(OCIError):
+    """A layer archive is malformed, truncated or hostile."""
+
+
+class UnsafePathError(LayerError):
+    """A layer entry would reach outside its target directory."""
+
+
+class PlatformError(OCIError):
+    """No manifest matches the requested platform."""
+
+
+class BundleError(OCIError):
+    """A runtime bundle is missing, malformed or cannot be honoured."""
+
+
+class RuntimeSpecError(BundleError):
+    """config.json asks for something the runtime cannot do; names the field."""
+
+
+class ContainerError(OCIError):
+    """A container lifecycle operation failed (unknown id, wrong state, ...)."""
+
+
+class SignatureError(OCIError):
+    """Keys or signatures are malformed, unsupported or do not verify."""

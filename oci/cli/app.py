@@ -50,7 +50,7 @@ def _register() -> None:
     # Importing the command modules registers their commands on ``app``.
     import importlib
 
-    for name in ("store", "layer", "image", "sign", "runtime"):
+    for name in ("store", "layer", "apply", "image", "sign", "runtime"):
         try:
             importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:

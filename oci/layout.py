@@ -33,7 +33,6 @@ from .models import (
     INDEX_MEDIA_TYPES,
     LAYOUT_VERSION,
     MANIFEST_MEDIA_TYPES,
-    MT_INDEX,
     Descriptor,
     Index,
     LayoutHeader,
@@ -336,11 +335,14 @@ class Layout:
             return list(idx.manifests) + ([idx.subject] if idx.subject else [])
         return []
 
-    def reachable(self, roots: list[Descriptor] | None = None) -> dict[str, Descriptor]:
+    def reachable(self, roots: list[Descriptor] | None = None, referrers: bool = False) -> dict[str, Descriptor]:
         """Every descriptor reachable from ``roots`` (default: index.json), by digest.
 
-        Missing blobs are included (they are referenced) but not descended into.
+        Missing blobs are included (they are referenced) but not descended into. With
+        ``referrers``, manifests whose ``subject`` is reachable count as reachable too
+        (signatures and other OCI 1.1 referrers).
         """
+        subjects = self._subject_map() if referrers else {}
         seen: dict[str, Descriptor] = {}
         stack = list(self.index().manifests if roots is None else roots)
         while stack:
@@ -350,56 +352,65 @@ class Layout:
             seen[desc.digest] = desc
             if self.has_blob(desc.digest):
                 stack.extend(self.children(desc))
+            stack.extend(subjects.get(desc.digest, ()))
         return seen
 
     def referrers(self, digest: str) -> list[Descriptor]:
         """Manifests and indexes in the layout whose ``subject`` is ``digest``."""
-        found = []
+        return self._subject_map().get(digest, [])
+
+    def _subject_map(self) -> dict[str, list[Descriptor]]:
+        """subject digest -> descriptors of the manifests/indexes that name it, from one scan of the blobs."""
+        found: dict[str, list[Descriptor]] = {}
         for d in self.walk_blobs():
             path = self.blob_path(d)
-            if path.stat().st_size > MAX_JSON_SIZE:
+            try:
+                with open(path, "rb") as f:
+                    if f.read(1) != b"{" or os.fstat(f.fileno()).st_size > MAX_JSON_SIZE:
+                        continue
+                    f.seek(0)
+                    data = f.read()
+            except OSError:
                 continue
-            with open(path, "rb") as f:
-                head = f.read(1)
-                if head != b"{":
-                    continue
-                data = head + f.read()
             try:
                 obj = json.loads(data)
             except ValueError:
                 continue
             subject = obj.get("subject") if isinstance(obj, dict) else None
-            if isinstance(subject, dict) and subject.get("digest") == digest:
-                media_type = obj.get("mediaType") or MT_INDEX
-                found.append(
-                    Descriptor(
-                        media_type=media_type,
-                        digest=str(d),
-                        size=len(data),
-                        artifact_type=obj.get("artifactType") or (obj.get("config") or {}).get("mediaType"),
-                        annotations=obj.get("annotations"),
-                    )
+            if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
+                continue
+            media_type = obj.get("mediaType")
+            if media_type not in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
+                continue
+            config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+            annotations = obj.get("annotations") if isinstance(obj.get("annotations"), dict) else None
+            found.setdefault(subject["digest"], []).append(
+                Descriptor(
+                    media_type=media_type,
+                    digest=str(d),
+                    size=len(data),
+                    artifact_type=obj.get("artifactType") or config.get("mediaType"),
+                    annotations=annotations,
                 )
+            )
         return found
 
-    def gc(self, keep: Callable[["Layout", dict[str, Descriptor]], None] | None = None) -> "GCResult":
+    def gc(self, dry_run: bool = False) -> "GCResult":
         """Delete blobs unreachable from index.json and stale temporary files.
 
-        ``keep`` may add more descriptors (e.g. referrers) to the reachable map before deletion.
+        Referrers (signatures, attestations) of reachable manifests are kept.
         """
         with self.locked():
-            live = self.reachable()
-            if keep is not None:
-                keep(self, live)
+            live = self.reachable(referrers=True)
             removed: list[str] = []
             freed = 0
             for d in list(self.walk_blobs()):
                 if str(d) not in live:
-                    freed += self.delete_blob(d)
+                    freed += self.blob_size(d) if dry_run else self.delete_blob(d)
                     removed.append(str(d))
             tmp_removed = 0
             tmp_dir = self.root / TMP_DIR
-            if tmp_dir.is_dir():
+            if tmp_dir.is_dir() and not dry_run:
                 for entry in tmp_dir.iterdir():
                     freed_here = _remove_if_unlocked(entry)
                     if freed_here is not None:

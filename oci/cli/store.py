@@ -1,0 +1,243 @@
+"""Commands over an image layout as a store: init, tag, ls, rm, inspect, verify, gc, validate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import app, print_json
+
+
+def _open(ref_text: str, default_tag: str | None = "latest"):
+    from ..layout import Layout, Reference
+
+    ref = Reference.parse(ref_text, default_tag)
+    return Layout(ref.layout), ref
+
+
+@app.command()
+def init(layout: Path = typer.Argument(..., help="Directory to create (must not exist or be empty).")) -> None:
+    """Create an empty OCI image layout.
+
+    Example: ocikit init ./images
+    """
+    from ..layout import Layout
+
+    Layout.init(layout)
+    print(f"initialized OCI image layout in {layout}")
+
+
+@app.command()
+def tag(
+    source: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
+    new_tag: str = typer.Argument(..., help="The new tag."),
+) -> None:
+    """Add a tag pointing at the same manifest as SOURCE.
+
+    Example: ocikit tag ./images:latest v1.0
+    """
+    layout, ref = _open(source)
+    desc = layout.resolve(ref.tag, ref.digest)
+    layout.set_tag(new_tag, desc)
+    print(f"{layout.root}:{new_tag} -> {desc.digest}")
+
+
+@app.command("ls")
+def list_tags(
+    layout: Path = typer.Argument(..., help="The image layout."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the tags of a layout with their digests.
+
+    Example: ocikit ls ./images
+    """
+    from ..layout import Layout
+
+    tags = Layout(layout).tags()
+    if json_out:
+        print_json([{"tag": t, "digest": d.digest, "mediaType": d.media_type, "size": d.size} for t, d in tags])
+        return
+    for t, d in tags:
+        print(f"{t}\t{d.digest}\t{d.size}")
+
+
+@app.command()
+def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
+    """Remove a tag. Blobs stay until `ocikit gc`.
+
+    Example: ocikit rm ./images:old
+    """
+    layout, parsed = _open(ref, default_tag=None)
+    if not parsed.tag:
+        from ..errors import UsageError
+
+        raise UsageError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
+    desc = layout.remove_tag(parsed.tag)
+    print(f"removed tag {parsed.tag} ({desc.digest})")
+
+
+@app.command()
+def inspect(
+    ref: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
+    json_out: bool = typer.Option(False, "--json", help="Print the raw documents as JSON."),
+) -> None:
+    """Show an image: platform, config and layers with sizes.
+
+    Example: ocikit inspect ./images:latest --json
+    """
+    from ..inspect import describe
+
+    layout, parsed = _open(ref)
+    info = describe(layout, layout.resolve(parsed.tag, parsed.digest))
+    if json_out:
+        print_json(info.to_dict())
+        return
+    for line in info.lines():
+        print(line)
+
+
+@app.command()
+def verify(
+    ref: str = typer.Argument(..., help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
+    key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
+    annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Verify digests, sizes, diffIDs and documents of an image (and, with --key, its signatures).
+
+    Without a tag, everything reachable from index.json is checked. Every problem is
+    listed; the exit status is 1 when there is any.
+
+    Example: ocikit verify ./images:latest --key cosign.pub
+    """
+    from ..errors import OCIError
+    from ..layout import Layout, Reference
+    from ..progress import Progress
+    from ..verify import verify_layout
+
+    parsed = Reference.parse(ref, default_tag=None)
+    layout = Layout(parsed.layout)
+    roots = None
+    if parsed.tag or parsed.digest:
+        roots = [layout.resolve(parsed.tag, parsed.digest)]
+    progress = Progress("verifying", enabled=None if not (quiet or json_out) else False)
+    report = verify_layout(layout, roots, on_blob=lambda n: progress.advance(n, 1 if n else 0))
+    progress.done()
+    result = report.to_dict()
+
+    sig_ok = True
+    if key:
+        from ..sign import verify_signatures
+
+        required = _pairs(annotation or [], "--annotation")
+        targets = roots or [d for _, d in layout.tags()]
+        checks = []
+        for target in targets:
+            sig = verify_signatures(layout, target, list(key), required)
+            sig_ok = sig_ok and sig.ok
+            checks.extend(
+                {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
+                for c in sig.checks
+            )
+            if not sig.ok and not sig.checks:
+                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": "no signatures found"})
+        result["signatures"] = checks
+        result["ok"] = report.ok and sig_ok
+
+    if json_out:
+        print_json(result)
+    else:
+        for p in report.problems:
+            print(f"FAIL {p}")
+        for c in result.get("signatures", []):
+            state = "ok  " if c["ok"] else "FAIL"
+            print(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}")
+        if report.ok:
+            print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
+    if not report.ok:
+        first = report.problems[0]
+        extra = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        raise OCIError(f"{layout.root}: verification failed: {first}{extra}")
+    if not sig_ok:
+        raise OCIError(f"{layout.root}: no valid signature by the given key(s)")
+
+
+@app.command()
+def gc(
+    layout: Optional[Path] = typer.Argument(None, help="The image layout to clean."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Also prune unreferenced layers of this shared layer store."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed, remove nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Remove blobs unreachable from index.json (keeping referrers such as signatures) and stale temporary files.
+
+    Example: ocikit gc ./images    |    ocikit gc --store /var/lib/ocikit
+    """
+    from ..errors import UsageError
+    from ..layout import Layout
+
+    if layout is None and store is None:
+        raise UsageError("name a LAYOUT, or a layer store with --store")
+    out: dict = {}
+    if layout is not None:
+        result = Layout(layout).gc(dry_run=dry_run)
+        out["layout"] = {"removed": result.removed, "temporary_removed": result.temporary_removed, "bytes_freed": result.bytes_freed}
+        if not json_out:
+            verb = "would remove" if dry_run else "removed"
+            print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, {result.bytes_freed} bytes freed")
+    if store is not None:
+        from ..store import LayerStore
+
+        if dry_run:
+            raise UsageError("--dry-run applies to a layout only, not to --store")
+        pruned = LayerStore(store).prune()
+        out["store"] = {"removed": pruned.removed, "bytes_freed": pruned.bytes_freed}
+        if not json_out:
+            print(f"store: removed {len(pruned.removed)} layers, {pruned.bytes_freed} bytes freed")
+    if json_out:
+        print_json(out)
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="JSON document to validate ('-' for stdin)."),
+    media_type: str = typer.Option(..., "--media-type", "-t", help="e.g. application/vnd.oci.image.manifest.v1+json"),
+    json_out: bool = typer.Option(False, "--json", help="Print violations as JSON."),
+) -> None:
+    """Validate one JSON document against its OCI media type (schema and spec rules).
+
+    Prints `valid` (exit 0), or every violation as `POINTER: REASON` (exit 1).
+
+    Example: ocikit validate --media-type application/vnd.oci.image.manifest.v1+json manifest.json
+    """
+    from ..schema import validate as run
+
+    data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    violations = run(media_type, data)
+    if json_out:
+        print_json({"valid": not violations, "violations": [{"pointer": v.pointer, "reason": v.reason} for v in violations]})
+    elif not violations:
+        print("valid")
+    else:
+        for v in violations:
+            print(f"{v.pointer or '/'}: {v.reason}")
+    if violations:
+        print(f"ocikit: error: {file}: {len(violations)} violation(s) of {media_type}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    """Parse K=V options."""
+    from ..errors import UsageError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out

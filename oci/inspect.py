@@ -1,0 +1,96 @@
+"""A readable (and JSON) summary of an image: platform, config, layers with sizes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .layout import Layout
+from .models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MT_CONFIG, MT_DOCKER_CONFIG, Descriptor, ImageConfig
+
+
+@dataclass
+class ImageInfo:
+    descriptor: Descriptor
+    index: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    children: list["ImageInfo"] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"descriptor": self.descriptor.to_dict()}
+        for key in ("index", "manifest", "config"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.children:
+            out["manifests"] = [c.to_dict() for c in self.children]
+        return out
+
+    def lines(self, indent: str = "") -> list[str]:
+        d = self.descriptor
+        out = [f"{indent}{d.media_type} {d.digest} ({_size(d.size)})"]
+        if self.index is not None:
+            for child in self.children:
+                platform = child.descriptor.platform
+                out.append(f"{indent}  platform {platform or 'unspecified'}:")
+                out.extend(child.lines(indent + "    "))
+        if self.manifest is not None:
+            if self.manifest.get("artifactType"):
+                out.append(f"{indent}artifactType: {self.manifest['artifactType']}")
+            if self.config is not None:
+                cfg = ImageConfig.from_dict(self.config)
+                out.append(f"{indent}platform: {cfg.platform}")
+                for label, value in (("created", cfg.created), ("author", cfg.author)):
+                    if value:
+                        out.append(f"{indent}{label}: {value}")
+                c = cfg.config
+                if c is not None:
+                    for label, value in (
+                        ("entrypoint", c.entrypoint),
+                        ("cmd", c.cmd),
+                        ("env", c.env),
+                        ("workdir", c.working_dir),
+                        ("user", c.user),
+                        ("labels", c.labels),
+                        ("exposed ports", sorted(c.exposed_ports) if c.exposed_ports else None),
+                        ("volumes", sorted(c.volumes) if c.volumes else None),
+                        ("stop signal", c.stop_signal),
+                    ):
+                        if value:
+                            out.append(f"{indent}{label}: {json.dumps(value)}")
+            layers = self.manifest.get("layers", [])
+            total = sum(l.get("size", 0) for l in layers)
+            out.append(f"{indent}layers: {len(layers)} ({_size(total)})")
+            diff_ids = (self.config or {}).get("rootfs", {}).get("diff_ids", [])
+            for i, layer in enumerate(layers):
+                diff = f" diffID {diff_ids[i]}" if i < len(diff_ids) else ""
+                out.append(f"{indent}  {i}: {layer.get('digest')} {_size(layer.get('size', 0))} {layer.get('mediaType')}{diff}")
+        return out
+
+
+def describe(layout: Layout, desc: Descriptor) -> ImageInfo:
+    """Read the documents behind ``desc`` (an index descends into its manifests)."""
+    info = ImageInfo(descriptor=desc)
+    if desc.media_type in INDEX_MEDIA_TYPES:
+        info.index = json.loads(layout.read_blob(desc.digest, desc.size))
+        for child in layout.read_index_blob(desc).manifests:
+            if child.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES and layout.has_blob(child.digest):
+                info.children.append(describe(layout, child))
+            else:
+                info.children.append(ImageInfo(descriptor=child))
+    elif desc.media_type in MANIFEST_MEDIA_TYPES:
+        info.manifest = json.loads(layout.read_blob(desc.digest, desc.size))
+        manifest = layout.read_manifest(desc)
+        if manifest.config.media_type in (MT_CONFIG, MT_DOCKER_CONFIG):
+            info.config = json.loads(layout.read_blob(manifest.config.digest, manifest.config.size))
+    return info
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

@@ -1,0 +1,258 @@
+"""Integrity verification of everything reachable in an image layout.
+
+Checks that every blob exists with its declared size and digest, that JSON documents
+are valid for their media type, and that each layer's uncompressed digest equals the
+config's diff_id. Reports every problem, not only the first; layers stream in bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .digest import CHUNK, Digest, HashingReader
+from .errors import InvalidDigestError, OCIError
+from .layout import Layout
+from .models import (
+    INDEX_MEDIA_TYPES,
+    LAYER_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MT_CONFIG,
+    MT_DOCKER_CONFIG,
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+)
+
+#: JSON media types whose documents are schema-validated.
+_VALIDATED = {*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, MT_CONFIG}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, tied to the blob (or file) it concerns."""
+
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.reason}"
+
+
+@dataclass
+class VerifyReport:
+    problems: list[Problem] = field(default_factory=list)
+    blobs: int = 0
+    bytes: int = 0
+    manifests: list[Descriptor] = field(default_factory=list)  # image manifests checked
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "blobs": self.blobs,
+            "bytes": self.bytes,
+            "manifests": [d.digest for d in self.manifests],
+            "problems": [{"subject": p.subject, "reason": p.reason} for p in self.problems],
+        }
+
+
+def verify_layout(
+    layout: Layout,
+    roots: list[Descriptor] | None = None,
+    *,
+    workers: int | None = None,
+    on_blob: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify everything reachable from ``roots`` (default: every entry of index.json)."""
+    return _Verifier(layout, workers, on_blob).run(roots)
+
+
+class _Verifier:
+    def __init__(self, layout: Layout, workers: int | None, on_blob: Callable[[int], None] | None) -> None:
+        self.layout = layout
+        self.report = VerifyReport()
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.on_blob = on_blob
+        self.checked: dict[str, bool] = {}  # digest -> blob intact
+        self.diff_ids: dict[str, dict[str, Digest] | None] = {}  # layer digest -> algorithm -> diffID
+        self.layer_jobs: dict[str, Descriptor] = {}
+        self.layer_expectations: list[tuple[str, str, str, int]] = []  # (manifest, layer digest, diff_id, index)
+
+    def problem(self, subject: str, reason: str) -> None:
+        self.report.problems.append(Problem(subject, reason))
+
+    def run(self, roots: list[Descriptor] | None) -> VerifyReport:
+        if roots is None:
+            roots = self.layout.index().manifests
+        for desc in roots:
+            self.visit(desc, "index.json")
+        self.check_layers()
+        return self.report
+
+    # -- traversal ------------------------------------------------------------------
+    def visit(self, desc: Descriptor, parent: str) -> None:
+        if desc.digest in self.checked:
+            return
+        try:
+            digest = Digest.parse(desc.digest)
+        except InvalidDigestError as exc:
+            self.checked[desc.digest] = False
+            self.problem(parent, str(exc))
+            return
+        if desc.media_type in LAYER_MEDIA_TYPES:
+            self.checked[desc.digest] = True  # hashed in check_layers
+            self.layer_jobs[desc.digest] = desc
+            return
+        data = self.read_small(desc, digest)
+        if data is None:
+            return
+        if desc.media_type in _VALIDATED:
+            self.validate(desc, data)
+        if desc.media_type in MANIFEST_MEDIA_TYPES:
+            self.visit_manifest(desc, data)
+        elif desc.media_type in INDEX_MEDIA_TYPES:
+            try:
+                index = Index.from_json(data, f"index {desc.digest}")
+            except OCIError as exc:
+                self.problem(desc.digest, str(exc))
+                return
+            for child in index.manifests:
+                self.visit(child, desc.digest)
+
+    def read_small(self, desc: Descriptor, digest: Digest) -> bytes | None:
+        """Read and check a non-layer blob; None (after recording why) when it is unusable."""
+        self.checked[desc.digest] = False
+        if not self.layout.has_blob(digest):
+            where = " (non-distributable; fetched from its urls)" if desc.urls else ""
+            self.problem(desc.digest, f"blob is missing{where}")
+            return None
+        try:
+            data = self.layout.read_blob(digest, desc.size)
+        except OCIError as exc:
+            self.problem(desc.digest, _strip_subject(str(exc), desc.digest))
+            return None
+        self.checked[desc.digest] = True
+        self.report.blobs += 1
+        self.report.bytes += len(data)
+        if self.on_blob:
+            self.on_blob(len(data))
+        return data
+
+    def validate(self, desc: Descriptor, data: bytes) -> None:
+        try:
+            from .schema import validate
+        except ImportError:  # schemas not installed: the model parse below still checks shapes
+            return
+        for v in validate(desc.media_type, data):
+            self.problem(desc.digest, f"invalid {desc.media_type}: {v.pointer or '/'}: {v.reason}")
+
+    def visit_manifest(self, desc: Descriptor, data: bytes) -> None:
+        try:
+            manifest = Manifest.from_json(data, f"manifest {desc.digest}")
+        except OCIError as exc:
+            self.problem(desc.digest, str(exc))
+            return
+        self.report.manifests.append(desc)
+        for child in (manifest.config, *manifest.layers):
+            self.visit(child, desc.digest)
+        if manifest.config.media_type not in (MT_CONFIG, MT_DOCKER_CONFIG):
+            return  # an artifact: its "layers" need not be tar layers
+        if not self.checked.get(manifest.config.digest):
+            return
+        try:
+            config = ImageConfig.from_json(
+                self.layout.read_blob(manifest.config.digest, manifest.config.size), f"config {manifest.config.digest}"
+            )
+        except OCIError as exc:
+            self.problem(manifest.config.digest, str(exc))
+            return
+        layers = [l for l in manifest.layers if l.media_type in LAYER_MEDIA_TYPES]
+        diff_ids = config.rootfs.diff_ids
+        if len(layers) != len(diff_ids):
+            self.problem(
+                desc.digest,
+                f"{len(layers)} layers but config {manifest.config.digest} lists {len(diff_ids)} diff_ids",
+            )
+        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids)):
+            self.layer_expectations.append((desc.digest, layer.digest, diff_id, i))
+
+    # -- layers ---------------------------------------------------------------------
+    def check_layers(self) -> None:
+        jobs = list(self.layer_jobs.values())
+        self.algorithms: dict[str, set[str]] = {}
+        for _, layer, expected, _ in self.layer_expectations:
+            algorithm = expected.split(":", 1)[0]
+            self.algorithms.setdefault(layer, set()).add(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for desc, outcome in zip(jobs, pool.map(self.hash_layer, jobs)):
+                if isinstance(outcome, str):
+                    self.checked[desc.digest] = False
+                    self.diff_ids[desc.digest] = None
+                    self.problem(desc.digest, outcome)
+                else:
+                    self.diff_ids[desc.digest] = outcome
+                    self.report.blobs += 1
+                    self.report.bytes += desc.size
+        for manifest, layer, expected, i in self.layer_expectations:
+            computed = self.diff_ids.get(layer)
+            if computed is None:
+                continue
+            got = computed.get(expected.split(":", 1)[0], computed.get("sha256"))
+            if str(got) != expected:
+                self.problem(layer, f"layer {i} of manifest {manifest}: uncompressed content hashes to {got}, config diff_id is {expected}")
+
+    def hash_layer(self, desc: Descriptor) -> dict[str, Digest] | str:
+        """Stream one layer blob: check digest and size; return its diffIDs by algorithm (or why it failed)."""
+        import hashlib
+
+        from .layer.compression import open_decompressed
+
+        try:
+            digest = Digest.parse(desc.digest)
+            path = self.layout.blob_path(digest)
+            if not path.is_file():
+                if desc.urls:
+                    return "blob is missing (non-distributable; fetched from its urls)"
+                return "blob is missing"
+            size = path.stat().st_size
+            if size != desc.size:
+                return f"size {size} does not match the declared {desc.size}"
+            compression = LAYER_MEDIA_TYPES[desc.media_type]
+            with open(path, "rb") as raw:
+                compressed = HashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
+                plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]
+                hashers = {a: hashlib.new(a) for a in self.algorithms.get(desc.digest, {"sha256"})}
+                try:
+                    while chunk := plain.read(CHUNK):
+                        for h in hashers.values():
+                            h.update(chunk)
+                        if self.on_blob:
+                            self.on_blob(0)
+                except Exception as exc:  # decompressor errors (zlib, zstd, EOF) have no common base
+                    reason = f"cannot decompress as {compression}: {exc}"
+                    compressed.drain()
+                    if compressed.digest() != digest:
+                        return f"content hashes to {compressed.digest()}"
+                    return reason
+                compressed.drain()
+                if self.on_blob:
+                    self.on_blob(size)
+            if compressed.digest() != digest:
+                return f"content hashes to {compressed.digest()}"
+            return {a: Digest(a, h.hexdigest()) for a, h in hashers.items()}
+        except OCIError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"cannot read: {exc.strerror}"
+
+
+def _strip_subject(message: str, digest: str) -> str:
+    prefix = f"blob {digest}: "
+    return message[len(prefix):] if message.startswith(prefix) else message

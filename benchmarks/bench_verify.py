@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Benchmark: `ocikit verify` of a large image against `oci-image-tool validate`, same run.
+
+Builds an image whose one layer holds SIZE MiB (half random, half compressible),
+then times both tools and reports ocikit's peak memory. Not a test: prints numbers.
+
+    python3 benchmarks/bench_verify.py --size 1024 --compression gzip
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def build(root: Path, size_mib: int, compression: str) -> None:
+    import tarfile
+
+    from oci.digest import HashingWriter
+    from oci.layer.compression import open_compressor
+    from oci.layout import Layout
+    from oci.models import MT_CONFIG, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_MANIFEST, Descriptor, ImageConfig, Manifest, RootFS
+
+    layout = Layout.init(root)
+    media = {"gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD, "none": MT_LAYER}[compression]
+    with layout.blob_writer() as blob:
+        comp = open_compressor(blob, compression)
+        plain = HashingWriter(comp)
+        with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            chunk = 1 << 20
+            for i in range(size_mib):
+                info = tarfile.TarInfo(f"data/{i:06d}")
+                info.size = chunk
+                payload = os.urandom(chunk) if i % 2 else bytes(chunk)
+                import io
+
+                tar.addfile(info, io.BytesIO(payload))
+        comp.close()
+    layer = Descriptor(media_type=media, digest=str(blob.digest), size=blob.size)
+    config = layout.put_json(ImageConfig(architecture="amd64", os="linux", rootfs=RootFS([str(plain.digest())])).to_json(), MT_CONFIG)
+    layout.set_tag("latest", layout.put_json(Manifest(config=config, layers=[layer]).to_json(), MT_MANIFEST))
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    return wall, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512, help="layer size in MiB (default 512)")
+    ap.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ocikit-bench-verify-"))
+    try:
+        build(work / "img", args.size, args.compression)
+        ocikit_wall, rss = timed([sys.executable, "-m", "oci", "verify", "-q", f"{work}/img:latest"])
+        print(f"ocikit verify:          {ocikit_wall:7.2f} s   peak RSS {rss / 1024:.0f} MiB   ({args.size} MiB layer, {args.compression})")
+        if shutil.which("oci-image-tool"):
+            peer_wall, _ = timed(["oci-image-tool", "validate", "--type", "image", "--ref", "name=latest", str(work / "img")])
+            print(f"oci-image-tool validate: {peer_wall:7.2f} s")
+            print(f"ratio ocikit/oci-image-tool: {ocikit_wall / peer_wall:.2f}")
+        else:
+            print("oci-image-tool not installed: no peer measurement")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

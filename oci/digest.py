@@ -185,3 +185,87 @@ def digest_chunks(chunks: Iterable[bytes], algorithm: str = "sha256") -> tuple[D
         h.update(chunk)
         size += len(chunk)
     return Digest(algorithm, h.hexdigest()), size
+
+
+class ReadAheadHashingReader:
+    """Read a file ahead in a background thread, hashing it there, while the caller consumes it.
+
+    Reading and hashing the compressed bytes then overlap with the caller's
+    decompression; hashlib and file reads release the GIL. Memory: ``depth`` chunks.
+    """
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256", depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._hash = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+        self._queue: "queue.Queue[bytes | BaseException]" = queue.Queue(maxsize=depth)
+        self._buf = memoryview(b"")
+        self._eof = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(raw,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, raw: BinaryIO) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = raw.read(CHUNK)
+                if chunk:
+                    self._hash.update(chunk)
+                    self.size += len(chunk)
+                self._queue.put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._queue.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [bytes(self._buf)]
+            self._buf = memoryview(b"")
+            while chunk := self._next():
+                parts.append(chunk)
+            return b"".join(parts)
+        if not self._buf and not self._eof:
+            self._buf = memoryview(self._next())
+        out = bytes(self._buf[:n])
+        self._buf = self._buf[n:]
+        return out
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def _next(self) -> bytes:
+        if self._eof:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._eof = True
+            raise item
+        if not item:
+            self._eof = True
+        return item
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self._next():
+            pass
+        self._thread.join()
+
+    def digest(self) -> Digest:
+        """The digest of everything read; call after drain()."""
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except Exception:
+                self._thread.join(0.01)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .digest import CHUNK, Digest, HashingReader
+from .digest import CHUNK, Digest, ReadAheadHashingReader
 from .errors import InvalidDigestError, OCIError
 from .layout import Layout
 from .models import (
@@ -226,7 +226,7 @@ class _Verifier:
                 return f"size {size} does not match the declared {desc.size}"
             compression = LAYER_MEDIA_TYPES[desc.media_type]
             with open(path, "rb") as raw:
-                compressed = HashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
+                compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]
                 hashers = {a: hashlib.new(a) for a in self.algorithms.get(desc.digest, {"sha256"})}
                 try:
@@ -235,6 +235,9 @@ class _Verifier:
                             h.update(chunk)
                         if self.on_blob:
                             self.on_blob(0)
+                except OSError:
+                    compressed.close()
+                    raise
                 except Exception as exc:  # decompressor errors (zlib, zstd, EOF) have no common base
                     reason = f"cannot decompress as {compression}: {exc}"
                     compressed.drain()

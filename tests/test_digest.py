@@ -67,3 +67,33 @@ def test_verifying_reader_fails_when_longer_than_declared():
 def test_digest_stream_counts_size():
     d, size = digest_stream(io.BytesIO(b"hello"))
     assert (str(d), size) == (HELLO, 5)
+
+
+def test_read_ahead_reader_hashes_everything_and_serves_any_read_size():
+    import os
+
+    from oci.digest import ReadAheadHashingReader
+
+    payload = os.urandom(3 * (1 << 20) + 17)
+    r = ReadAheadHashingReader(io.BytesIO(payload))
+    got = bytearray()
+    sizes = [1, 7, 65536, 1 << 20, 3]
+    i = 0
+    while chunk := r.read(sizes[i % len(sizes)]):
+        got += chunk
+        i += 1
+    r.drain()
+    assert bytes(got) == payload
+    assert r.digest() == Digest.from_bytes(payload) and r.size == len(payload)
+
+
+def test_read_ahead_reader_reraises_read_errors():
+    from oci.digest import ReadAheadHashingReader
+
+    class Broken(io.RawIOBase):
+        def read(self, n=-1):
+            raise OSError(5, "Input/output error")
+
+    r = ReadAheadHashingReader(Broken())
+    with pytest.raises(OSError):
+        r.read(10)

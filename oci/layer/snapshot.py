@@ -1,0 +1,229 @@
+"""Per-entry metadata of a directory tree, and a saved snapshot of it to diff against later.
+
+A snapshot taken right after unpacking lets ``write_layer`` find what changed in
+place, without a second copy of the tree (JSON lines, written and read streaming).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import LayerError
+
+SNAPSHOT_FORMAT = "ocikit-tree-snapshot/1"
+_CHUNK = 1 << 20
+# SELinux labels describe the host's policy, not the image's content.
+_SKIPPED_XATTRS = ("security.selinux",)
+
+
+@dataclass(frozen=True)
+class EntryMeta:
+    """What a layer records about one entry, plus inode facts for change detection."""
+
+    kind: str  # file, dir, symlink, chardev, blockdev, fifo, socket
+    mode: int  # permission bits incl. setuid/setgid/sticky
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    link: str | None = None
+    rdev: int = 0
+    ino: int = 0
+    dev: int = 0
+    nlink: int = 1
+    ctime_ns: int = 0
+    sha256: str | None = None
+
+    def same_as(self, other: "EntryMeta") -> bool:
+        """Equal in everything a layer records (content aside)."""
+        return (
+            self.kind == other.kind and self.mode == other.mode and self.uid == other.uid
+            and self.gid == other.gid and self.mtime_ns == other.mtime_ns and self.xattrs == other.xattrs
+            and self.link == other.link
+            and (self.size == other.size or self.kind != "file")
+            and (self.rdev == other.rdev or self.kind not in ("chardev", "blockdev"))
+        )
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISCHR(mode):
+        return "chardev"
+    if stat.S_ISBLK(mode):
+        return "blockdev"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "unknown"
+
+
+def read_xattrs(path: str | Path) -> dict[str, bytes]:
+    """All xattrs of ``path`` (not following symlinks) except host-only ones."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (getattr(os, "ENOTSUP", 95), getattr(os, "EOPNOTSUPP", 95)):
+            return {}
+        raise
+    out: dict[str, bytes] = {}
+    for name in sorted(names):
+        if name in _SKIPPED_XATTRS:
+            continue
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != getattr(os, "ENODATA", 61):
+                raise
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def meta_of(path: str | Path, st: os.stat_result | None = None, *, xattrs: dict[str, bytes] | None = None,
+            hash_content: bool = False) -> EntryMeta:
+    """The EntryMeta of ``path`` from an lstat (given or taken now)."""
+    st = st or os.lstat(path)
+    kind = kind_of(st.st_mode)
+    return EntryMeta(
+        kind=kind,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        size=st.st_size if kind == "file" else 0,
+        mtime_ns=st.st_mtime_ns,
+        xattrs=read_xattrs(path) if xattrs is None else xattrs,
+        link=os.readlink(path) if kind == "symlink" else None,
+        rdev=st.st_rdev if kind in ("chardev", "blockdev") else 0,
+        ino=st.st_ino,
+        dev=st.st_dev,
+        nlink=st.st_nlink,
+        ctime_ns=st.st_ctime_ns,
+        sha256=file_sha256(path) if hash_content and kind == "file" else None,
+    )
+
+
+class TreeSnapshot:
+    """Relative path -> EntryMeta for every entry below a root (the root itself is '')."""
+
+    def __init__(self, entries: dict[str, EntryMeta] | None = None) -> None:
+        self.entries: dict[str, EntryMeta] = entries or {}
+        self._children: dict[str, list[str]] | None = None
+
+    def get(self, rel: str) -> EntryMeta | None:
+        return self.entries.get(rel)
+
+    def names(self, rel: str) -> list[str]:
+        """Names directly inside directory ``rel``."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            for path in self.entries:
+                if path:
+                    parent, _, name = path.rpartition("/")
+                    children.setdefault(parent, []).append(name)
+            self._children = children
+        return self._children.get(rel, [])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON lines (a header line, then one entry per line), atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(json.dumps({"format": SNAPSHOT_FORMAT, "entries": len(self.entries)}) + "\n")
+            for rel, m in self.entries.items():
+                f.write(json.dumps(_encode(rel, m), separators=(",", ":")) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TreeSnapshot":
+        """Read a snapshot written by ``save``; LayerError naming the file and line when malformed."""
+        entries: dict[str, EntryMeta] = {}
+        with open(path, encoding="ascii") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    obj = json.loads(line)
+                    if lineno == 1:
+                        if obj.get("format") != SNAPSHOT_FORMAT:
+                            raise ValueError(f"not a tree snapshot (format {obj.get('format')!r})")
+                        continue
+                    rel, meta = _decode(obj)
+                except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+                    raise LayerError(f"{path}: line {lineno}: malformed tree snapshot: {exc}") from None
+                entries[rel] = meta
+        return cls(entries)
+
+
+def _encode(rel: str, m: EntryMeta) -> dict:
+    # Paths may hold any bytes; surrogate escapes survive JSON's ASCII form.
+    obj: dict = {"p": rel, "k": m.kind, "m": m.mode, "u": m.uid, "g": m.gid, "t": m.mtime_ns,
+                 "i": m.ino, "d": m.dev, "n": m.nlink, "c": m.ctime_ns}
+    if m.kind == "file":
+        obj["s"] = m.size
+    if m.xattrs:
+        obj["x"] = {k: base64.b64encode(v).decode() for k, v in m.xattrs.items()}
+    if m.link is not None:
+        obj["l"] = m.link
+    if m.rdev:
+        obj["r"] = m.rdev
+    if m.sha256:
+        obj["h"] = m.sha256
+    return obj
+
+
+def _decode(obj: dict) -> tuple[str, EntryMeta]:
+    return obj["p"], EntryMeta(
+        kind=obj["k"], mode=int(obj["m"]), uid=int(obj["u"]), gid=int(obj["g"]), size=int(obj.get("s", 0)),
+        mtime_ns=int(obj["t"]),
+        xattrs={k: base64.b64decode(v, validate=True) for k, v in obj.get("x", {}).items()},
+        link=obj.get("l"), rdev=int(obj.get("r", 0)), ino=int(obj["i"]), dev=int(obj["d"]),
+        nlink=int(obj["n"]), ctime_ns=int(obj["c"]), sha256=obj.get("h"),
+    )
+
+
+def walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(relative path, absolute path, lstat) for every entry below ``root``, depth first."""
+    stack = [("", str(root))]
+    while stack:
+        rel, path = stack.pop()
+        with os.scandir(path) as it:
+            found = sorted(((e.name, e.path, e.stat(follow_symlinks=False)) for e in it), reverse=True)
+        for name, p, st in reversed(found):
+            r = f"{rel}/{name}" if rel else name
+            yield r, p, st
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((r, p))
+
+
+def snapshot_tree(root: Path, *, hash_content: bool = False) -> TreeSnapshot:
+    """Record every entry of ``root``; with ``hash_content`` also each file's sha256.
+
+    Without hashes a file counts as unchanged later only while its inode, ctime,
+    size and mtime all still match (any write or metadata change moves ctime).
+    """
+    root = Path(root)
+    entries = {"": meta_of(root)}
+    for rel, path, st in walk(root):
+        entries[rel] = meta_of(path, st, hash_content=hash_content)
+    return TreeSnapshot(entries)

@@ -1,0 +1,110 @@
+"""Tar entry headers as layers need them: ustar blocks plus PAX extended headers.
+
+Owns the byte format only (no file system access): names, modes, numeric owners,
+whole-second mtimes, device numbers, and xattrs as binary-safe ``SCHILY.xattr.*``.
+"""
+
+from __future__ import annotations
+
+BLOCK = 512
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+
+REGULAR, HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
+PAX_HEADER = b"x"
+
+# Largest value each octal field holds (width minus the NUL terminator).
+_MAX8 = 8**7 - 1
+_MAX12 = 8**11 - 1
+
+
+def padding(size: int) -> bytes:
+    """Zero bytes that round ``size`` up to a whole block."""
+    return b"\0" * (-size % BLOCK)
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    # The length prefix counts itself, so it may need one more digit than a first guess.
+    body = b" " + key + b"=" + value + b"\n"
+    n = len(body) + 1
+    while len(str(n)) + len(body) != n:
+        n = len(str(n)) + len(body)
+    return str(n).encode() + body
+
+
+def _ustar(name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+           linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
+    h = bytearray(BLOCK)
+    h[0:len(name)] = name
+    h[100:108] = _octal(mode, 8)
+    h[108:116] = _octal(uid, 8)
+    h[116:124] = _octal(gid, 8)
+    h[124:136] = _octal(size, 12)
+    h[136:148] = _octal(mtime, 12)
+    h[148:156] = b" " * 8
+    h[156:157] = typeflag
+    h[157:157 + len(linkname)] = linkname
+    h[257:263] = b"ustar\0"
+    h[263:265] = b"00"
+    # uname/gname stay empty: layers carry numeric owners only.
+    if typeflag in (CHARDEV, BLOCKDEV):
+        h[329:337] = _octal(devmajor, 8)
+        h[337:345] = _octal(devminor, 8)
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _fits(field: bytes) -> bool:
+    return len(field) <= 100 and field.isascii()
+
+
+def header(
+    name: bytes,
+    typeflag: bytes,
+    *,
+    mode: int,
+    uid: int = 0,
+    gid: int = 0,
+    size: int = 0,
+    mtime: int = 0,
+    linkname: bytes = b"",
+    devmajor: int = 0,
+    devminor: int = 0,
+    xattrs: dict[str, bytes] | None = None,
+) -> bytes:
+    """The header block(s) of one entry: a PAX 'x' header first when ustar can't hold it.
+
+    PAX records are used for names or link targets over 100 bytes or not ASCII,
+    numbers too large for their octal field, negative mtimes, and xattrs.
+    Records and xattrs are written in sorted order so the bytes are reproducible.
+    """
+    records: list[tuple[bytes, bytes]] = []
+    if not _fits(name):
+        records.append((b"path", name))
+        name = name[:100].decode("ascii", "replace").encode("ascii", "replace")[:100]
+    if linkname and not _fits(linkname):
+        records.append((b"linkpath", linkname))
+        linkname = linkname[:100].decode("ascii", "replace").encode("ascii", "replace")[:100]
+    if size > _MAX12:
+        records.append((b"size", b"%d" % size))
+        size = 0
+    if uid > _MAX8:
+        records.append((b"uid", b"%d" % uid))
+        uid = 0
+    if gid > _MAX8:
+        records.append((b"gid", b"%d" % gid))
+        gid = 0
+    if mtime < 0 or mtime > _MAX12:
+        records.append((b"mtime", b"%d" % mtime))
+        mtime = 0
+    for key in sorted(xattrs or ()):
+        records.append((b"SCHILY.xattr." + key.encode("utf-8", "surrogateescape"), xattrs[key]))  # type: ignore[index]
+    main = _ustar(name, typeflag, mode, uid, gid, size, mtime, linkname, devmajor, devminor)
+    if not records:
+        return main
+    data = b"".join(_pax_record(k, v) for k, v in records)
+    pax_name = (b"PaxHeaders.0/" + name.rstrip(b"/").rsplit(b"/", 1)[-1])[:100]
+    return _ustar(pax_name, PAX_HEADER, 0o644, 0, 0, len(data), 0) + data + padding(len(data)) + main

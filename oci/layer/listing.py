@@ -1,0 +1,64 @@
+"""Read a layer's table of contents: entries as plain dicts, whiteouts as deletions.
+
+Streams the (detected-compression) tar once; nothing is extracted.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from typing import BinaryIO, Iterator
+
+from ..errors import LayerError
+from .compression import open_detected
+from .whiteout import is_opaque_marker, whiteout_target
+
+_TYPES = {
+    tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
+    tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "chardev", tarfile.BLKTYPE: "blockdev", tarfile.FIFOTYPE: "fifo",
+}
+
+
+def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
+    """One dict per entry: type, name, and for real entries mode, uid, gid, size, link/device, xattrs.
+
+    Whiteouts come out as ``{"type": "whiteout", "name": deleted path}`` and opaque
+    markers as ``{"type": "opaque", "name": directory}``.
+    """
+    reader, _ = open_detected(stream)
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
+            for member in tar:
+                yield _row(member, where)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        # zlib/zstd report corrupt input as OSError/ValueError subclasses.
+        if isinstance(exc, OSError) and exc.filename:
+            raise
+        raise LayerError(f"{where}: not a readable layer tar: {exc}") from None
+
+
+def _row(m: tarfile.TarInfo, where: str) -> dict:
+    name = m.name[2:] if m.name.startswith("./") else m.name
+    name = name.rstrip("/")
+    parent, base = posixpath.split(name)
+    if is_opaque_marker(base):
+        return {"type": "opaque", "name": (parent or ".") + "/"}
+    target = whiteout_target(base)
+    if target is not None:
+        if not target:
+            raise LayerError(f"{where}: entry {m.name!r}: whiteout names nothing")
+        return {"type": "whiteout", "name": posixpath.join(parent, target)}
+    kind = _TYPES.get(m.type)
+    if kind is None:
+        raise LayerError(f"{where}: entry {m.name!r}: unsupported tar type {m.type!r}")
+    row: dict = {"type": kind, "name": name + "/" if kind == "dir" else name, "mode": m.mode,
+                 "uid": m.uid, "gid": m.gid, "size": m.size, "mtime": int(m.mtime)}
+    if kind in ("symlink", "hardlink"):
+        row["link"] = m.linkname
+    if kind in ("chardev", "blockdev"):
+        row["device"] = f"{m.devmajor}:{m.devminor}"
+    xattrs = sorted(k[len("SCHILY.xattr."):] for k in m.pax_headers if k.startswith("SCHILY.xattr."))
+    if xattrs:
+        row["xattrs"] = xattrs
+    return row

@@ -1,0 +1,584 @@
+"""Layer generation: full layers, changesets against a directory or a snapshot, overlay uppers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from conftest import require_root, require_tool
+from oci.errors import LayerError, UsageError
+from oci.layer.compression import open_detected
+from oci.layer.generate import write_layer
+from oci.layer.snapshot import TreeSnapshot, snapshot_tree
+from treecmp import assert_trees_equal
+
+CAP = bytes.fromhex("01000002") + b"\xff\x00\x80\x00" + bytes(12)  # not UTF-8, holds NULs
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def layer(new: Path, old=None, **kw) -> tuple[bytes, object]:
+    buf = io.BytesIO()
+    kw.setdefault("compression", "none")
+    result = write_layer(buf, new, old, **kw)
+    return buf.getvalue(), result
+
+
+def members(data: bytes) -> list[tarfile.TarInfo]:
+    reader, _ = open_detected(io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
+    with tarfile.open(fileobj=reader, mode="r|") as tar:
+        return list(tar)
+
+
+def names(data: bytes) -> list[str]:
+    return [m.name for m in members(data)]
+
+
+def by_name(data: bytes) -> dict[str, tarfile.TarInfo]:
+    return {m.name: m for m in members(data)}
+
+
+def raw_names(data: bytes, tmp: Path) -> list[str]:
+    """Names exactly as stored (GNU tar shows directories' trailing slash)."""
+    p = tmp / "raw.tar"
+    p.write_bytes(data)
+    return subprocess.run(["tar", "-tf", str(p)], capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def write(path: Path, text: str = "x", mode: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
+
+
+def xattr(m: tarfile.TarInfo, key: str) -> bytes | None:
+    value = m.pax_headers.get("SCHILY.xattr." + key)
+    return None if value is None else value.encode("utf-8", "surrogateescape")
+
+
+def same_times(src: Path, dst: Path) -> None:
+    """Give every entry of dst the mtime of its twin in src."""
+    for root, dirs, files in os.walk(dst, topdown=False):
+        for n in dirs + files:
+            p = Path(root, n)
+            twin = src / p.relative_to(dst)
+            if twin.exists() and not p.is_symlink():
+                st = os.lstat(twin)
+                os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    st = os.lstat(src)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A tree with every entry type layers hold."""
+    require_root()
+    t = tmp_path / "tree"
+    write(t / "etc/passwd", "root:x:0:0\n")
+    write(t / "bin/sudo", "suid", 0o4755)
+    write(t / "bin/wall", "sgid", 0o2755)
+    (t / "tmp").mkdir()
+    os.chmod(t / "tmp", 0o1777)
+    os.link(t / "etc/passwd", t / "etc/passwd-link")
+    os.symlink("/etc/passwd", t / "abs-link")
+    os.symlink("../etc/passwd", t / "bin/rel-link")
+    (t / "dev").mkdir()
+    os.mknod(t / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(t / "dev/sda", 0o660 | stat.S_IFBLK, os.makedev(8, 0))
+    os.mkfifo(t / "dev/fifo", 0o600)
+    ping = write(t / "bin/ping", "ping")
+    os.setxattr(ping, "security.capability", CAP)
+    os.setxattr(ping, "user.comment", b"hello")
+    os.chown(t / "etc/passwd", 1234, 5678)
+    return t
+
+
+# -- full layers ----------------------------------------------------------------------------------
+
+
+def test_full_layer_holds_every_entry_type(tree: Path) -> None:
+    data, result = layer(tree)
+    m = by_name(data)
+    assert m["etc/passwd"].isreg() and m["etc"].isdir()
+    assert m["abs-link"].issym() and m["abs-link"].linkname == "/etc/passwd"
+    assert m["bin/rel-link"].issym() and m["bin/rel-link"].linkname == "../etc/passwd"
+    assert m["dev/null"].ischr() and (m["dev/null"].devmajor, m["dev/null"].devminor) == (1, 3)
+    assert m["dev/sda"].isblk() and (m["dev/sda"].devmajor, m["dev/sda"].devminor) == (8, 0)
+    assert m["dev/fifo"].isfifo()
+    assert result.entries == len(m)
+
+
+def test_full_layer_has_no_root_entry_and_relative_names(tree: Path, tmp_path: Path) -> None:
+    stored = raw_names(layer(tree)[0], tmp_path)
+    assert all(not n.startswith(("/", "./")) and n not in (".", "./") for n in stored)
+    assert "etc/" in stored and "dev/" in stored  # directories end in a slash
+    assert "etc/passwd" in stored
+
+
+def test_entries_are_depth_first_in_byte_order(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    for n in ("a/z", "a/B", "a-b", "A", "a/b/c", "_"):
+        write(t / n)
+    assert names(layer(t)[0]) == ["A", "_", "a", "a/B", "a/b", "a/b/c", "a/z", "a-b"]
+
+
+def test_full_mode_bits_survive_including_setuid_setgid_sticky(tree: Path) -> None:
+    m = by_name(layer(tree)[0])
+    assert m["bin/sudo"].mode == 0o4755
+    assert m["bin/wall"].mode == 0o2755
+    assert m["tmp"].mode == 0o1777
+
+
+def test_owners_are_numeric_with_empty_names(tree: Path) -> None:
+    m = by_name(layer(tree)[0])["etc/passwd"]
+    assert (m.uid, m.gid) == (1234, 5678)
+    assert m.uname == "" and m.gname == ""
+
+
+def test_xattrs_are_binary_safe_pax_records(tree: Path) -> None:
+    m = by_name(layer(tree)[0])["bin/ping"]
+    assert xattr(m, "security.capability") == CAP
+    assert xattr(m, "user.comment") == b"hello"
+
+
+def test_gnu_tar_restores_xattrs_and_devices_from_the_layer(tree: Path, tmp_path: Path) -> None:
+    require_tool("tar")
+    p = tmp_path / "l.tar"
+    p.write_bytes(layer(tree)[0])
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "-C", str(out), "-xpf", str(p), "--xattrs", "--xattrs-include=*", "--numeric-owner"], check=True)
+    assert os.getxattr(out / "bin/ping", "security.capability") == CAP
+    assert_trees_equal(tree, out)
+
+
+def test_long_names_and_link_targets_round_trip(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    deep = "/".join(["d" * 60] * 5) + "/" + "f" * 120
+    write(t / deep, "deep")
+    target = "/" + "t" * 250
+    os.symlink(target, t / "l")
+    m = by_name(layer(t)[0])
+    assert m[deep].isreg() and len(deep) > 255
+    assert m["l"].linkname == target
+
+
+def test_hardlinked_files_become_one_file_and_link_entries(tree: Path) -> None:
+    m = by_name(layer(tree)[0])
+    assert m["etc/passwd"].isreg() and m["etc/passwd"].size == len("root:x:0:0\n")
+    assert m["etc/passwd-link"].islnk() and m["etc/passwd-link"].linkname == "etc/passwd"
+
+
+def test_sockets_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    import socket
+
+    t = tmp_path / "t"
+    write(t / "f")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(t / "sock"))
+    warnings: list[str] = []
+    data, _ = layer(t, warn=warnings.append)
+    s.close()
+    assert names(data) == ["f"]
+    assert len(warnings) == 1 and "sock" in warnings[0]
+
+
+def test_overlay_xattrs_never_enter_a_full_layer(tmp_path: Path) -> None:
+    require_root()
+    t = tmp_path / "t"
+    f = write(t / "f")
+    os.setxattr(f, "trusted.overlay.opaque", b"y")
+    os.setxattr(f, "user.keep", b"1")
+    m = by_name(layer(t)[0])["f"]
+    assert not [k for k in m.pax_headers if "overlay" in k]
+    assert xattr(m, "user.keep") == b"1"
+
+
+# -- digests, compression, reproducibility ------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_digest_and_diff_id_come_from_the_one_pass(tree: Path, compression: str) -> None:
+    data, r = layer(tree, compression=compression)
+    assert str(r.digest) == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert r.size == len(data)
+    reader, kind = open_detected(io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
+    assert (kind or "none") == compression
+    assert str(r.diff_id) == "sha256:" + hashlib.sha256(reader.read()).hexdigest()
+    assert r.media_type == "application/vnd.oci.image.layer.v1.tar" + {"none": "", "gzip": "+gzip", "zstd": "+zstd"}[compression]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_same_tree_gives_byte_identical_layers(tree: Path, compression: str) -> None:
+    assert layer(tree, compression=compression)[0] == layer(tree, compression=compression)[0]
+
+
+def test_a_copy_of_the_tree_elsewhere_gives_the_same_digest(tree: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere/copy"
+    copy.parent.mkdir()
+    subprocess.run(["cp", "-a", str(tree), str(copy)], check=True)
+    assert layer(copy, compression="gzip")[1].digest == layer(tree, compression="gzip")[1].digest
+
+
+def test_gzip_header_has_no_mtime_or_file_name(tree: Path) -> None:
+    data, _ = layer(tree, compression="gzip")
+    assert data[:3] == b"\x1f\x8b\x08"
+    assert data[3] & 0x08 == 0, "FNAME flag set"
+    assert data[4:8] == b"\0\0\0\0", "gzip mtime is not zero"
+    assert gzip.decompress(data)  # a valid gzip stream
+
+
+def test_source_date_epoch_clamps_only_newer_mtimes(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    old, new = write(t / "old"), write(t / "new")
+    os.utime(old, (1000, 1000))
+    os.utime(new, (5_000_000, 5_000_000))
+    m = by_name(layer(t, source_date_epoch=2000)[0])
+    assert m["old"].mtime == 1000
+    assert m["new"].mtime == 2000
+
+
+def test_subsecond_mtimes_are_truncated_to_seconds(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    f = write(t / "f")
+    os.utime(f, ns=(1_700_000_000_999_999_999, 1_700_000_000_999_999_999))
+    m = members(layer(t)[0])[0]
+    assert m.mtime == 1_700_000_000 and "mtime" not in m.pax_headers
+
+
+def test_memory_stays_bounded_for_a_large_file(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    t.mkdir()
+    with open(t / "big", "wb") as f:
+        f.truncate(256 << 20)  # sparse: reads as zeros without using disk
+
+    class Discard(io.RawIOBase):
+        n = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:  # type: ignore[no-untyped-def]
+            self.n += len(b)
+            return len(b)
+
+    sink = Discard()
+    tracemalloc.start()
+    try:
+        result = write_layer(sink, t, compression="none")  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.size == sink.n > 256 << 20
+    assert peak < 16 << 20, f"peak Python allocation {peak} bytes"
+
+
+# -- changesets against a directory ---------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """OLD and a NEW that is an exact copy (same mtimes); tests then change NEW."""
+    old = tmp_path / "old"
+    write(old / "etc/hosts", "127.0.0.1 localhost\n")
+    write(old / "etc/motd", "hello\n")
+    write(old / "usr/share/doc/a/README", "a")
+    write(old / "usr/share/doc/a/deep/more", "b")
+    write(old / "var/lib/x", "x")
+    os.symlink("hosts", old / "etc/link")
+    new = tmp_path / "new"
+    subprocess.run(["cp", "-a", str(old), str(new)], check=True)
+    return old, new
+
+
+def test_an_unchanged_tree_gives_an_empty_layer(pair) -> None:
+    old, new = pair
+    data, r = layer(new, old)
+    assert names(data) == [] and r.entries == 0
+
+
+def test_an_empty_old_dir_gives_the_full_layer(tree: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert layer(tree, empty)[0] == layer(tree)[0]
+
+
+def test_added_file_is_in_the_layer_with_its_parent(pair) -> None:
+    old, new = pair
+    write(new / "etc/new.conf", "n")
+    assert names(layer(new, old)[0]) == ["etc", "etc/new.conf"]
+
+
+def test_same_size_same_mtime_content_change_is_found(pair) -> None:
+    old, new = pair
+    (new / "etc/motd").write_text("HELLO\n")
+    same_times(old, new)
+    assert names(layer(new, old)[0]) == ["etc/motd"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: os.chmod(p, 0o4700),
+        lambda p: os.chown(p, 42, 43),
+        lambda p: os.setxattr(p, "user.new", b"1"),
+        lambda p: os.utime(p, (1, 1)),
+    ],
+    ids=["mode", "owner", "xattr", "mtime"],
+)
+def test_metadata_only_changes_are_found(pair, change) -> None:
+    require_root()
+    old, new = pair
+    change(new / "etc/motd")
+    assert names(layer(new, old)[0]) == ["etc/motd"]
+
+
+def test_changed_symlink_target_is_found(pair) -> None:
+    old, new = pair
+    os.unlink(new / "etc/link")
+    os.symlink("motd", new / "etc/link")
+    same_times(old, new)
+    m = by_name(layer(new, old)[0])
+    assert list(m) == ["etc/link"] and m["etc/link"].linkname == "motd"
+
+
+def test_deleted_file_becomes_a_whiteout(pair) -> None:
+    old, new = pair
+    os.unlink(new / "etc/motd")
+    same_times(old, new)
+    m = by_name(layer(new, old)[0])
+    assert list(m) == ["etc/.wh.motd"] and m["etc/.wh.motd"].size == 0
+
+
+def test_deleted_directory_is_one_whiteout_not_one_per_child(pair) -> None:
+    old, new = pair
+    shutil.rmtree(new / "usr/share/doc/a")
+    same_times(old, new)
+    assert names(layer(new, old)[0]) == ["usr/share/doc/.wh.a"]
+
+
+def test_directory_replaced_by_a_file_is_whited_out_first(pair) -> None:
+    old, new = pair
+    shutil.rmtree(new / "var/lib")
+    write(new / "var/lib", "now a file")
+    same_times(old, new)
+    assert names(layer(new, old)[0]) == ["var/.wh.lib", "var/lib"]
+
+
+def test_file_replaced_by_a_directory_brings_all_its_content(pair) -> None:
+    old, new = pair
+    os.unlink(new / "etc/motd")
+    write(new / "etc/motd/part", "p")
+    same_times(old, new)
+    data = layer(new, old)[0]
+    assert names(data) == ["etc/motd", "etc/motd/part"]
+    assert by_name(data)["etc/motd"].isdir()
+
+
+def test_directory_deleted_and_recreated_hides_its_old_children(pair) -> None:
+    old, new = pair
+    shutil.rmtree(new / "usr/share/doc/a")
+    write(new / "usr/share/doc/a/NEW", "n")
+    same_times(old, new)
+    got = names(layer(new, old)[0])
+    assert "usr/share/doc/a/.wh.README" in got and "usr/share/doc/a/.wh.deep" in got
+    assert "usr/share/doc/a/NEW" in got
+
+
+def test_new_hardlink_to_an_unchanged_file_keeps_the_pair_linked(pair) -> None:
+    old, new = pair
+    os.link(new / "var/lib/x", new / "var/lib/y")
+    os.utime(new / "var/lib", ns=(0, os.lstat(old / "var/lib").st_mtime_ns))
+    m = by_name(layer(new, old)[0])
+    assert m["var/lib/x"].isreg()
+    assert m["var/lib/y"].islnk() and m["var/lib/y"].linkname == "var/lib/x"
+
+
+def test_old_that_is_not_a_directory_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "new/f")
+    with pytest.raises(LayerError, match="nope"):
+        layer(tmp_path / "new", tmp_path / "nope")
+
+
+# -- changesets against a snapshot ------------------------------------------------------------------
+
+
+def test_snapshot_diff_of_an_untouched_tree_is_empty(tree: Path) -> None:
+    snap = snapshot_tree(tree)
+    assert names(layer(tree, snap)[0]) == []
+
+
+def test_snapshot_sees_an_in_place_rewrite_with_mtime_restored(tree: Path) -> None:
+    snap = snapshot_tree(tree)
+    p = tree / "bin/sudo"
+    st = os.stat(p)
+    p.write_text("SUID")  # same size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert names(layer(tree, snap)[0]) == ["bin/sudo"]
+
+
+def test_snapshot_with_hashes_ignores_a_rewrite_of_identical_bytes(tree: Path) -> None:
+    snap = snapshot_tree(tree, hash_content=True)
+    p = tree / "bin/sudo"
+    st = os.stat(p)
+    p.write_text("suid")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert names(layer(tree, snap)[0]) == []
+
+
+def test_snapshot_diff_whites_out_deletions(tree: Path) -> None:
+    snap = snapshot_tree(tree)
+    shutil.rmtree(tree / "dev")
+    got = names(layer(tree, snap)[0])
+    assert ".wh.dev" in got and not [n for n in got if n.startswith("dev/")]
+
+
+def test_snapshot_saved_and_loaded_diffs_the_same(tree: Path, tmp_path: Path) -> None:
+    snap = snapshot_tree(tree, hash_content=True)
+    snap.save(tmp_path / "snap.jsonl")
+    loaded = TreeSnapshot.load(tmp_path / "snap.jsonl")
+    assert loaded.entries == snap.entries
+    write(tree / "etc/added", "a")
+    assert layer(tree, loaded)[0] == layer(tree, snap)[0]
+
+
+def test_malformed_snapshot_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "snap.jsonl"
+    write(tmp_path / "t/f")
+    snapshot_tree(tmp_path / "t").save(p)
+    p.write_text(p.read_text() + "{not json\n")
+    with pytest.raises(LayerError, match=r"snap\.jsonl: line 4"):
+        TreeSnapshot.load(p)
+
+
+# -- overlayfs upper dirs (real mounts) ---------------------------------------------------------------
+
+
+def _mount_overlay(tmp_path: Path, userxattr: bool = False) -> tuple[Path, Path, Path]:
+    require_root()
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    write(lower / "etc/motd", "hello")
+    write(lower / "etc/keep", "keep")
+    write(lower / "opt/app/bin/tool", "tool")
+    write(lower / "opt/app/lib/libx.so", "lib")
+    write(lower / "srv/data", "data")
+    write(lower / "was-file", "f")
+    for d in (upper, work, merged):
+        d.mkdir()
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}" + (",userxattr" if userxattr else "")
+    res = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount overlayfs here: {res.stderr.strip()}")
+    return lower, upper, merged
+
+
+def _change_through(merged: Path) -> None:
+    os.unlink(merged / "etc/motd")
+    shutil.rmtree(merged / "opt/app")
+    write(merged / "opt/app/NEW", "new")
+    shutil.rmtree(merged / "srv")
+    os.unlink(merged / "was-file")
+    write(merged / "was-file/inside", "i")
+    write(merged / "etc/added", "a")
+
+
+@pytest.fixture
+def upper(tmp_path: Path):
+    lower, up, merged = _mount_overlay(tmp_path)
+    try:
+        _change_through(merged)
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    return up
+
+
+def test_overlay_whiteout_devices_become_whiteout_files(upper: Path) -> None:
+    m = by_name(layer(upper, overlay=True)[0])
+    assert m["etc/.wh.motd"].isreg() and m["etc/.wh.motd"].size == 0
+    assert m[".wh.srv"].isreg()
+    assert not [n for n, i in m.items() if i.ischr()], "a whiteout device leaked into the layer"
+
+
+def test_overlay_opaque_dir_gets_a_marker_right_after_it(upper: Path) -> None:
+    got = names(layer(upper, overlay=True)[0])
+    i = got.index("opt/app")
+    assert got[i + 1] == "opt/app/.wh..wh..opq"
+    assert "opt/app/NEW" in got
+
+
+def test_overlay_type_change_is_a_plain_entry(upper: Path) -> None:
+    m = by_name(layer(upper, overlay=True)[0])
+    assert m["was-file"].isdir() and m["was-file/inside"].isreg()
+
+
+def test_overlay_xattrs_do_not_leak_from_an_upper_dir(upper: Path) -> None:
+    for m in members(layer(upper, overlay=True)[0]):
+        assert not [k for k in m.pax_headers if ".overlay." in k], m.name
+
+
+def test_overlay_layer_is_exactly_the_changes(upper: Path) -> None:
+    assert names(layer(upper, overlay=True)[0]) == [
+        ".wh.srv", "etc", "etc/.wh.motd", "etc/added", "opt", "opt/app", "opt/app/.wh..wh..opq",
+        "opt/app/NEW", "was-file", "was-file/.wh..wh..opq", "was-file/inside",
+    ]  # overlayfs makes a directory that replaced a file opaque; the marker is harmless
+
+
+def test_userxattr_overlay_opaque_dirs_are_found(tmp_path: Path) -> None:
+    lower, up, merged = _mount_overlay(tmp_path, userxattr=True)
+    try:
+        _change_through(merged)
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    assert os.getxattr(up / "opt/app", "user.overlay.opaque") == b"y"
+    data = layer(up, overlay=True, userxattr=True)[0]
+    assert "opt/app/.wh..wh..opq" in names(data)
+    for m in members(data):
+        assert not [k for k in m.pax_headers if ".overlay." in k], m.name
+
+
+def test_overlay_with_an_old_tree_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "u").mkdir()
+    with pytest.raises(UsageError):
+        layer(tmp_path / "u", tmp_path, overlay=True)
+
+
+def test_overlay_metacopy_upper_is_refused_naming_the_file(tmp_path: Path) -> None:
+    require_root()
+    f = write(tmp_path / "u/bin/tool")
+    os.setxattr(f, "trusted.overlay.metacopy", b"")
+    with pytest.raises(LayerError, match="bin/tool"):
+        layer(tmp_path / "u", overlay=True)
+
+
+# -- interop -------------------------------------------------------------------------------------------
+
+
+def test_umoci_adds_and_unpacks_our_layer_identically(tree: Path, tmp_path: Path) -> None:
+    require_tool("umoci")
+    lay = tmp_path / "layout"
+    blob = tmp_path / "layer.tar"
+    blob.write_bytes(layer(tree)[0])
+
+    def umoci(*args: str) -> None:
+        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+    umoci("init", "--layout", str(lay))
+    umoci("new", "--image", f"{lay}:t")
+    umoci("raw", "add-layer", "--image", f"{lay}:t", str(blob))
+    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
+    # umoci sets the rootfs mode itself and records its own mtree beside it.
+    assert_trees_equal(tree, tmp_path / "bundle/rootfs")

@@ -182,6 +182,22 @@ def test_hardlinked_files_become_one_file_and_link_entries(tree: Path) -> None:
     assert m["etc/passwd-link"].islnk() and m["etc/passwd-link"].linkname == "etc/passwd"
 
 
+def test_hardlinked_devices_fifos_and_symlinks_are_linked_too(tmp_path: Path) -> None:
+    require_root()
+    t = tmp_path / "t"
+    t.mkdir()
+    os.mkfifo(t / "a-fifo")
+    os.link(t / "a-fifo", t / "b-fifo")
+    os.mknod(t / "a-null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.link(t / "a-null", t / "b-null")
+    os.symlink("target", t / "a-sym")
+    os.link(t / "a-sym", t / "b-sym", follow_symlinks=False)
+    m = by_name(layer(t)[0])
+    assert m["a-fifo"].isfifo() and m["a-null"].ischr() and m["a-sym"].issym()
+    for kind in ("fifo", "null", "sym"):
+        assert m[f"b-{kind}"].islnk() and m[f"b-{kind}"].linkname == f"a-{kind}"
+
+
 def test_sockets_are_skipped_with_a_warning(tmp_path: Path) -> None:
     import socket
 
@@ -231,6 +247,28 @@ def test_a_copy_of_the_tree_elsewhere_gives_the_same_digest(tree: Path, tmp_path
     copy.parent.mkdir()
     subprocess.run(["cp", "-a", str(tree), str(copy)], check=True)
     assert layer(copy, compression="gzip")[1].digest == layer(tree, compression="gzip")[1].digest
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_bytes_do_not_depend_on_the_cpu_count(tree: Path, compression: str, monkeypatch) -> None:
+    outputs = set()
+    for cpus in (1, 2, 8):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        outputs.add(layer(tree, compression=compression)[0])
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("compression,level", [("gzip", 10), ("zstd", 23), ("none", 1)])
+def test_out_of_range_level_is_a_usage_error(tree: Path, compression: str, level: int) -> None:
+    with pytest.raises(UsageError, match=str(level)):
+        layer(tree, compression=compression, level=level)
+
+
+@pytest.mark.parametrize("compression,level", [("gzip", 1), ("gzip", 9), ("zstd", 19)])
+def test_levels_in_range_give_valid_layers(tree: Path, compression: str, level: int) -> None:
+    data, r = layer(tree, compression=compression, level=level)
+    assert r.diff_id == layer(tree)[1].diff_id
+    assert "etc/passwd" in names(data)
 
 
 def test_gzip_header_has_no_mtime_or_file_name(tree: Path) -> None:

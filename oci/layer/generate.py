@@ -28,6 +28,7 @@ from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, re
 from .whiteout import OPAQUE_MARKER, is_overlay_xattr, opaque_xattr, whiteout_name
 
 MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
+_LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
 _CHUNK = 1 << 20
 _OVERLAY_UNSUPPORTED = ("overlay.redirect", "overlay.metacopy")
 
@@ -79,6 +80,9 @@ def write_layer(
     """
     if compression not in MEDIA_TYPES:
         raise UsageError(f"unknown compression {compression!r} (choose none, gzip or zstd)")
+    if level is not None and not (_LEVELS[compression][0] <= level <= _LEVELS[compression][1]):
+        lo, hi = _LEVELS[compression]
+        raise UsageError(f"compression level {level} is out of range for {compression} ({lo}..{hi})")
     new = Path(new)
     if not new.is_dir():
         raise LayerError(f"{new}: not a directory")
@@ -337,13 +341,15 @@ def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | Non
         common = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, mtime=mtime, xattrs=xattrs)
         mode = st.st_mode
         size = 0
+        inode = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
             tar.write(tf.header(name + b"/", tf.DIRECTORY, **common))
-        elif st.st_nlink > 1 and (st.st_dev, st.st_ino) in first_path:
-            tar.write(tf.header(name, tf.HARDLINK, linkname=first_path[(st.st_dev, st.st_ino)], **common))
+        elif st.st_nlink > 1 and inode in first_path:
+            # Any non-directory can be hardlinked; later names point at the first one.
+            tar.write(tf.header(name, tf.HARDLINK, linkname=first_path[inode], **common))
         elif stat.S_ISREG(mode):
             if st.st_nlink > 1:
-                first_path[(st.st_dev, st.st_ino)] = name
+                first_path[inode] = name
             size = st.st_size
             tar.write(tf.header(name, tf.REGULAR, size=size, **common))
             _copy_file(item.path, size, tar)
@@ -358,6 +364,8 @@ def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | Non
             tar.write(tf.header(name, tf.FIFO, **common))
         else:
             raise LayerError(f"{item.path}: unsupported file type {kind_of(mode)}")
+        if st.st_nlink > 1 and not stat.S_ISDIR(mode):
+            first_path.setdefault(inode, name)
         count += 1
         if progress is not None:
             progress.advance(size, files=1)

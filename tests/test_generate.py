@@ -176,6 +176,19 @@ def test_long_names_and_link_targets_round_trip(tmp_path: Path) -> None:
     assert m["l"].linkname == target
 
 
+def test_pax_record_lengths_are_right_across_digit_boundaries() -> None:
+    from oci.layer import tarformat as tf
+
+    for n in list(range(80, 120)) + list(range(980, 1010)):
+        name = b"n" * n
+        value = b"\xff" * (n // 3)
+        blob = tf.header(name, tf.REGULAR, mode=0o644, xattrs={"user.v": value}) + tf.END_OF_ARCHIVE
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            (m,) = tar.getmembers()
+        assert m.name == name.decode()
+        assert xattr(m, "user.v") == value
+
+
 def test_hardlinked_files_become_one_file_and_link_entries(tree: Path) -> None:
     m = by_name(layer(tree)[0])
     assert m["etc/passwd"].isreg() and m["etc/passwd"].size == len("root:x:0:0\n")
@@ -443,6 +456,12 @@ def test_new_hardlink_to_an_unchanged_file_keeps_the_pair_linked(pair) -> None:
     m = by_name(layer(new, old)[0])
     assert m["var/lib/x"].isreg()
     assert m["var/lib/y"].islnk() and m["var/lib/y"].linkname == "var/lib/x"
+
+
+def test_a_real_file_named_like_a_whiteout_is_refused_naming_it(tmp_path: Path) -> None:
+    write(tmp_path / "t/etc/.wh.secret")
+    with pytest.raises(LayerError, match=r"etc/\.wh\.secret"):
+        layer(tmp_path / "t")
 
 
 def test_old_that_is_not_a_directory_is_an_error(tmp_path: Path) -> None:

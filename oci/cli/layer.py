@@ -78,6 +78,8 @@ def diff(
     options = dict(overlay=overlay, userxattr=userxattr, compression=kind, level=level,
                    source_date_epoch=sde, progress=progress)
     if output == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a binary layer to a terminal; redirect stdout or give -o FILE")
         result = write_layer(sys.stdout.buffer, new, old, **options)  # type: ignore[arg-type]
     else:
         result = _write_atomically(Path(output), lambda f: write_layer(f, new, old, **options))  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from ..progress import Progress
 from . import tarformat as tf
 from .compression import open_compressor
 from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs
-from .whiteout import OPAQUE_MARKER, is_overlay_xattr, opaque_xattr, whiteout_name
+from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
 
 MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
@@ -184,6 +184,8 @@ class _Collector:
             if stat.S_ISSOCK(st.st_mode):
                 self.warn(f"{p}: skipped a socket (layers cannot hold sockets)")
                 continue
+            if name.startswith(WHITEOUT_PREFIX):
+                raise LayerError(f"{p}: names beginning with {WHITEOUT_PREFIX} mean deletions in a layer and cannot be stored")
             if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
                 self.links.setdefault((st.st_dev, st.st_ino), []).append(("", p, st))
             out.append((name, p, st))

@@ -1,0 +1,203 @@
+"""The container side of a launch: enter namespaces, fork pid 1, build the rootfs, exec.
+
+Everything here runs in forked children; failures are sent to the parent as one
+line and the child exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, NoReturn
+
+from ..errors import OCIError, RuntimeSpecError
+from . import linux as L
+
+_NS_FLAG = {"user": L.CLONE_NEWUSER, "mount": L.CLONE_NEWNS, "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME}
+
+
+def _fail(ch, exc: BaseException) -> NoReturn:
+    if isinstance(exc, RuntimeSpecError):
+        msg = "spec " + str(exc)
+    elif isinstance(exc, OCIError):
+        msg = "other " + str(exc)
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
+        msg = f"other {where}{exc.strerror or exc}"
+    else:
+        msg = f"other {type(exc).__name__}: {exc}"
+    try:
+        ch.send_up("error " + msg)
+    finally:
+        os._exit(1)
+
+
+def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | None, fifo: str | None, parent_pid: int) -> NoReturn:
+    """First child: join/create namespaces, then fork the container's first process."""
+    try:
+        os.close(ch.up_r)
+        os.close(ch.down_w)
+        linux = cfg["linux"]
+        nss = linux.get("namespaces") or []
+        joined = {}
+        for i, ns in enumerate(nss):
+            if ns.get("path"):
+                try:
+                    joined[ns["type"]] = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise RuntimeSpecError(f"config.json: field 'linux.namespaces[{i}].path' cannot be opened: {exc.strerror}") from None
+        if "user" in joined:
+            L.setns(joined.pop("user"), L.CLONE_NEWUSER)
+        if any(n["type"] == "user" and not n.get("path") for n in nss):
+            L.unshare(L.CLONE_NEWUSER)
+            ch.send_up("userns")
+            ch.wait_down()
+        for t, fd in joined.items():
+            try:
+                L.setns(fd, _NS_FLAG[t])
+            except OSError as exc:
+                raise RuntimeSpecError(f"config.json: field 'linux.namespaces' cannot join the {t} namespace: {exc.strerror}") from None
+            os.close(fd)
+        flags = 0
+        for n in nss:
+            if n["type"] != "user" and not n.get("path"):
+                flags |= _NS_FLAG[n["type"]]
+        L.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            init_main(cfg, bundle, ch, mode, tty_slave, fifo, parent_pid)
+        ch.send_up(f"pid {pid}")
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
+        _fail(ch, exc)
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sh14x", b"lo", flags | 1))  # SIOCSIFFLAGS |= IFF_UP
+
+
+def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | None, fifo: str | None, parent_pid: int) -> NoReturn:
+    """The container's first process: build the root filesystem and execute ``process``."""
+    # Everything used after pivot_root must be imported now: the host's files vanish then.
+    import resource  # noqa: F401  (process.set_rlimits)
+
+    from . import process, rootfs
+
+    try:
+        if ch.wait_down() != "go":
+            os._exit(1)
+        for s in range(1, signal.NSIG):
+            try:
+                if signal.getsignal(s) not in (signal.SIG_DFL, None):
+                    signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        if mode == "run":
+            # Die with ocikit: then the mount namespace, and the overlay in it, go too.
+            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
+                os._exit(1)
+        os.setsid()
+        if tty_slave is not None:
+            import fcntl
+            import termios
+
+            fcntl.ioctl(tty_slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(tty_slave, fd)
+            os.close(tty_slave)
+        linux = cfg["linux"]
+        types = {n["type"]: n for n in linux.get("namespaces") or []}
+        user_ns = "user" in types
+        if user_ns:
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError:
+                pass  # root is not mapped: stay as the overflow id; setup may still work
+        if "network" in types and not types["network"].get("path"):
+            _loopback_up()
+        proc = cfg["process"]
+        process.set_oom_score_adj(proc)
+
+        root = cfg["_rootfs"]
+        prop = linux.get("rootfsPropagation")
+        start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
+        # Nothing mounted from here on may reach the host.
+        L.mount(None, "/", None, L.MS_REC | start_prop)
+        lay = cfg.get("_layered")
+        if lay:
+            from pathlib import Path
+
+            from .overlay import mount_overlay
+
+            os.makedirs(root, exist_ok=True)
+            mount_overlay([Path(p) for p in lay["layers"]], Path(lay["upper"]), Path(lay["work"]), Path(root), lay["userxattr"])
+        else:
+            L.mount(root, root, None, L.MS_BIND | L.MS_REC)
+        for i, m in enumerate(cfg.get("mounts") or []):
+            rootfs.mount_one(root, m, i, bundle)
+        rootfs.make_devices(root, linux.get("devices") or [], user_ns)
+        cwd_host = rootfs.resolve_in_root(root, proc["cwd"])
+        if not os.path.isdir(cwd_host):
+            os.makedirs(cwd_host, exist_ok=True)
+        hooks = cfg.get("hooks") or {}
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            ch.send_up("hooks")
+            ch.wait_down()
+        if hooks.get("createContainer"):
+            from .hooks import run_hooks
+
+            run_hooks(cfg, "createContainer", _state(cfg, bundle, "created"))
+        if hooks.get("startContainer"):
+            from . import hooks as _hooks  # noqa: F401
+            import subprocess  # noqa: F401
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC) if fifo is not None else None
+        rootfs.pivot(root)
+        if prop in ("shared", "rshared", "unbindable", "runbindable"):
+            L.mount(None, "/", None, rootfs._PROPAGATION[prop])
+        if cfg.get("hostname") is not None:
+            L.sethostname(cfg["hostname"])
+        if cfg.get("domainname") is not None:
+            L.setdomainname(cfg["domainname"])
+        rootfs.set_sysctls(linux.get("sysctl") or {})
+        rootfs.mask_paths(linux.get("maskedPaths") or [])
+        rootfs.readonly_paths(linux.get("readonlyPaths") or [])
+        if cfg["root"].get("readonly"):
+            rootfs.readonly_root()
+        os.chdir(proc["cwd"])
+        process.set_rlimits(proc)
+        program = process.find_program(proc)
+        env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
+        os.umask(0o022)
+        if fifo_fd is not None:
+            ch.send_up("ready")
+            os.close(ch.up_w)
+            ch.up_w = -1  # from here on, errors go to the container's stderr
+            if os.read(fifo_fd, 1) == b"":
+                os._exit(1)
+            os.close(fifo_fd)
+        if hooks.get("startContainer"):
+            from .hooks import run_hooks
+
+            run_hooks(cfg, "startContainer", _state(cfg, bundle, "running"))
+        process.become_user(proc)
+        os.execve(program, proc["args"], env)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
+        if ch.up_w < 0:
+            try:
+                os.write(2, f"ocikit: error: {exc}\n".encode())
+            finally:
+                os._exit(127)
+        _fail(ch, exc)
+
+
+def _state(cfg: dict[str, Any], bundle: str, status: str) -> dict[str, Any]:
+    return {"ociVersion": "1.2.0", "id": cfg.get("_id", ""), "status": status, "pid": os.getpid(), "bundle": bundle, "annotations": cfg.get("annotations") or {}}

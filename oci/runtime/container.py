@@ -1,0 +1,478 @@
+"""Container lifecycle: run, create, start, state, kill, delete and list.
+
+The parent forks a helper that enters or creates the namespaces and forks the
+container's first process (pid 1 in a new pid namespace), which builds the root
+filesystem and executes ``process``. Pipes carry the handshake; an error line
+from either child becomes the parent's one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ContainerError, RuntimeSpecError, UsageError
+
+OCI_VERSION = "1.2.0"
+_NS_FLAG = {"user": 0x10000000, "mount": 0x00020000, "pid": 0x20000000, "network": 0x40000000, "ipc": 0x08000000, "uts": 0x04000000, "cgroup": 0x02000000, "time": 0x00000080}
+_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
+
+
+def default_root() -> Path:
+    """Where container state lives: /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit otherwise."""
+    if os.geteuid() == 0:
+        return Path("/run/ocikit")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(xdg) / "ocikit" if xdg else Path(f"/tmp/ocikit-{os.geteuid()}")
+
+
+def _check_id(cid: str) -> None:
+    if not cid or cid in (".", "..") or "/" in cid or len(cid) > 1024 or not cid.isprintable():
+        raise UsageError(f"container id {cid!r} is not valid (no '/', printable, non-empty)")
+
+
+def _starttime(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
+
+
+# --- state ---------------------------------------------------------------
+
+def _state_dir(root: Path, cid: str) -> Path:
+    _check_id(cid)
+    return Path(root) / cid
+
+
+def _read_record(sdir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((sdir / "state.json").read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise ContainerError(f"{sdir / 'state.json'}: corrupt state file") from None
+
+
+def _status(sdir: Path, rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "creating"
+    if _starttime(rec["pid"]) != rec.get("starttime"):
+        return "stopped"
+    return "created" if (sdir / "exec.fifo").exists() else "running"
+
+
+def state(cid: str, root: Path | None = None) -> dict[str, Any]:
+    """The runtime-spec state of container ``cid``."""
+    sdir = _state_dir(root or default_root(), cid)
+    if not sdir.is_dir():
+        raise ContainerError(f"container {cid!r} does not exist")
+    rec = _read_record(sdir)
+    st = _status(sdir, rec)
+    rec = rec or {}
+    out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
+    if st in ("created", "running"):
+        out["pid"] = rec["pid"]
+    return out
+
+
+def list_containers(root: Path | None = None) -> list[dict[str, Any]]:
+    """States of every container under the state root, sorted by id."""
+    root = Path(root or default_root())
+    if not root.is_dir():
+        return []
+    return [state(p.name, root) for p in sorted(root.iterdir()) if p.is_dir()]
+
+
+def _claim(root: Path, cid: str) -> Path:
+    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit."""
+    sdir = _state_dir(root, cid)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        sdir.mkdir(mode=0o700)
+    except FileExistsError:
+        rec = _read_record(sdir)
+        if rec is None or _status(sdir, rec) != "stopped":
+            raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
+        _remove_state(sdir)
+        sdir.mkdir(mode=0o700)
+    return sdir
+
+
+def _remove_state(sdir: Path) -> None:
+    for p in sdir.iterdir():
+        p.unlink()
+    sdir.rmdir()
+
+
+def _write_record(sdir: Path, rec: dict[str, Any]) -> None:
+    tmp = sdir / "state.json.tmp"
+    tmp.write_text(json.dumps(rec))
+    os.replace(tmp, sdir / "state.json")
+
+
+def _public(rec: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"ociVersion": OCI_VERSION, "id": rec["id"], "status": status, "pid": rec["pid"], "bundle": rec["bundle"], "annotations": rec.get("annotations", {})}
+
+
+# --- launching -----------------------------------------------------------
+
+class _Channel:
+    """Line messages between the parent and the container's helper processes."""
+
+    def __init__(self) -> None:
+        self.up_r, self.up_w = os.pipe()
+        self.down_r, self.down_w = os.pipe()
+
+    def send_up(self, msg: str) -> None:
+        os.write(self.up_w, (msg.replace("\n", " ") + "\n").encode())
+
+    def wait_down(self) -> str:
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = os.read(self.down_r, 1)
+            if not chunk:
+                os._exit(1)  # the parent is gone
+            buf += chunk
+        return buf[:-1].decode()
+
+
+def _prepare(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Checks the kernel-facing parts the validator cannot, and adds the rootless user namespace."""
+    linux = cfg.setdefault("linux", {})
+    nss = linux.setdefault("namespaces", [])
+    types = {n["type"] for n in nss}
+    if "mount" not in types:
+        raise RuntimeSpecError("config.json: field 'linux.namespaces' must include a 'mount' namespace (ocikit always pivots into the rootfs)")
+    if cfg.get("hostname") and "uts" not in types:
+        raise RuntimeSpecError("config.json: field 'hostname' needs a 'uts' entry in linux.namespaces")
+    if cfg.get("process") is None:
+        raise RuntimeSpecError("config.json: field 'process' is required to start a container")
+    if os.geteuid() != 0:
+        if "user" not in types:
+            nss.insert(0, {"type": "user"})
+        if not linux.get("uidMappings"):
+            linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+        if not linux.get("gidMappings"):
+            linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+    return cfg
+
+
+def _write_maps(pid: int, linux: dict[str, Any]) -> None:
+    def fmt(maps: list[dict[str, int]]) -> str:
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+
+    if os.geteuid() != 0:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        if linux.get(key):
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(fmt(linux[key]))
+            except OSError as exc:
+                raise RuntimeSpecError(f"config.json: field 'linux.{key}' cannot be written to {name}: {exc.strerror}") from None
+
+
+def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, tty_slave: int | None) -> tuple[int, _Channel]:
+    """Fork the container; returns the container process's pid once it is set up (or waiting in ``create``)."""
+    from .. import bundle as _bundle_mod  # noqa: F401  (imported before fork: the child must not import)
+    from . import child
+
+    ch = _Channel()
+    cfg["_id"] = cid
+    if mode == "run":
+        from . import linux as L
+
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    fifo = None
+    if mode == "create":
+        os.mkfifo(sdir / "exec.fifo", 0o600)
+        fifo = os.fspath(sdir / "exec.fifo")
+    parent_pid = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    helper = os.fork()
+    if helper == 0:
+        child.helper_main(cfg, os.fspath(bundle), ch, mode, tty_slave, fifo, parent_pid)  # never returns
+    os.close(ch.up_w)
+    os.close(ch.down_r)
+    rec = {"id": cid, "bundle": os.fspath(bundle), "annotations": cfg.get("annotations") or {}, "pid": 0}
+    up = os.fdopen(ch.up_r, "rb", buffering=0)
+    pid = 0
+    try:
+        while True:
+            line = _readline(up)
+            if line is None:
+                break
+            verb, _, arg = line.partition(" ")
+            if verb == "userns":
+                _write_maps(helper, cfg["linux"])
+                os.write(ch.down_w, b"ok\n")
+            elif verb == "pid":
+                pid = int(arg)
+                os.waitpid(helper, 0)
+                helper = 0
+                rec["pid"] = pid
+                rec["starttime"] = _starttime(pid)
+                _write_record(sdir, rec)
+                os.write(ch.down_w, b"go\n")
+            elif verb == "hooks":
+                from .hooks import run_hooks
+
+                st = _public(rec, "creating")
+                run_hooks(cfg, "prestart", st)
+                run_hooks(cfg, "createRuntime", st)
+                os.write(ch.down_w, b"ok\n")
+            elif verb == "error":
+                raise _child_error(arg)
+            elif verb == "ready":
+                break
+    except BaseException:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                if mode == "run":
+                    os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if helper:
+            try:
+                os.kill(helper, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(helper, 0)
+        raise
+    finally:
+        up.close()
+        os.close(ch.down_w)
+    if not pid:
+        raise ContainerError("the container's setup process exited without reporting")
+    return pid, ch
+
+
+def _readline(f) -> str | None:
+    buf = bytearray()
+    while True:
+        b = f.read(1)
+        if not b:
+            return buf.decode() if buf else None
+        if b == b"\n":
+            return buf.decode()
+        buf += b
+
+
+def _child_error(text: str) -> Exception:
+    kind, _, msg = text.partition(" ")
+    return RuntimeSpecError(msg) if kind == "spec" else ContainerError(msg)
+
+
+def _load(bundle: Path) -> dict[str, Any]:
+    from .spec import load_config
+
+    cfg = load_config(bundle)
+    root = cfg["root"]["path"]
+    rootfs = Path(root) if os.path.isabs(root) else bundle / root
+    from ..bundle import BundleMeta
+
+    meta = BundleMeta.load(bundle)
+    if meta is not None and meta.layered:
+        cfg["_layered"] = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
+        for p in meta.layers:
+            if not os.path.isdir(p):
+                raise RuntimeSpecError(f"{bundle / 'ocikit-bundle.json'}: layer directory {p} does not exist")
+    elif not rootfs.is_dir():
+        raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
+    cfg["_rootfs"] = os.fspath(rootfs)
+    return _prepare(cfg)
+
+
+def run(bundle: Path, cid: str | None = None, root: Path | None = None) -> int:
+    """Run the bundle's process in the foreground; returns its exit status (128+N for signal N)."""
+    bundle = Path(bundle).absolute()
+    cfg = _load(bundle)
+    cid = cid or f"ocikit-{os.getpid()}"
+    sdir = _claim(Path(root or default_root()), cid)
+    terminal = bool(cfg["process"].get("terminal"))
+    master = slave = None
+    try:
+        if terminal:
+            if not os.isatty(0):
+                raise RuntimeSpecError("config.json: field 'process.terminal' is true but stdin is not a terminal")
+            master, slave = os.openpty()
+            _copy_winsize(0, master)
+        pending: list[int] = []
+        target = {"pid": 0}
+
+        def forward(signum, _frame):
+            if target["pid"]:
+                try:
+                    os.kill(target["pid"], signum)
+                except ProcessLookupError:
+                    pass
+            else:
+                pending.append(signum)
+
+        for name in _FORWARDED:
+            signal.signal(getattr(signal, name), forward)
+        if terminal:
+            signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
+        pid, _ = _launch(cfg, bundle, cid, sdir, "run", slave)
+        target["pid"] = pid
+        for s in pending:
+            os.kill(pid, s)
+        if slave is not None:
+            os.close(slave)
+            slave = None
+        rec = _read_record(sdir) or {}
+        if (cfg.get("hooks") or {}).get("poststart"):
+            from .hooks import run_hooks
+
+            run_hooks(cfg, "poststart", _public(rec, "running"), fatal=False)
+        if terminal:
+            _relay(master, pid)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if (cfg.get("hooks") or {}).get("poststop"):
+            from .hooks import run_hooks
+
+            run_hooks(cfg, "poststop", _public(rec, "stopped"), fatal=False)
+        return 128 - code if code < 0 else code
+    finally:
+        for fd in (master, slave):
+            if fd is not None:
+                os.close(fd)
+        _remove_state(sdir)
+
+
+def _copy_winsize(src: int, dst: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        pass
+
+
+def _relay(master: int, pid: int) -> None:
+    """Copy between our terminal and the container's pty until the container closes it."""
+    import select
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        fds = [0, master]
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    fds = [master]
+                else:
+                    os.write(master, data)
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def create(cid: str, bundle: Path, root: Path | None = None) -> dict[str, Any]:
+    """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state."""
+    bundle = Path(bundle).absolute()
+    cfg = _load(bundle)
+    if cfg["process"].get("terminal"):
+        raise RuntimeSpecError("config.json: field 'process.terminal' is only supported by 'ocikit run'")
+    sdir = _claim(Path(root or default_root()), cid)
+    try:
+        pid, _ = _launch(cfg, bundle, cid, sdir, "create", None)
+    except BaseException:
+        _remove_state(sdir)
+        raise
+    rec = _read_record(sdir) or {}
+    rec["config_hooks"] = cfg.get("hooks") or {}
+    _write_record(sdir, rec)
+    return _public(rec, "created")
+
+
+def start(cid: str, root: Path | None = None) -> None:
+    """Let a created container execute its process, then run the poststart hooks."""
+    sdir = _state_dir(root or default_root(), cid)
+    st = state(cid, root)
+    if st["status"] != "created":
+        raise ContainerError(f"container {cid!r} is {st['status']}, not created")
+    try:
+        fd = os.open(sdir / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ContainerError(f"container {cid!r} is not waiting to start ({exc.strerror})") from None
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(sdir / "exec.fifo")
+    rec = _read_record(sdir) or {}
+    if rec.get("config_hooks", {}).get("poststart"):
+        from .hooks import run_hooks
+
+        run_hooks({"hooks": rec["config_hooks"]}, "poststart", _public(rec, "running"), fatal=False)
+
+
+def parse_signal(text: str) -> int:
+    """A signal number from 'TERM', 'SIGTERM' or '15'."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    if sig is None:
+        raise UsageError(f"unknown signal {text!r}")
+    return int(sig)
+
+
+def kill(cid: str, sig: int = signal.SIGTERM, root: Path | None = None) -> None:
+    """Send ``sig`` to the container's process."""
+    st = state(cid, root)
+    if st["status"] not in ("created", "running"):
+        raise ContainerError(f"container {cid!r} is {st['status']}: nothing to signal")
+    os.kill(st["pid"], sig)
+
+
+def delete(cid: str, root: Path | None = None, force: bool = False) -> None:
+    """Remove a stopped (or, with ``force``, live) container's state and run poststop hooks."""
+    sdir = _state_dir(root or default_root(), cid)
+    st = state(cid, root)
+    rec = _read_record(sdir) or {}
+    if st["status"] == "running" and not force:
+        raise ContainerError(f"container {cid!r} is running (stop it first or use --force)")
+    if st["status"] in ("created", "running"):
+        os.kill(st["pid"], signal.SIGKILL)
+        import time
+
+        for _ in range(500):
+            if _starttime(st["pid"]) != rec.get("starttime"):
+                break
+            time.sleep(0.01)
+    _remove_state(sdir)
+    if rec.get("config_hooks", {}).get("poststop"):
+        from .hooks import run_hooks
+
+        run_hooks({"hooks": rec["config_hooks"]}, "poststop", _public(rec, "stopped"), fatal=False)

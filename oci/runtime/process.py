@@ -1,0 +1,97 @@
+"""Turn the container's first process into ``process`` of config.json and execute it.
+
+Identity, capabilities, limits and the program lookup, in the order the kernel needs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import RuntimeSpecError
+from . import linux as L
+from .spec import CAP_NUMBER, RLIMITS
+
+
+def _mask(names: list[str] | None) -> int:
+    m = 0
+    for n in names or []:
+        m |= 1 << CAP_NUMBER[n]
+    return m
+
+
+def find_program(proc: dict[str, Any]) -> str:
+    """Path of ``process.args[0]`` inside the (already pivoted) root, searching the process's PATH."""
+    name = proc["args"][0]
+    if "/" in name:
+        path = name if name.startswith("/") else os.path.join(proc.get("cwd") or "/", name)
+        if not os.path.isfile(path):
+            raise RuntimeSpecError(f"config.json: field 'process.args[0]': {name!r} does not exist in the container")
+        return path
+    env_path = next((e[5:] for e in proc.get("env") or [] if e.startswith("PATH=")), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for d in env_path.split(":"):
+        cand = os.path.join(d or ".", name)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeSpecError(f"config.json: field 'process.args[0]': {name!r} not found in the container's PATH")
+
+
+def set_rlimits(proc: dict[str, Any]) -> None:
+    import resource
+
+    for i, r in enumerate(proc.get("rlimits") or []):
+        try:
+            resource.setrlimit(RLIMITS[r["type"]], (r["soft"], r["hard"]))
+        except (ValueError, OSError) as exc:
+            raise RuntimeSpecError(f"config.json: field 'process.rlimits[{i}]' cannot be applied: {exc}") from None
+
+
+def set_oom_score_adj(proc: dict[str, Any]) -> None:
+    if proc.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+
+
+def become_user(proc: dict[str, Any]) -> None:
+    """Apply user ids, groups and capabilities; the caller then executes the program."""
+    user = proc["user"]
+    caps = proc.get("capabilities")
+    if caps is not None:
+        bounding = _mask(caps.get("bounding"))
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+        for cap in range(last + 1):
+            if not bounding & (1 << cap):
+                L.prctl(L.PR_CAPBSET_DROP, cap)
+        L.prctl(L.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(list(user.get("additionalGids") or []))
+    except PermissionError:
+        if user.get("additionalGids"):
+            raise RuntimeSpecError("config.json: field 'process.user.additionalGids' cannot be set (setgroups is denied in this user namespace)") from None
+    try:
+        os.setresgid(user["gid"], user["gid"], user["gid"])
+    except OSError as exc:
+        raise RuntimeSpecError(f"config.json: field 'process.user.gid' {user['gid']} cannot be used: {exc.strerror}") from None
+    try:
+        os.setresuid(user["uid"], user["uid"], user["uid"])
+    except OSError as exc:
+        raise RuntimeSpecError(f"config.json: field 'process.user.uid' {user['uid']} cannot be used: {exc.strerror}") from None
+    if caps is not None:
+        L.prctl(L.PR_SET_KEEPCAPS, 0)
+        permitted = _mask(caps.get("permitted"))
+        try:
+            L.capset(_mask(caps.get("effective")), permitted, _mask(caps.get("inheritable")))
+        except OSError as exc:
+            raise RuntimeSpecError(f"config.json: field 'process.capabilities' cannot be applied: {exc.strerror}") from None
+        for name in caps.get("ambient") or []:
+            try:
+                L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, CAP_NUMBER[name])
+            except OSError:
+                # The kernel only allows ambient caps that are permitted and inheritable;
+                # like other runtimes, skip the rest rather than fail.
+                pass
+    if user.get("umask") is not None:
+        os.umask(user["umask"])
+    if proc.get("noNewPrivileges"):
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)

@@ -458,6 +458,20 @@ def test_new_hardlink_to_an_unchanged_file_keeps_the_pair_linked(pair) -> None:
     assert m["var/lib/y"].islnk() and m["var/lib/y"].linkname == "var/lib/x"
 
 
+def test_broken_hardlink_re_emits_both_names_as_separate_files(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    write(old / "d/a", "same")
+    os.link(old / "d/a", old / "d/b")
+    new = tmp_path / "new"
+    subprocess.run(["cp", "-a", str(old), str(new)], check=True)
+    os.unlink(new / "d/b")
+    shutil.copy2(new / "d/a", new / "d/b")
+    same_times(old, new)
+    m = by_name(layer(new, old)[0])
+    assert sorted(m) == ["d/a", "d/b"]
+    assert m["d/a"].isreg() and m["d/b"].isreg()
+
+
 def test_a_real_file_named_like_a_whiteout_is_refused_naming_it(tmp_path: Path) -> None:
     write(tmp_path / "t/etc/.wh.secret")
     with pytest.raises(LayerError, match=r"etc/\.wh\.secret"):

@@ -1,12 +1,15 @@
-"""Layer generation: a directory tree (full), a changeset against an older tree or
-snapshot, or an overlayfs upper dir, written as one streaming tar -> hash -> compress pass.
-
-Order: depth first, each directory's opaque marker, then whiteouts, then entries,
-names in byte order; names are relative with no leading ``./``; directories end in ``/``.
-Modified means differing in type, mode, owner, size, mtime (ns), xattrs, link
-target or device number; equal-looking files are compared by content (against a
-directory: the bytes; against a snapshot: inode+ctime, or sha256 when recorded).
+"""Layer generation: a whole tree, its changes from an older tree or snapshot, or an
+overlayfs upper dir, written in one streaming pass: tar -> diffID hash -> compressor -> digest.
 """
+
+# Layer shape: depth first; in each directory its opaque marker, then whiteouts, then
+# entries, names in byte order; names relative without "./", directories end in "/",
+# no entry for the root itself. mtimes are whole seconds (what ustar holds and peers
+# round to), numeric owners only. "Modified" means a different type, mode, owner,
+# size, mtime (ns), xattrs, link target or device number; files equal in all of those
+# are compared by content: against a directory byte by byte (equal mtimes prove
+# nothing when builds pin them), against a snapshot by inode + ctime, or sha256 when
+# the snapshot recorded one.
 
 from __future__ import annotations
 
@@ -154,7 +157,8 @@ class _SnapshotOld(_Old):
 
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
         # Every write moves ctime, and nothing can set it back: same inode + ctime = same bytes.
-        if new.ino == old.ino and new.dev == old.dev and new.ctime_ns == old.ctime_ns:
+        # (st_dev is left out: it may change across reboots while the tree does not.)
+        if new.ino == old.ino and new.ctime_ns == old.ctime_ns:
             return True
         if old.sha256:
             return file_sha256(path) == old.sha256

@@ -43,13 +43,15 @@ class EntryMeta:
     sha256: str | None = None
 
     def same_as(self, other: "EntryMeta") -> bool:
-        """Equal in everything a layer records (content aside)."""
+        """Equal in everything a layer records, hardlink count included (content aside)."""
         return (
             self.kind == other.kind and self.mode == other.mode and self.uid == other.uid
             and self.gid == other.gid and self.mtime_ns == other.mtime_ns and self.xattrs == other.xattrs
             and self.link == other.link
             and (self.size == other.size or self.kind != "file")
             and (self.rdev == other.rdev or self.kind not in ("chardev", "blockdev"))
+            # A changed link count means hardlinks were made or broken: re-emit the group.
+            and (self.nlink == other.nlink or self.kind == "dir")
         )
 
 
@@ -203,13 +205,13 @@ def _decode(obj: dict) -> tuple[str, EntryMeta]:
 
 
 def walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(relative path, absolute path, lstat) for every entry below ``root``, depth first."""
+    """(relative path, absolute path, lstat) for every entry below ``root``, in no set order."""
     stack = [("", str(root))]
     while stack:
         rel, path = stack.pop()
         with os.scandir(path) as it:
-            found = sorted(((e.name, e.path, e.stat(follow_symlinks=False)) for e in it), reverse=True)
-        for name, p, st in reversed(found):
+            found = [(e.name, e.path, e.stat(follow_symlinks=False)) for e in it]
+        for name, p, st in found:
             r = f"{rel}/{name}" if rel else name
             yield r, p, st
             if stat.S_ISDIR(st.st_mode):

@@ -164,6 +164,15 @@ def test_layer_ls_shows_opaque_markers(ocikit, tmp_path: Path) -> None:
     assert ocikit("layer", "ls", t, check=True).stdout.splitlines()[-1] == "opaque opt/app/"
 
 
+def test_layer_ls_prints_undecodable_names_escaped(ocikit, tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    t.mkdir()
+    (t / os.fsdecode(b"caf\xe9")).write_text("x")
+    ocikit("diff", t, "-o", tmp_path / "l.tar", check=True)
+    res = ocikit("layer", "ls", tmp_path / "l.tar", check=True)
+    assert res.stdout.rstrip().endswith("caf\\xe9")
+
+
 def test_layer_ls_json_lists_every_entry(ocikit, trees, tmp_path: Path) -> None:
     old, new = trees
     ocikit("diff", old, new, "-o", tmp_path / "l.tar.gz", check=True)

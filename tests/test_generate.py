@@ -225,6 +225,22 @@ def test_sockets_are_skipped_with_a_warning(tmp_path: Path) -> None:
     assert len(warnings) == 1 and "sock" in warnings[0]
 
 
+def test_a_socket_present_in_old_and_new_is_not_whited_out(tmp_path: Path) -> None:
+    import socket
+
+    socks = []
+    for side in ("old", "new"):
+        write(tmp_path / side / "f")
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(tmp_path / side / "sock"))
+        socks.append(s)
+    same_times(tmp_path / "old", tmp_path / "new")
+    data, _ = layer(tmp_path / "new", tmp_path / "old", warn=lambda m: None)
+    for s in socks:
+        s.close()
+    assert names(data) == []
+
+
 def test_overlay_xattrs_never_enter_a_full_layer(tmp_path: Path) -> None:
     require_root()
     t = tmp_path / "t"

@@ -141,14 +141,19 @@ def layer_ls(
         print_json(rows)
 
 
+def _shown(name: str) -> str:
+    # Names are bytes on disk; show undecodable ones escaped rather than failing to print.
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _format(e: dict) -> str:
     if e["type"] == "whiteout":
-        return f"D {e['name']}"
+        return f"D {_shown(e['name'])}"
     if e["type"] == "opaque":
-        return f"opaque {e['name']}"
-    line = f"{e['type']:<8} {e['mode']:04o} {e['uid']}:{e['gid']} {e['size']:>10} {e['name']}"
+        return f"opaque {_shown(e['name'])}"
+    line = f"{e['type']:<8} {e['mode']:04o} {e['uid']}:{e['gid']} {e['size']:>10} {_shown(e['name'])}"
     if "link" in e:
-        line += (" => " if e["type"] == "hardlink" else " -> ") + e["link"]
+        line += (" => " if e["type"] == "hardlink" else " -> ") + _shown(e["link"])
     if "device" in e:
         line += f" [{e['device']}]"
     return line

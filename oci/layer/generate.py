@@ -179,12 +179,15 @@ class _Collector:
         self.opaque_key = opaque_xattr(userxattr)
         self.whiteout_key = ("user" if userxattr else "trusted") + ".overlay.whiteout"
 
-    def _scan(self, path: str) -> list[tuple[str, str, os.stat_result]]:
+    def _scan(self, path: str, seen: set[str] | None = None) -> list[tuple[str, str, os.stat_result]]:
+        """The layer-worthy entries of directory ``path``; ``seen`` gets every name, sockets too."""
         with os.scandir(path) as it:
             entries = [(e.name, e.path, e.stat(follow_symlinks=False)) for e in it]
         entries.sort(key=lambda e: os.fsencode(e[0]))
         out = []
         for name, p, st in entries:
+            if seen is not None:
+                seen.add(name)
             if stat.S_ISSOCK(st.st_mode):
                 self.warn(f"{p}: skipped a socket (layers cannot hold sockets)")
                 continue
@@ -223,8 +226,9 @@ class _Collector:
         stack = [(rel, path)]
         while stack:
             r, p = stack.pop()
-            present = self._scan(p)
-            names = {n for n, _, _ in present}
+            names: set[str] = set()
+            # A socket still there is not a deletion, though the layer cannot carry it.
+            present = self._scan(p, names)
             for gone in old.names(r):
                 if gone not in names:
                     self.items.append(_Item(f"{r}/{whiteout_name(gone)}" if r else whiteout_name(gone), "whiteout"))

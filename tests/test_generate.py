@@ -636,6 +636,25 @@ def test_userxattr_overlay_opaque_dirs_are_found(tmp_path: Path) -> None:
         assert not [k for k in m.pax_headers if ".overlay." in k], m.name
 
 
+def test_whiteouts_below_an_opaque_dir_are_left_out(tmp_path: Path) -> None:
+    require_root()
+    up = tmp_path / "upper"
+    (up / "app/sub").mkdir(parents=True)
+    os.setxattr(up / "app", "trusted.overlay.opaque", b"y")
+    os.mknod(up / "app/gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    os.mknod(up / "app/sub/gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    write(up / "app/sub/kept")
+    assert names(layer(up, overlay=True)[0]) == ["app", "app/.wh..wh..opq", "app/sub", "app/sub/kept"]
+
+
+def test_xattr_marked_whiteout_files_become_whiteouts(tmp_path: Path) -> None:
+    require_root()
+    up = tmp_path / "upper"
+    f = write(up / "etc/old.conf", "")
+    os.setxattr(f, "trusted.overlay.whiteout", b"")
+    assert names(layer(up, overlay=True)[0]) == ["etc", "etc/.wh.old.conf"]
+
+
 def test_overlay_with_an_old_tree_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "u").mkdir()
     with pytest.raises(UsageError):
@@ -669,3 +688,64 @@ def test_umoci_adds_and_unpacks_our_layer_identically(tree: Path, tmp_path: Path
     umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
     # umoci sets the rootfs mode itself and records its own mtree beside it.
     assert_trees_equal(tree, tmp_path / "bundle/rootfs")
+
+
+# -- the tar format against GNU tar, over generated trees --------------------------------------------
+
+
+def test_gnu_tar_extracts_generated_trees_exactly(tmp_path_factory) -> None:
+    require_root()
+    require_tool("tar")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    name = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1, max_size=120).filter(
+        lambda n: n not in (".", "..") and not n.startswith(".wh.") and len(n.encode()) < 250)
+    entry = st.tuples(
+        st.lists(name, min_size=1, max_size=3),
+        st.sampled_from(["file", "dir", "symlink", "fifo"]),
+        st.integers(0, 0o7777),
+        st.integers(0, 2**21),
+        st.integers(0, 2**33),
+        st.binary(max_size=300),
+    )
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(entry, max_size=8))
+    def check(entries) -> None:
+        base = tmp_path_factory.mktemp("h")
+        t = base / "t"
+        t.mkdir()
+        for parts, kind, mode, owner, mtime, blob in entries:
+            p = t.joinpath(*parts)
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                continue
+            if os.path.lexists(p):
+                continue
+            if kind == "file":
+                p.write_bytes(blob)
+                os.setxattr(p, "user.blob", blob or b"-")
+            elif kind == "dir":
+                p.mkdir()
+            elif kind == "symlink":
+                os.symlink(blob.decode("latin-1").replace("\0", "") or "x", p)
+            else:
+                os.mkfifo(p)
+            if kind != "symlink":
+                os.chmod(p, mode | (0o700 if kind == "dir" else 0))
+                os.chown(p, owner, owner + 1)
+                os.utime(p, (mtime, mtime))
+        archive = base / "l.tar"
+        with open(archive, "wb") as f:
+            write_layer(f, t, compression="none")
+        out = base / "out"
+        out.mkdir()
+        subprocess.run(["tar", "-C", str(out), "-xpf", str(archive), "--xattrs", "--xattrs-include=*",
+                        "--numeric-owner"], check=True)
+        # GNU tar sets a directory's mtime after its children, as the layer says.
+        assert_trees_equal(t, out)
+        shutil.rmtree(base)
+
+    check()

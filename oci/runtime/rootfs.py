@@ -199,7 +199,7 @@ def make_devices(root: str, devices: list[dict[str, Any]], in_userns: bool) -> N
         finally:
             os.umask(old)
         os.chown(target, d.get("uid") or 0, d.get("gid") or 0)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")):
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
             os.symlink(target, link)

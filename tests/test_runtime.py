@@ -1,0 +1,342 @@
+"""ocikit run: real namespaces, mounts and process setup, probed with busybox."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, assert_one_line_error, require_root, require_tool
+from runtime_helpers import BUSYBOX, base_config, busybox_rootfs, mountinfo, write_bundle
+
+TIMEOUT = 30
+
+
+@pytest.fixture(autouse=True)
+def _needs_root_and_busybox():
+    require_root()
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (/bin/busybox)")
+
+
+def ocikit(*args: str, timeout: float = TIMEOUT, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "oci", *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+def run_probe(tmp_path: Path, script: str, mutate=None, name: str = "b") -> subprocess.CompletedProcess:
+    cfg = base_config(["sh", "-c", script])
+    if mutate:
+        mutate(cfg)
+    bundle = write_bundle(tmp_path / name, cfg)
+    return ocikit("run", bundle, "--root", tmp_path / "state")
+
+
+# --- namespaces -------------------------------------------------------------
+
+def test_process_is_pid_1(tmp_path):
+    assert run_probe(tmp_path, "echo $$").stdout == "1\n"
+
+
+def test_hostname_is_set(tmp_path):
+    assert run_probe(tmp_path, "hostname").stdout == "probe\n"
+
+
+def test_host_files_are_not_visible(tmp_path):
+    marker = Path("/tmp") / f"ocikit-host-marker-{os.getpid()}"
+    marker.write_text("x")
+    try:
+        res = run_probe(tmp_path, f"ls /; test -e {marker} && echo LEAK || echo hidden")
+    finally:
+        marker.unlink()
+    assert res.stdout.split() == ["bin", "dev", "etc", "proc", "root", "sys", "tmp", "hidden"]
+
+
+def test_proc_shows_only_the_container_processes(tmp_path):
+    res = run_probe(tmp_path, "ls /proc | grep -E '^[0-9]+$' | sort -n | head -1; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert res.stdout.splitlines() == ["1", "sh -c " + "ls /proc | grep -E '^[0-9]+$' | sort -n | head -1; cat /proc/1/cmdline | tr '\\0' ' ' "]
+
+
+def test_network_namespace_has_only_loopback_and_it_is_up(tmp_path):
+    res = run_probe(tmp_path, "ls /sys/class/net; cat /sys/class/net/lo/flags")
+    assert res.stdout.split() == ["lo", "0x9"]
+
+
+def test_user_namespace_maps_ids(tmp_path):
+    def userns(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+
+    # The mapped root (host uid 100000) must be able to reach the bundle, as with runc.
+    for d in (tmp_path, *tmp_path.parents[:2]):
+        d.chmod(0o755)
+    res = run_probe(tmp_path, "cat /proc/self/uid_map /proc/self/gid_map; id -u", userns)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "100000", "65536", "0", "100000", "65536", "0"]
+
+
+def test_joins_an_existing_namespace_by_path(tmp_path):
+    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname joined-ns; sleep 30"])
+    try:
+        time.sleep(0.3)
+        def join(cfg):
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"] + [{"type": "uts", "path": f"/proc/{holder.pid}/ns/uts"}]
+            del cfg["hostname"]
+        res = run_probe(tmp_path, "hostname", join)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.stdout == "joined-ns\n", res.stderr
+
+
+# --- process ----------------------------------------------------------------
+
+def test_user_and_groups_are_applied(tmp_path):
+    def user(cfg):
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 7]}
+
+    assert run_probe(tmp_path, "id -u; id -g; id -G", user).stdout.split() == ["1000", "1001", "1001", "5", "7"]
+
+
+def test_env_and_cwd_are_applied(tmp_path):
+    def envcwd(cfg):
+        cfg["process"]["env"].append("GREETING=hello world")
+        cfg["process"]["cwd"] = "/tmp"
+
+    assert run_probe(tmp_path, 'echo "$GREETING"; pwd', envcwd).stdout == "hello world\n/tmp\n"
+
+
+def test_program_is_found_on_the_container_path(tmp_path):
+    def path(cfg):
+        cfg["process"]["args"] = ["true"]
+        cfg["process"]["env"] = ["PATH=/bin"]
+
+    assert run_probe(tmp_path, "", path).returncode == 0
+
+
+def test_exit_status_is_propagated(tmp_path):
+    assert run_probe(tmp_path, "exit 42").returncode == 42
+
+
+def test_death_by_signal_exits_128_plus_signal(tmp_path):
+    def no_pidns(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+
+    assert run_probe(tmp_path, "kill -TERM $$", no_pidns).returncode == 128 + signal.SIGTERM
+
+
+def test_sigterm_is_forwarded_to_the_process(tmp_path):
+    cfg = base_config(["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"])
+    bundle = write_bundle(tmp_path / "b", cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT) == 7
+        assert proc.stdout.read() == "got-term\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_capabilities_match_the_configured_sets(tmp_path):
+    def caps(cfg):
+        cfg["process"]["capabilities"] = {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"], "effective": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}
+
+    res = run_probe(tmp_path, "grep ^Cap /proc/self/status", caps)
+    got = dict(line.split(":\t") for line in res.stdout.splitlines())
+    assert got == {"CapInh": "0000000000000020", "CapPrm": "0000000000000021", "CapEff": "0000000000000021", "CapBnd": "0000000000002021", "CapAmb": "0000000000000020"}
+
+
+def test_no_new_privileges_and_umask_and_rlimits(tmp_path):
+    def proc(cfg):
+        cfg["process"]["user"]["umask"] = 0o027
+        cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
+
+    res = run_probe(tmp_path, "grep NoNewPrivs /proc/self/status; umask; ulimit -n; ulimit -Hn", proc)
+    assert res.stdout.split() == ["NoNewPrivs:", "1", "0027", "321", "654"]
+
+
+def test_oom_score_adj_is_applied(tmp_path):
+    assert run_probe(tmp_path, "cat /proc/self/oom_score_adj", lambda c: c["process"].update(oomScoreAdj=123)).stdout == "123\n"
+
+
+# --- filesystem -------------------------------------------------------------
+
+def test_readonly_root_refuses_writes(tmp_path):
+    res = run_probe(tmp_path, "touch /newfile 2>&1; echo $?")
+    assert "Read-only file system" in res.stdout and res.stdout.endswith("1\n")
+    assert not (tmp_path / "b" / "rootfs" / "newfile").exists()
+
+
+def test_writable_root_when_not_readonly(tmp_path):
+    res = run_probe(tmp_path, "echo hi > /newfile", lambda c: c["root"].update(readonly=False))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "b" / "rootfs" / "newfile").read_text() == "hi\n"
+
+
+def test_masked_paths_are_empty(tmp_path):
+    def mask(cfg):
+        cfg["linux"]["maskedPaths"] += ["/etc", "/secret.txt"]
+
+    cfg = base_config(["sh", "-c", "ls -A /etc | wc -l; cat /secret.txt | wc -c; cat /proc/kcore | wc -c"])
+    mask(cfg)
+    bundle = write_bundle(tmp_path / "b", cfg)
+    (bundle / "rootfs" / "secret.txt").write_text("secret")
+    res = ocikit("run", bundle, "--root", tmp_path / "state")
+    assert res.stdout.split() == ["0", "0", "0"], res.stderr
+
+
+def test_readonly_paths_refuse_writes(tmp_path):
+    res = run_probe(tmp_path, "echo 1 > /tmp/x 2>/dev/null; echo $?", lambda c: (c["root"].update(readonly=False), c["linux"].update(readonlyPaths=["/tmp"])))
+    assert res.stdout == "1\n"
+
+
+def test_default_devices_and_dev_symlinks_exist(tmp_path):
+    res = run_probe(tmp_path, "for d in null zero full random urandom tty; do test -c /dev/$d && echo $d; done; for l in fd stdin ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo ok")
+    assert res.stdout.split() == ["null", "zero", "full", "random", "urandom", "tty", "/proc/self/fd", "/proc/self/fd/0", "pts/ptmx", "ok"]
+
+
+def test_bind_mount_with_options(tmp_path):
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "f").write_text("bound\n")
+
+    def bind(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind", "ro", "nosuid"]})
+
+    res = run_probe(tmp_path, "cat /data/f; touch /data/g 2>/dev/null; echo $?; grep ' /data ' /proc/self/mountinfo | cut -d' ' -f6", bind)
+    lines = res.stdout.splitlines()
+    assert lines[:2] == ["bound", "1"] and "ro" in lines[2].split(",") and "nosuid" in lines[2].split(",")
+
+
+def test_sysctl_is_set_in_the_container_only(tmp_path):
+    host = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    res = run_probe(tmp_path, "cat /proc/sys/net/ipv4/ip_forward", lambda c: c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"}))
+    assert res.stdout == "1\n", res.stderr
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host
+
+
+def test_no_mounts_leak_to_the_host(tmp_path):
+    before = mountinfo()
+    assert run_probe(tmp_path, "true").returncode == 0
+    assert mountinfo() == before
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
+# --- terminal and errors ----------------------------------------------------
+
+def test_terminal_without_a_tty_is_one_line_error(tmp_path):
+    before = mountinfo()
+    res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))
+    assert_one_line_error(res_of(res), "process.terminal")
+    assert mountinfo() == before
+
+
+def res_of(p: subprocess.CompletedProcess):
+    from conftest import Result
+
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+BAD_CONFIGS = {
+    "unknown_namespace": (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
+    "bad_user": (lambda c: c["process"]["user"].update(uid=-1), "process.user.uid"),
+    "user_not_a_number": (lambda c: c["process"]["user"].update(gid="root"), "process.user.gid"),
+    "unknown_capability": (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_MAGIC"), "process.capabilities.bounding[3]"),
+    "missing_program": (lambda c: c["process"].update(args=["no-such-program"]), "process.args[0]"),
+    "missing_absolute_program": (lambda c: c["process"].update(args=["/bin/nope"]), "process.args[0]"),
+    "relative_mount_destination": (lambda c: c["mounts"].append({"destination": "data", "type": "tmpfs"}), "mounts[6].destination"),
+    "missing_bind_source": (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]}), "mounts[6].source"),
+    "unknown_rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
+    "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
+    "seccomp": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_one_line_error_and_leaves_no_mount(tmp_path, case):
+    mutate, field = BAD_CONFIGS[case]
+    before = mountinfo()
+    res = run_probe(tmp_path, "true", mutate)
+    assert_one_line_error(res_of(res), field)
+    assert mountinfo() == before
+    assert not any((tmp_path / "state").glob("*/state.json"))
+
+
+def test_missing_config_is_one_line_error(tmp_path):
+    (tmp_path / "b").mkdir()
+    assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json")
+
+
+def test_invalid_json_config_is_one_line_error(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text("{not json")
+    assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json", "not valid JSON")
+
+
+def test_missing_rootfs_is_one_line_error(tmp_path):
+    before = mountinfo()
+    bundle = write_bundle(tmp_path / "b", base_config(["true"]), rootfs=False)
+    assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), "root.path")
+    assert mountinfo() == before
+
+
+def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
+    before = mountinfo()
+    cfg = base_config(["sh", "-c", "echo ready; sleep 60"])
+    bundle = write_bundle(tmp_path / "b", cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--id", "victim", "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline() == "ready\n"
+    pid = json.loads((tmp_path / "state" / "victim" / "state.json").read_text())["pid"]
+    proc.kill()
+    proc.wait(timeout=TIMEOUT)
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+    assert mountinfo() == before
+    write_bundle(bundle, base_config(["true"]), rootfs=False)
+    again = ocikit("run", bundle, "--id", "victim", "--root", tmp_path / "state")
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "state" / "victim").exists()
+
+
+# --- side by side with runc ---------------------------------------------------
+
+PROBE = "echo $$; hostname; id; pwd; ls /; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; ulimit -n; umask; ls /dev; cat /proc/self/uid_map | tr -s ' '"
+
+
+def test_same_output_as_runc(tmp_path):
+    require_tool("runc")
+    cfg = base_config(["sh", "-c", PROBE])
+    bundle = write_bundle(tmp_path / "b", cfg)
+    ours = ocikit("run", bundle, "--root", tmp_path / "s")
+    theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"probe-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+
+
+def test_runc_spec_config_runs_the_same(tmp_path):
+    require_tool("runc")
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True, timeout=TIMEOUT)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sh", "-c", PROBE]
+    write_bundle(bundle, cfg)
+    ours = ocikit("run", bundle, "--root", tmp_path / "s")
+    theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"spec-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.stdout == theirs.stdout, ours.stderr

@@ -1,0 +1,363 @@
+"""Validation of image-spec JSON documents: the JSON Schemas in ``oci.schemas`` plus the rules a schema cannot state.
+
+``validate`` returns every violation as a JSON pointer and a reason; ``validate_or_raise`` raises on the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import InvalidDocumentError, UsageError
+from .models import (
+    MT_CONFIG,
+    MT_DESCRIPTOR,
+    MT_DOCKER_CONFIG,
+    MT_DOCKER_LIST,
+    MT_DOCKER_MANIFEST,
+    MT_INDEX,
+    MT_LAYOUT_HEADER,
+    MT_MANIFEST,
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way a document breaks its media type: where (a JSON pointer, "" for the root) and why."""
+
+    pointer: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.reason}"
+
+
+# Media type -> (schema file, the value a present top-level "mediaType" must have, or None).
+# Docker schema 2 documents are checked against their OCI counterparts (media-types.md lists them
+# as similar/compatible), with the Docker type as the expected "mediaType".
+_SCHEMAS: dict[str, tuple[str, str | None]] = {
+    MT_DESCRIPTOR: ("descriptor.json", None),
+    MT_MANIFEST: ("image-manifest.json", None),
+    MT_INDEX: ("image-index.json", None),
+    MT_CONFIG: ("image-config.json", None),
+    MT_LAYOUT_HEADER: ("image-layout.json", None),
+    MT_DOCKER_MANIFEST: ("image-manifest.json", MT_DOCKER_MANIFEST),
+    MT_DOCKER_LIST: ("image-index.json", MT_DOCKER_LIST),
+    MT_DOCKER_CONFIG: ("image-config.json", None),
+}
+
+#: Media types ``validate`` knows.
+MEDIA_TYPES: frozenset[str] = frozenset(_SCHEMAS)
+
+# Where descriptors sit in each document, for the checks on embedded ``data``.
+_DESCRIPTOR_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "descriptor.json": (("", False),),
+    "image-manifest.json": (("config", False), ("layers", True), ("subject", False)),
+    "image-index.json": (("manifests", True), ("subject", False)),
+}
+
+# Algorithms whose digests of embedded data can be recomputed here (descriptor.md registers these).
+_HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
+def _schema_dir() -> Any:
+    """The folder holding the ``*.json`` schemas: the installed ``oci.schemas`` package, else the source tree's."""
+    try:
+        folder = resources.files("oci.schemas")
+        if folder.joinpath("descriptor.json").is_file():
+            return folder
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+@lru_cache(maxsize=None)
+def _schemas() -> dict[str, dict]:
+    folder = _schema_dir()
+    return {
+        entry.name: json.loads(entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
+
+
+# --- formats the schemas name, checked here rather than by optional third-party packages ---
+
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))"
+)
+
+
+def is_date_time(value: object) -> bool:
+    """RFC 3339 section 5.6 ``date-time``, with calendar-valid fields (leap second allowed)."""
+    if not isinstance(value, str):
+        return True
+    m = _DATE_TIME.fullmatch(value)
+    if not m:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return False
+    if hour > 23 or minute > 59 or second > 60:
+        return False
+    off_h, off_m = m.group(7), m.group(8)
+    return off_h is None or (int(off_h) <= 23 and int(off_m) <= 59)
+
+
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|{_PCT})"
+_AUTHORITY = (
+    rf"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|{_PCT})*@)?"  # userinfo
+    rf"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|{_PCT})*)"  # host
+    r"(?::[0-9]*)?"  # port
+)
+_URI = re.compile(
+    rf"[A-Za-z][A-Za-z0-9+.\-]*:"
+    rf"(?://{_AUTHORITY}(?:/{_PCHAR}*)*|/?(?:{_PCHAR}+(?:/{_PCHAR}*)*)?)"
+    rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+)
+
+
+def is_uri(value: object) -> bool:
+    """An RFC 3986 ``URI`` (absolute: a scheme is required; a fragment is allowed)."""
+    return not isinstance(value, str) or bool(_URI.fullmatch(value))
+
+
+@lru_cache(maxsize=None)
+def _engine() -> tuple[Any, Any, Any]:
+    """The validator class, schema registry and format checker, built once per process."""
+    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.validators import extend
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (name, Resource.from_contents(schema)) for name, schema in _schemas().items()
+    )
+    # JSON has one number type; the spec's int/int64 fields take integers written without fraction
+    # or exponent, as Go's decoder does. Booleans are never numbers.
+    strict_int = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    formats = FormatChecker(formats=())
+    formats.checks("date-time")(is_date_time)
+    formats.checks("uri")(is_uri)
+    return extend(Draft202012Validator, type_checker=strict_int), registry, formats
+
+
+@lru_cache(maxsize=None)
+def _validator(media_type: str) -> Any:
+    """The compiled validator for a media type, built once per process."""
+    cls, registry, formats = _engine()
+    name, expected = _SCHEMAS[media_type]
+    schema = _schemas()[name]
+    if expected is not None:
+        properties = {**schema["properties"], "mediaType": {"type": "string", "const": expected}}
+        schema = {**schema, "$id": f"variant-{name}", "properties": properties}
+    return cls(schema, registry=registry, format_checker=formats)
+
+
+# --- parsing ---
+
+
+class _Duplicates:
+    """object_pairs_hook that builds dicts and remembers which keys were repeated in which dict."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, list[str]] = {}
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            self.found[id(obj)] = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+        return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(data: bytes | str) -> tuple[Any, list[Violation]]:
+    """Decode strict UTF-8 JSON; a failure is one violation at the root, never an exception."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, [Violation("", f"not UTF-8 (invalid byte at offset {exc.start})")]
+    else:
+        text = data
+    hook = _Duplicates()
+    try:
+        obj = json.loads(text, object_pairs_hook=hook, parse_constant=_reject_constant)
+    except RecursionError:
+        return None, [Violation("", "not valid JSON: nested too deeply")]
+    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
+        return None, [Violation("", f"not valid JSON: {exc}")]
+    found = []
+    if hook.found:
+        # RFC 8259 leaves duplicate names to the parser, so two readers could see two documents;
+        # annotations.md requires unique keys outright.
+        for pointer, value in _walk(obj):
+            for key in hook.found.get(id(value), ()):
+                found.append(Violation(f"{pointer}/{_escape(key)}", "duplicate key"))
+    return obj, found
+
+
+def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
+    """Every object in a JSON value with its pointer, without recursion."""
+    stack = [("", obj)]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, dict):
+            yield pointer, value
+            stack.extend((f"{pointer}/{_escape(k)}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in enumerate(value))
+
+
+def _escape(token: object) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(path: Iterable[object]) -> str:
+    return "".join(f"/{_escape(p)}" for p in path)
+
+
+# --- schema errors as violations ---
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else _json_type(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _violation(err: Any) -> Violation:
+    path = list(err.absolute_path)
+    kind, expected, value = err.validator, err.validator_value, err.instance
+    title = err.schema.get("title") if isinstance(err.schema, dict) else None
+    if kind == "required":
+        missing = next((k for k in expected if k not in value), expected[0])
+        return Violation(_pointer([*path, missing]), err.schema.get("description") or "required field is missing")
+    if kind == "type":
+        types = [expected] if isinstance(expected, str) else list(expected)
+        return Violation(_pointer(path), f"expected {' or '.join(types)}, got {_json_type(value)}")
+    if kind in ("pattern", "format"):
+        what = title or (f"matching {expected}" if kind == "pattern" else f"a valid {expected}")
+        return Violation(_pointer(path), f"{_short(value)} is not {what}")
+    if kind == "const":
+        return Violation(_pointer(path), f"must be {_short(expected)}, got {_short(value)}")
+    if kind == "enum":
+        return Violation(_pointer(path), f"must be one of {', '.join(map(_short, expected))}, got {_short(value)}")
+    if kind == "minimum":
+        return Violation(_pointer(path), "must not be negative" if expected == 0 else f"must be at least {expected}")
+    if kind == "maximum":
+        return Violation(_pointer(path), f"must be at most {expected}")
+    if kind == "minItems":
+        return Violation(_pointer(path), f"must have at least {expected} {'entry' if expected == 1 else 'entries'}")
+    return Violation(_pointer(path), err.message)
+
+
+def _sort_key(path: Iterable[object]) -> tuple:
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path)
+
+
+# --- rules beyond the schema ---
+
+
+def _embedded_data(pointer: str, desc: Any) -> Iterator[Violation]:
+    """descriptor.md: decoded ``data`` MUST be identical to the referenced content (so: size and digest)."""
+    if not isinstance(desc, dict) or not isinstance(desc.get("data"), str):
+        return
+    size, digest = desc.get("size"), desc.get("digest")
+    try:
+        raw = base64.b64decode(desc["data"], validate=True)
+    except (binascii.Error, ValueError):
+        return  # the schema's base64 pattern has reported it
+    if isinstance(size, int) and not isinstance(size, bool) and len(raw) != size:
+        yield Violation(f"{pointer}/data", f"decodes to {len(raw)} bytes but size is {size}")
+    if isinstance(digest, str) and ":" in digest:
+        algorithm, encoded = digest.split(":", 1)
+        hasher = _HASHES.get(algorithm)
+        # Data under an unregistered algorithm cannot be checked, and descriptor.md says such
+        # digests SHOULD still pass validation.
+        if hasher is not None and hasher(raw).hexdigest() != encoded:
+            yield Violation(f"{pointer}/data", f"does not match digest {digest}")
+
+
+def _semantic(schema_name: str, doc: Any) -> Iterator[Violation]:
+    if not isinstance(doc, dict):
+        return
+    for field, many in _DESCRIPTOR_SLOTS.get(schema_name, ()):
+        if field == "":
+            yield from _embedded_data("", doc)
+        elif many and isinstance(doc.get(field), list):
+            for i, desc in enumerate(doc[field]):
+                yield from _embedded_data(f"/{field}/{i}", desc)
+        elif not many:
+            yield from _embedded_data(f"/{field}", doc.get(field))
+
+
+# --- public API ---
+
+
+def validate(media_type: str, data: bytes | str | object) -> list[Violation]:
+    """Check a document against ``media_type``; return its violations (empty when valid).
+
+    ``data`` is JSON text (bytes or str) or an already-parsed JSON value. Text that is not
+    UTF-8 JSON yields one violation at the root. An unknown media type raises UsageError.
+    """
+    return _check(media_type, data)[1]
+
+
+def validate_or_raise(media_type: str, data: bytes | str | object, what: str) -> Any:
+    """Like ``validate`` but raise InvalidDocumentError naming ``what`` (all violations in ``.violations``).
+
+    Returns the parsed document.
+    """
+    doc, violations = _check(media_type, data)
+    if violations:
+        first = violations[0]
+        exc = InvalidDocumentError(f"{what}: {first.pointer or '/'}: {first.reason}")
+        exc.violations = violations  # type: ignore[attr-defined]
+        raise exc
+    return doc
+
+
+def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Violation]]:
+    if media_type not in _SCHEMAS:
+        raise UsageError(f"no schema for media type {media_type!r}; known: {', '.join(sorted(_SCHEMAS))}")
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        doc, found = _parse(data)
+        if doc is None and found:
+            return None, found
+    else:
+        doc, found = data, []
+    validator = _validator(media_type)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: _sort_key(e.absolute_path))
+    found.extend(_violation(e) for e in errors)
+    flagged = {v.pointer for v in found}
+    found.extend(v for v in _semantic(_SCHEMAS[media_type][0], doc) if v.pointer not in flagged)
+    # One reason per place: a field failing several keywords (say, the grammar and the
+    # registered-algorithm length of a digest) reads best as its first failure.
+    seen: set[str] = set()
+    unique = []
+    for v in found:
+        if v.pointer not in seen:
+            seen.add(v.pointer)
+            unique.append(v)
+    return doc, unique

@@ -246,13 +246,14 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _violation(err: Any) -> Violation:
+def _violation(err: Any, missing: list[str]) -> Violation:
+    """Phrase a schema error; ``missing`` lists the absent required names not yet reported at its place."""
     path = list(err.absolute_path)
     kind, expected, value = err.validator, err.validator_value, err.instance
     title = err.schema.get("title") if isinstance(err.schema, dict) else None
     if kind == "required":
-        missing = next((k for k in expected if k not in value), expected[0])
-        return Violation(_pointer([*path, missing]), err.schema.get("description") or "required field is missing")
+        name = missing.pop(0) if missing else expected[0]
+        return Violation(_pointer([*path, name]), err.schema.get("description") or "required field is missing")
     if kind == "type":
         types = [expected] if isinstance(expected, str) else list(expected)
         return Violation(_pointer(path), f"expected {' or '.join(types)}, got {_json_type(value)}")
@@ -272,8 +273,10 @@ def _violation(err: Any) -> Violation:
     return Violation(_pointer(path), err.message)
 
 
-def _sort_key(path: Iterable[object]) -> tuple:
-    return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path)
+def _sort_key(v: Violation) -> tuple:
+    """Document order for array indexes, name order for object keys."""
+    tokens = v.pointer.split("/")[1:]
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in tokens)
 
 
 # --- rules beyond the schema ---
@@ -347,11 +350,18 @@ def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Viola
             return None, found
     else:
         doc, found = data, []
-    validator = _validator(media_type)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: _sort_key(e.absolute_path))
-    found.extend(_violation(e) for e in errors)
+    # jsonschema reports each absent required name as its own error, in the keyword's order.
+    missing: dict[tuple[int, tuple], list[str]] = {}
+    for err in _validator(media_type).iter_errors(doc):
+        if err.validator == "required":
+            key = (id(err.schema), tuple(err.absolute_path))
+            names = missing.setdefault(key, [k for k in err.validator_value if k not in err.instance])
+            found.append(_violation(err, names))
+        else:
+            found.append(_violation(err, []))
     flagged = {v.pointer for v in found}
     found.extend(v for v in _semantic(_SCHEMAS[media_type][0], doc) if v.pointer not in flagged)
+    found.sort(key=_sort_key)
     # One reason per place: a field failing several keywords (say, the grammar and the
     # registered-algorithm length of a digest) reads best as its first failure.
     seen: set[str] = set()

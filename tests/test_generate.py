@@ -353,6 +353,23 @@ def test_memory_stays_bounded_for_a_large_file(tmp_path: Path) -> None:
     assert peak < 16 << 20, f"peak Python allocation {peak} bytes"
 
 
+def test_memory_of_a_full_layer_does_not_grow_with_the_entry_count(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    for d in range(10):
+        (t / f"d{d}").mkdir(parents=True)
+        for f in range(1000):
+            (t / f"d{d}" / f"file-{f}").touch()
+    tracemalloc.start()
+    try:
+        result = write_layer(open(os.devnull, "wb"), t, compression="none")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.entries == 10_010
+    # Holding every entry would take well over 10 MiB; one directory listing and a write buffer are far less.
+    assert peak < 6 << 20, f"peak Python allocation {peak} bytes"
+
+
 # -- changesets against a directory ---------------------------------------------------------------
 
 

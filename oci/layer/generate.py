@@ -19,7 +19,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError
@@ -31,6 +31,7 @@ from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, re
 from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
 
 MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
+_FSENC = sys.getfilesystemencoding()
 _LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
 _CHUNK = 1 << 20
 _OVERLAY_UNSUPPORTED = ("overlay.redirect", "overlay.metacopy")
@@ -92,11 +93,11 @@ def write_layer(
     if overlay and old is not None:
         raise UsageError("an overlay upper dir is already a changeset: give no old tree with overlay")
     warn = warn or _warn_stderr
-    collector = _Collector(new, warn, userxattr)
+    items: Iterable[_Item]
     if overlay:
-        collector.overlay("", str(new), opaque_below=False)
+        items = _depth_first(_Collector(warn, userxattr).overlay("", str(new)))
     elif old is None:
-        collector.full("", str(new))
+        items = _depth_first(_Collector(warn).full("", str(new)))
     else:
         if isinstance(old, TreeSnapshot):
             base: _Old = _SnapshotOld(old)
@@ -104,8 +105,9 @@ def write_layer(
             if not Path(old).is_dir():
                 raise LayerError(f"{old}: not a directory")
             base = _DirOld(Path(old))
-        collector.changes("", str(new), base)
-    items = collector.finish()
+        # Only a changeset is held in memory: adding link partners needs all of it first.
+        collector = _Collector(warn, track_links=True)
+        items = collector.with_whole_link_groups(list(_depth_first(collector.changes("", str(new), base))))
     return _write(out, items, compression, level, source_date_epoch, progress)
 
 
@@ -168,22 +170,51 @@ class _SnapshotOld(_Old):
 # -- deciding what goes in -------------------------------------------------------------------
 
 
+# A level yields, for one directory, (item or None, iterator over the level below or None).
+_Level = Iterator[tuple["_Item | None", "Iterator | None"]]
+
+
+def _depth_first(top: _Level) -> Iterator[_Item]:
+    """Items of nested levels in pre-order, with an explicit stack (trees can be deep)."""
+    stack = [top]
+    while stack:
+        try:
+            item, below = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        if item is not None:
+            yield item
+        if below is not None:
+            stack.append(below)
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def _by_name(name: str) -> bytes:
+    return name.encode(_FSENC, "surrogateescape")
+
+
 class _Collector:
-    def __init__(self, root: Path, warn: Callable[[str], None], userxattr: bool) -> None:
-        self.root = root
+    """Walks the new tree and yields what the layer holds, in layer order."""
+
+    def __init__(self, warn: Callable[[str], None], userxattr: bool = False, track_links: bool = False) -> None:
         self.warn = warn
-        self.items: list[_Item] = []
         self.emitted: set[str] = set()
+        self.track_links = track_links
         # (dev, ino) -> every path of a multiply linked non-directory in the new tree.
         self.links: dict[tuple[int, int], list[tuple[str, str, os.stat_result]]] = {}
         self.opaque_key = opaque_xattr(userxattr)
         self.whiteout_key = ("user" if userxattr else "trusted") + ".overlay.whiteout"
 
-    def _scan(self, path: str, seen: set[str] | None = None) -> list[tuple[str, str, os.stat_result]]:
-        """The layer-worthy entries of directory ``path``; ``seen`` gets every name, sockets too."""
+    def _scan(self, rel: str, path: str, seen: set[str] | None = None) -> list[tuple[str, str, str, os.stat_result]]:
+        """(name, rel, path, lstat) of the layer-worthy entries of a directory, by name;
+        ``seen`` gets every name, sockets too."""
         with os.scandir(path) as it:
             entries = [(e.name, e.path, e.stat(follow_symlinks=False)) for e in it]
-        entries.sort(key=lambda e: os.fsencode(e[0]))
+        entries.sort(key=lambda e: _by_name(e[0]))
         out = []
         for name, p, st in entries:
             if seen is not None:
@@ -193,107 +224,91 @@ class _Collector:
                 continue
             if name.startswith(WHITEOUT_PREFIX):
                 raise LayerError(f"{p}: names beginning with {WHITEOUT_PREFIX} mean deletions in a layer and cannot be stored")
-            if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-                self.links.setdefault((st.st_dev, st.st_ino), []).append(("", p, st))
-            out.append((name, p, st))
+            r = _join(rel, name)
+            if self.track_links and not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+                self.links.setdefault((st.st_dev, st.st_ino), []).append((r, p, st))
+            out.append((name, r, p, st))
         return out
 
-    def _note_link(self, rel: str, path: str, st: os.stat_result) -> None:
-        group = self.links.get((st.st_dev, st.st_ino))
-        if group is not None:
-            for i, (r, p, _) in enumerate(group):
-                if p == path:
-                    group[i] = (rel, p, st)
+    def _entry(self, rel: str, path: str, st: os.stat_result, xattrs: dict[str, bytes] | None = None) -> _Item:
+        if self.track_links:
+            self.emitted.add(rel)
+        return _Item(rel, "entry", path, st, xattrs)
 
-    def _emit(self, rel: str, path: str, st: os.stat_result, xattrs: dict[str, bytes] | None = None) -> None:
-        self.items.append(_Item(rel, "entry", path, st, xattrs))
-        self.emitted.add(rel)
-
-    def full(self, rel: str, path: str) -> None:
+    def full(self, rel: str, path: str) -> _Level:
         """Every entry below ``path``."""
-        stack = [(rel, path)]
-        while stack:
-            r, p = stack.pop()
-            for name, cp, st in self._scan(p):
-                cr = f"{r}/{name}" if r else name
-                self._note_link(cr, cp, st)
-                self._emit(cr, cp, st)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((cr, cp))
+        for _, r, p, st in self._scan(rel, path):
+            yield self._entry(r, p, st), (self.full(r, p) if stat.S_ISDIR(st.st_mode) else None)
 
-    def changes(self, rel: str, path: str, old: _Old) -> None:
+    def changes(self, rel: str, path: str, old: _Old) -> _Level:
         """Entries of ``path`` that differ from ``old``, and whiteouts for what it lost."""
-        stack = [(rel, path)]
-        while stack:
-            r, p = stack.pop()
-            names: set[str] = set()
-            # A socket still there is not a deletion, though the layer cannot carry it.
-            present = self._scan(p, names)
-            for gone in old.names(r):
-                if gone not in names:
-                    self.items.append(_Item(f"{r}/{whiteout_name(gone)}" if r else whiteout_name(gone), "whiteout"))
-            for name, cp, st in present:
-                cr = f"{r}/{name}" if r else name
-                self._note_link(cr, cp, st)
-                before = old.get(cr)
-                kind = kind_of(st.st_mode)
-                if before is None or (before.kind == "dir") != (kind == "dir"):
-                    if before is not None and before.kind == "dir":
-                        # A directory became something else: hide its whole lower subtree.
-                        self.items.append(_Item(f"{r}/{whiteout_name(name)}" if r else whiteout_name(name), "whiteout"))
-                    self._emit(cr, cp, st)
-                    if kind == "dir":
-                        self.full(cr, cp)
-                    continue
-                now = meta_of(cp, st)
-                if not now.same_as(before) or (kind == "file" and not old.same_content(cr, cp, now, before)):
-                    self._emit(cr, cp, st, now.xattrs)
-                if kind == "dir":
-                    stack.append((cr, cp))
+        names: set[str] = set()
+        # A socket still there is not a deletion, though the layer cannot carry it.
+        present = self._scan(rel, path, names)
+        whiteouts = [n for n in old.names(rel) if n not in names]
+        plan: list[tuple[_Item | None, _Level | None]] = []
+        for name, r, p, st in present:
+            before = old.get(r)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if before is None or (before.kind == "dir") != is_dir:
+                if before is not None and before.kind == "dir":
+                    # A directory became something else: hide its whole lower subtree.
+                    whiteouts.append(name)
+                plan.append((self._entry(r, p, st), self.full(r, p) if is_dir else None))
+                continue
+            now = meta_of(p, st)
+            changed = not now.same_as(before) or (now.kind == "file" and not old.same_content(r, p, now, before))
+            plan.append((self._entry(r, p, st, now.xattrs) if changed else None,
+                         self.changes(r, p, old) if is_dir else None))
+        for name in sorted(whiteouts, key=_by_name):
+            yield _Item(_join(rel, whiteout_name(name)), "whiteout"), None
+        yield from plan
 
-    def overlay(self, rel: str, path: str, opaque_below: bool) -> None:
+    def overlay(self, rel: str, path: str, hidden_below: bool = False, opaque: bool = False) -> _Level:
         """Translate an overlayfs upper dir: whiteout devices and opaque xattrs to tar form."""
-        stack = [(rel, path, opaque_below)]
-        while stack:
-            r, p, hidden_below = stack.pop()
-            for name, cp, st in self._scan(p):
-                cr = f"{r}/{name}" if r else name
-                xattrs = read_xattrs(cp)
-                for key in xattrs:
-                    if key.endswith(_OVERLAY_UNSUPPORTED) and is_overlay_xattr(key):
-                        raise LayerError(f"{cp}: overlay {key} (redirect_dir/metacopy) cannot be expressed in a layer")
-                is_whiteout = (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (
-                    stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs
-                )
-                if is_whiteout:
-                    # Below an opaque dir nothing lower shows through, so whiteouts are moot.
-                    if not hidden_below:
-                        self.items.append(_Item(f"{r}/{whiteout_name(name)}" if r else whiteout_name(name), "whiteout"))
-                    continue
-                self._note_link(cr, cp, st)
-                clean = {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)}
-                self._emit(cr, cp, st, clean)
-                if stat.S_ISDIR(st.st_mode):
-                    opaque = xattrs.get(self.opaque_key) == b"y"
-                    if opaque:
-                        self.items.append(_Item(f"{cr}/{OPAQUE_MARKER}", "opaque"))
-                    stack.append((cr, cp, hidden_below or opaque))
+        if opaque:
+            yield _Item(_join(rel, OPAQUE_MARKER), "opaque"), None
+        whiteouts, entries = [], []
+        for name, r, p, st in self._scan(rel, path):
+            xattrs = read_xattrs(p)
+            for key in xattrs:
+                if key.endswith(_OVERLAY_UNSUPPORTED) and is_overlay_xattr(key):
+                    raise LayerError(f"{p}: overlay {key} (redirect_dir/metacopy) cannot be expressed in a layer")
+            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
+                # Below an opaque dir nothing lower shows through, so whiteouts are moot.
+                if not hidden_below:
+                    whiteouts.append(_Item(_join(rel, whiteout_name(name)), "whiteout"))
+                continue
+            entries.append((r, p, st, xattrs))
+        for item in whiteouts:
+            yield item, None
+        for r, p, st, xattrs in entries:
+            item = self._entry(r, p, st, {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)})
+            if stat.S_ISDIR(st.st_mode):
+                is_opaque = xattrs.get(self.opaque_key) == b"y"
+                yield item, self.overlay(r, p, hidden_below or is_opaque, is_opaque)
+            else:
+                yield item, None
 
-    def finish(self) -> list[_Item]:
-        """All items in layer order, with every path of an emitted inode emitted too."""
-        for group in self.links.values():
-            if len(group) > 1 and any(r in self.emitted for r, _, _ in group):
-                for r, p, st in group:
-                    if r and r not in self.emitted:
-                        self._emit(r, p, st)
+    def with_whole_link_groups(self, items: list[_Item]) -> list[_Item]:
+        """``items`` plus every other path of an inode they emit, in layer order
+        (so hardlinks made or kept in the new tree stay links after applying)."""
+        extra = [
+            self._entry(r, p, st)
+            for group in self.links.values()
+            if len(group) > 1 and any(r in self.emitted for r, _, _ in group)
+            for r, p, st in group
+            if r not in self.emitted
+        ]
+        if not extra:
+            return items
         rank = {"opaque": 0, "whiteout": 1, "entry": 2}
 
         def key(item: _Item) -> tuple:
             parts = item.rel.split("/")
-            last = (rank[item.what], os.fsencode(parts[-1]))
-            return tuple((2, os.fsencode(x)) for x in parts[:-1]) + (last,)
+            return tuple((2, _by_name(x)) for x in parts[:-1]) + ((rank[item.what], _by_name(parts[-1])),)
 
-        return sorted(self.items, key=key)
+        return sorted(items + extra, key=key)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -328,7 +343,7 @@ class _TarStream:
         self.compressor.write(data)
 
 
-def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | None,
+def _write(out: BinaryIO, items: Iterable[_Item], compression: str, level: int | None,
            sde: int | None, progress: Progress | None) -> LayerResult:
     sink = HashingWriter(out)
     compressor = open_compressor(sink, compression, level)  # type: ignore[arg-type]
@@ -336,7 +351,7 @@ def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | Non
     first_path: dict[tuple[int, int], bytes] = {}
     count = 0
     for item in items:
-        name = os.fsencode(item.rel)
+        name = item.rel.encode(_FSENC, "surrogateescape")
         if item.what != "entry":
             tar.write(tf.header(name, tf.REGULAR, mode=0o600, mtime=0))
             count += 1
@@ -344,7 +359,8 @@ def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | Non
         st = item.st
         assert st is not None
         xattrs = item.xattrs if item.xattrs is not None else read_xattrs(item.path)
-        xattrs = {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)}
+        if xattrs:
+            xattrs = {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)}
         mtime = st.st_mtime_ns // 1_000_000_000
         if sde is not None:
             mtime = min(mtime, sde)
@@ -362,8 +378,9 @@ def _write(out: BinaryIO, items: list[_Item], compression: str, level: int | Non
                 first_path[inode] = name
             size = st.st_size
             tar.write(tf.header(name, tf.REGULAR, size=size, **common))
-            _copy_file(item.path, size, tar)
-            tar.write(tf.padding(size))
+            if size:
+                _copy_file(item.path, size, tar)
+                tar.write(tf.padding(size))
         elif stat.S_ISLNK(mode):
             target = os.fsencode(os.readlink(item.path))
             tar.write(tf.header(name, tf.SYMLINK, linkname=target, **common))

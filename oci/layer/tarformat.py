@@ -6,6 +6,8 @@ whole-second mtimes, device numbers, and xattrs as binary-safe ``SCHILY.xattr.*`
 
 from __future__ import annotations
 
+import struct
+
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
@@ -35,26 +37,23 @@ def _pax_record(key: bytes, value: bytes) -> bytes:
     return str(n).encode() + body
 
 
+# name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix pad
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12s")
+# The checksum counts its own field as eight spaces, plus the constant magic and version.
+_CHECKSUM_BASE = 8 * ord(" ") + sum(b"ustar\x0000")
+
+
 def _ustar(name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
            linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
-    h = bytearray(BLOCK)
-    h[0:len(name)] = name
-    h[100:108] = _octal(mode, 8)
-    h[108:116] = _octal(uid, 8)
-    h[116:124] = _octal(gid, 8)
-    h[124:136] = _octal(size, 12)
-    h[136:148] = _octal(mtime, 12)
-    h[148:156] = b" " * 8
-    h[156:157] = typeflag
-    h[157:157 + len(linkname)] = linkname
-    h[257:263] = b"ustar\0"
-    h[263:265] = b"00"
+    fields = [_octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12)]
     # uname/gname stay empty: layers carry numeric owners only.
     if typeflag in (CHARDEV, BLOCKDEV):
-        h[329:337] = _octal(devmajor, 8)
-        h[337:345] = _octal(devminor, 8)
-    h[148:156] = b"%06o\0 " % sum(h)
-    return bytes(h)
+        dev = [_octal(devmajor, 8), _octal(devminor, 8)]
+    else:
+        dev = [b"", b""]
+    checksum = _CHECKSUM_BASE + sum(name) + sum(linkname) + typeflag[0] + sum(map(sum, fields)) + sum(map(sum, dev))
+    return _USTAR.pack(name, *fields, b"%06o\0 " % checksum, typeflag, linkname, b"ustar\0", b"00",
+                       b"", b"", *dev, b"", b"")
 
 
 def _fits(field: bytes) -> bool:

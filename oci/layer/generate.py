@@ -19,7 +19,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError
@@ -114,13 +114,15 @@ def write_layer(
 # -- what the old state was ---------------------------------------------------------------
 
 
-class _Old:
+class _Old(Protocol):
+    """The state a changeset is taken against: a directory or a snapshot."""
+
     def get(self, rel: str) -> EntryMeta | None: ...
     def names(self, rel: str) -> list[str]: ...
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool: ...
 
 
-class _DirOld(_Old):
+class _DirOld:
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -147,7 +149,7 @@ class _DirOld(_Old):
                     return True
 
 
-class _SnapshotOld(_Old):
+class _SnapshotOld:
     def __init__(self, snap: TreeSnapshot) -> None:
         self.snap = snap
 

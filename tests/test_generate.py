@@ -766,3 +766,55 @@ def test_gnu_tar_extracts_generated_trees_exactly(tmp_path_factory) -> None:
         shutil.rmtree(base)
 
     check()
+
+
+def test_umoci_stacking_lower_and_overlay_upper_layers_gives_the_merged_view(tmp_path: Path) -> None:
+    require_tool("umoci")
+    lower, up, merged = _mount_overlay(tmp_path)
+    expected = tmp_path / "expected"
+    try:
+        _change_through(merged)
+        subprocess.run(["cp", "-a", str(merged), str(expected)], check=True)
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    lay = tmp_path / "layout"
+
+    def umoci(*args: str) -> None:
+        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+    umoci("init", "--layout", str(lay))
+    umoci("new", "--image", f"{lay}:t")
+    for name, data in (("lower.tar", layer(lower)[0]), ("upper.tar", layer(up, overlay=True)[0])):
+        (tmp_path / name).write_bytes(data)
+        umoci("raw", "add-layer", "--image", f"{lay}:t", str(tmp_path / name))
+    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
+    assert_trees_equal(expected, tmp_path / "bundle/rootfs")
+
+
+def test_umoci_stacking_old_and_changeset_layers_gives_the_new_tree(pair, tmp_path: Path) -> None:
+    require_root()
+    require_tool("umoci")
+    old, new = pair
+    os.unlink(new / "etc/motd")
+    shutil.rmtree(new / "usr/share/doc/a")
+    write(new / "usr/share/doc/a/NEW", "n")
+    shutil.rmtree(new / "var/lib")
+    write(new / "var/lib", "now a file")
+    os.unlink(new / "etc/hosts")
+    write(new / "etc/hosts/d/f", "file became a dir")
+    os.chmod(new / "etc", 0o750)
+    os.link(new / "var/lib", new / "var/lib-link")
+    lay = tmp_path / "layout"
+
+    def umoci(*args: str) -> None:
+        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+    umoci("init", "--layout", str(lay))
+    umoci("new", "--image", f"{lay}:t")
+    for name, data in (("base.tar", layer(old)[0]), ("change.tar", layer(new, old)[0])):
+        (tmp_path / name).write_bytes(data)
+        umoci("raw", "add-layer", "--image", f"{lay}:t", str(tmp_path / name))
+    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
+    assert_trees_equal(new, tmp_path / "bundle/rootfs")

@@ -82,6 +82,25 @@ def same_times(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def umoci_unpack(tmp_path: Path, *layers: bytes) -> Path:
+    """Stack uncompressed ``layers`` into a fresh image with umoci, unpack it, return the rootfs."""
+    require_tool("umoci")
+    lay = tmp_path / "umoci-layout"
+
+    def umoci(*args: str) -> None:
+        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
+        assert res.returncode == 0, f"umoci {args[0]}: {res.stderr}"
+
+    umoci("init", "--layout", str(lay))
+    umoci("new", "--image", f"{lay}:t")
+    for i, data in enumerate(layers):
+        blob = tmp_path / f"umoci-layer{i}.tar"
+        blob.write_bytes(data)
+        umoci("raw", "add-layer", "--image", f"{lay}:t", str(blob))
+    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "umoci-bundle"))
+    return tmp_path / "umoci-bundle/rootfs"
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A tree with every entry type layers hold."""
@@ -691,20 +710,7 @@ def test_overlay_metacopy_upper_is_refused_naming_the_file(tmp_path: Path) -> No
 
 def test_umoci_adds_and_unpacks_our_layer_identically(tree: Path, tmp_path: Path) -> None:
     require_tool("umoci")
-    lay = tmp_path / "layout"
-    blob = tmp_path / "layer.tar"
-    blob.write_bytes(layer(tree)[0])
-
-    def umoci(*args: str) -> None:
-        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
-
-    umoci("init", "--layout", str(lay))
-    umoci("new", "--image", f"{lay}:t")
-    umoci("raw", "add-layer", "--image", f"{lay}:t", str(blob))
-    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
-    # umoci sets the rootfs mode itself and records its own mtree beside it.
-    assert_trees_equal(tree, tmp_path / "bundle/rootfs")
+    assert_trees_equal(tree, umoci_unpack(tmp_path, layer(tree)[0]))
 
 
 # -- the tar format against GNU tar, over generated trees --------------------------------------------
@@ -777,19 +783,7 @@ def test_umoci_stacking_lower_and_overlay_upper_layers_gives_the_merged_view(tmp
         subprocess.run(["cp", "-a", str(merged), str(expected)], check=True)
     finally:
         subprocess.run(["umount", str(merged)], check=True)
-    lay = tmp_path / "layout"
-
-    def umoci(*args: str) -> None:
-        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
-
-    umoci("init", "--layout", str(lay))
-    umoci("new", "--image", f"{lay}:t")
-    for name, data in (("lower.tar", layer(lower)[0]), ("upper.tar", layer(up, overlay=True)[0])):
-        (tmp_path / name).write_bytes(data)
-        umoci("raw", "add-layer", "--image", f"{lay}:t", str(tmp_path / name))
-    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
-    assert_trees_equal(expected, tmp_path / "bundle/rootfs")
+    assert_trees_equal(expected, umoci_unpack(tmp_path, layer(lower)[0], layer(up, overlay=True)[0]))
 
 
 def test_umoci_stacking_old_and_changeset_layers_gives_the_new_tree(pair, tmp_path: Path) -> None:
@@ -805,16 +799,17 @@ def test_umoci_stacking_old_and_changeset_layers_gives_the_new_tree(pair, tmp_pa
     write(new / "etc/hosts/d/f", "file became a dir")
     os.chmod(new / "etc", 0o750)
     os.link(new / "var/lib", new / "var/lib-link")
-    lay = tmp_path / "layout"
+    assert_trees_equal(new, umoci_unpack(tmp_path, layer(old)[0], layer(new, old)[0]))
 
-    def umoci(*args: str) -> None:
-        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
 
-    umoci("init", "--layout", str(lay))
-    umoci("new", "--image", f"{lay}:t")
-    for name, data in (("base.tar", layer(old)[0]), ("change.tar", layer(new, old)[0])):
-        (tmp_path / name).write_bytes(data)
-        umoci("raw", "add-layer", "--image", f"{lay}:t", str(tmp_path / name))
-    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "bundle"))
-    assert_trees_equal(new, tmp_path / "bundle/rootfs")
+def test_umoci_stacking_a_snapshot_changeset_gives_the_tree_as_changed_in_place(tree: Path, tmp_path: Path) -> None:
+    require_tool("umoci")
+    base = layer(tree)[0]
+    snap = snapshot_tree(tree)
+    shutil.rmtree(tree / "dev")
+    (tree / "bin/sudo").write_text("SUDO")
+    os.chmod(tree / "bin/wall", 0o755)
+    os.setxattr(tree / "bin/ping", "user.comment", b"changed")
+    os.unlink(tree / "etc/passwd-link")
+    write(tree / "srv/new/file", "new")
+    assert_trees_equal(tree, umoci_unpack(tmp_path, base, layer(tree, snap)[0]))

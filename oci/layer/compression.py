@@ -56,6 +56,10 @@ def open_compressor(stream: BinaryIO, compression: str | None, level: int | None
     """A writer that compresses into ``stream``; closing it finishes the format but not ``stream``."""
     if compression in (None, "none"):
         return _NoClose(stream)  # type: ignore[return-value]
+    # Output must not depend on the machine: isal's threaded writer cuts fixed-size
+    # blocks whatever the thread count, and zstd in multi-threaded mode (threads >= 1)
+    # gives the same frames for any worker count; both write no mtime or file name.
+    # (benchmarks/bench_diff.py --compressors measures these against the alternatives.)
     threads = os.cpu_count() or 1
     if compression == "gzip":
         from isal import igzip_threaded

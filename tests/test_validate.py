@@ -355,6 +355,23 @@ def test_annotations_must_be_a_map() -> None:
     assert pointers(validate(MT_MANIFEST, manifest(annotations=["a=b"]))) == ["/annotations"]
 
 
+def test_created_annotation_must_be_a_date_time() -> None:
+    good = {"org.opencontainers.image.created": "2023-01-02T03:04:05Z"}
+    bad = {"org.opencontainers.image.created": "2 Jan 2023"}
+    assert validate(MT_MANIFEST, manifest(annotations=good)) == []
+    assert pointers(validate(MT_MANIFEST, manifest(annotations=bad))) == ["/annotations/org.opencontainers.image.created"]
+
+
+def test_base_digest_annotation_must_be_a_digest() -> None:
+    bad = {"org.opencontainers.image.base.digest": "latest"}
+    assert pointers(validate(MT_MANIFEST, manifest(annotations=bad))) == ["/annotations/org.opencontainers.image.base.digest"]
+
+
+def test_other_annotation_values_are_free_form() -> None:
+    doc = manifest(annotations={"org.opencontainers.image.version": "not a date", "com.example.created": "whenever"})
+    assert validate(MT_MANIFEST, doc) == []
+
+
 def test_extra_descriptor_fields_are_allowed() -> None:
     assert validate(MT_DESCRIPTOR, descriptor(**{"com.example.extra": {"any": [1]}})) == []
 
@@ -664,3 +681,4 @@ def test_oci_image_tool_agrees_on_the_conformance_cases(tmp_path: Path) -> None:
         assert ours == theirs, f"{case['source']}: oci-image-tool says valid={theirs}"
         checked += 1
     assert checked >= 40
+

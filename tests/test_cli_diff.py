@@ -127,6 +127,18 @@ def test_missing_new_tree_fails_and_writes_nothing(ocikit, tmp_path: Path) -> No
     assert list(out_dir.iterdir()) == []
 
 
+def test_output_in_a_missing_directory_is_a_one_line_error_naming_it(ocikit, trees, tmp_path: Path) -> None:
+    _, new = trees
+    assert_one_line_error(ocikit("diff", new, "-o", tmp_path / "nowhere/l.tar"), "nowhere")
+
+
+def test_output_that_is_a_directory_is_refused_before_writing(ocikit, trees, tmp_path: Path) -> None:
+    _, new = trees
+    (tmp_path / "outdir").mkdir()
+    assert_one_line_error(ocikit("diff", new, "-o", tmp_path / "outdir"), "outdir")
+    assert list((tmp_path / "outdir").iterdir()) == []
+
+
 def test_failure_midway_leaves_no_partial_or_temp_file(ocikit, tmp_path: Path) -> None:
     require_root()
     f = _write(tmp_path / "upper/bin/tool")

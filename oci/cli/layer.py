@@ -105,7 +105,11 @@ def _write_atomically(path: Path, write):  # type: ignore[no-untyped-def]
     """Write through a temp file beside ``path``; rename on success, remove on failure."""
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give the layer file's name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{path}: directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             result = write(f)

@@ -194,9 +194,10 @@ def test_layer_ls_json_lists_every_entry(ocikit, trees, tmp_path: Path) -> None:
     assert added["type"] == "file" and added["size"] == len("added")
 
 
-def test_layer_ls_of_a_non_tar_is_a_one_line_error(ocikit, tmp_path: Path) -> None:
+@pytest.mark.parametrize("magic", [b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b""], ids=["gzip", "zstd", "plain"])
+def test_layer_ls_of_corrupt_data_is_a_one_line_error(ocikit, tmp_path: Path, magic: bytes) -> None:
     bad = tmp_path / "bad.tar"
-    bad.write_bytes(b"\x1f\x8b" + os.urandom(300))
+    bad.write_bytes(magic + os.urandom(300))
     assert_one_line_error(ocikit("layer", "ls", bad), "bad.tar")
 
 

@@ -26,12 +26,14 @@ def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     Whiteouts come out as ``{"type": "whiteout", "name": deleted path}`` and opaque
     markers as ``{"type": "opaque", "name": directory}``.
     """
+    import zstandard
+
     reader, _ = open_detected(stream)
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 yield _row(member, where)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zstandard.ZstdError) as exc:
         # zlib/zstd report corrupt input as OSError/ValueError subclasses.
         if isinstance(exc, OSError) and exc.filename:
             raise

@@ -252,8 +252,13 @@ def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
             stack.extend((f"{pointer}/{i}", v) for i, v in enumerate(value))
 
 
+def _printable(text: str) -> str:
+    """``text`` with unpaired surrogates (which JSON escapes can produce) spelled as escapes, so it can be printed."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _escape(token: object) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
+    return _printable(str(token)).replace("~", "~0").replace("/", "~1")
 
 
 def _pointer(path: Iterable[object]) -> str:
@@ -268,7 +273,7 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else _json_type(value)
+    text = _printable(json.dumps(value, ensure_ascii=False)) if not isinstance(value, (dict, list)) else _json_type(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

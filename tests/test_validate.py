@@ -32,6 +32,13 @@ EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61
 A_DIGEST = "sha256:" + "a" * 64
 B_DIGEST = "sha256:" + "b" * 64
 
+# Some Go verdicts rest on code beside their schemas; we reach the same verdicts from the spec text:
+# - Env entries without "=" (their validateConfig regex): config.md, "Entries are in the format of VARNAME=VARVALUE".
+# - unpadded `data` (Go's base64 decoding into []byte): descriptor.md, "MUST conform to the Base 64 encoding" of RFC 4648 section 4.
+# - unregistered digest algorithms passing (go-digest's ErrDigestUnsupported ignored): descriptor.md,
+#   "Implementations SHOULD allow digests with unrecognized algorithms to pass validation".
+# - a broken document failing (their json.Unmarshal): not JSON is one violation at the root.
+
 # Cases where our verdict deliberately differs from the image-spec Go tests, with the spec text that decides.
 DISAGREEMENTS = {
     # manifest.md: "For portability, `layers` SHOULD have at least one entry." A SHOULD is not a
@@ -116,6 +123,29 @@ def test_every_deliberate_disagreement_names_an_existing_case() -> None:
         assert sources[source] != verdict
 
 
+def _extractor():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("conformance_extract", CONFORMANCE / "extract.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_extractor_reads_indented_markdown_examples() -> None:
+    text = "1. Item:\n\n   ```json,title=T&mediatype=application/vnd.oci.layout.header.v1%2Bjson\n   {\n     \"a\": 1\n   }\n   ```\n"
+    [case] = _extractor().markdown_cases(text, "x.md")
+    assert case["media_type"] == MT_LAYOUT_HEADER
+    assert case["document"] == '{\n  "a": 1\n}\n'
+    assert case["source"] == "x.md:3"
+
+
+def test_extractor_reads_go_tables_with_default_verdicts() -> None:
+    text = "func TestManifest(t *testing.T) {\n\t\t// bad one\n\t\t{\n\t\t\tmanifest: `{}`,\n\t\t\tfail: true,\n\t\t},\n\t\t{\n\t\t\tmanifest: `[]`,\n\t\t},\n}\n"
+    cases = _extractor().go_cases(text, "m_test.go")
+    assert [(c["document"], c["valid"], c["note"]) for c in cases] == [("{}", False, "bad one"), ("[]", True, "")]
+
+
 # --- media types and inputs ---
 
 
@@ -181,6 +211,14 @@ def test_root_must_be_an_object() -> None:
 def test_duplicate_keys_are_reported_where_they_occur() -> None:
     text = json.dumps(manifest(annotations={"k": "v"})).replace('"k": "v"', '"k": "v", "k": "w"')
     assert validate(MT_MANIFEST, text) == [Violation("/annotations/k", "duplicate key")]
+
+
+def test_unpaired_surrogates_are_reported_printably() -> None:
+    text = '{"mediaType": "\\ud800/x", "digest": "%s", "size": 1, "annotations": {"\\udc00": 1}}' % A_DIGEST
+    violations = validate(MT_DESCRIPTOR, text.encode())
+    assert pointers(violations) == ["/annotations/\\udc00", "/mediaType"]
+    for v in violations:
+        str(v).encode("utf-8")
 
 
 def test_one_violation_per_pointer() -> None:

@@ -349,6 +349,23 @@ def _write(out: BinaryIO, items: Iterable[_Item], compression: str, level: int |
            sde: int | None, progress: Progress | None) -> LayerResult:
     sink = HashingWriter(out)
     compressor = open_compressor(sink, compression, level)  # type: ignore[arg-type]
+    try:
+        tar, count = _write_entries(items, compressor, sde, progress)
+    except BaseException:
+        # Stop the compressor's worker threads; what reached ``out`` is the caller's to discard.
+        compressor.close()
+        raise
+    compressor.close()
+    out.flush()
+    diff_id = Digest("sha256", tar.hash.hexdigest())
+    if progress is not None:
+        progress.done()
+    return LayerResult(sink.digest(), diff_id, sink.size, MEDIA_TYPES[compression], count)
+
+
+def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None,
+                   progress: Progress | None) -> tuple[_TarStream, int]:
+    """Write every item's header(s) and content, then the end-of-archive blocks."""
     tar = _TarStream(compressor)
     first_path: dict[tuple[int, int], bytes] = {}
     count = 0
@@ -400,12 +417,7 @@ def _write(out: BinaryIO, items: Iterable[_Item], compression: str, level: int |
             progress.advance(size, files=1)
     tar.write(tf.END_OF_ARCHIVE)
     tar.flush()
-    compressor.close()
-    out.flush()
-    diff_id = Digest("sha256", tar.hash.hexdigest())
-    if progress is not None:
-        progress.done()
-    return LayerResult(sink.digest(), diff_id, sink.size, MEDIA_TYPES[compression], count)
+    return tar, count
 
 
 def _copy_file(path: str, size: int, tar: _TarStream) -> None:

@@ -294,7 +294,7 @@ def test_data_not_matching_size_is_reported() -> None:
 
 
 def test_data_must_be_padded_base64() -> None:
-    assert pointers(validate(MT_DESCRIPTOR, embedded(b"hello\n", data="aGVsbG8K".rstrip("=")[:-1]))) == ["/data"]
+    assert pointers(validate(MT_DESCRIPTOR, embedded(b"hello\n", data="aGVsbG8"))) == ["/data"]
     assert pointers(validate(MT_DESCRIPTOR, embedded(b"hi", data="aGk"))) == ["/data"]
 
 

@@ -137,6 +137,9 @@ def mount_one(root: str, m: dict[str, Any], index: int, bundle: str) -> None:
                 # sysfs cannot be mounted without owning the network namespace: bind the host's.
                 L.mount("/sys", dest, None, L.MS_BIND | L.MS_REC)
                 L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | flags | _current_locked(dest))
+            elif fstype == "devpts" and exc.errno == 22 and any(d.startswith(("gid=", "uid=")) for d in data):
+                # In a user namespace the tty group may not be mapped: fall back to the caller's ids.
+                L.mount(source or fstype, dest, fstype, flags, ",".join(d for d in data if not d.startswith(("gid=", "uid="))) or None)
             elif fstype == "mqueue" and exc.errno == 1:
                 L.mount("/dev/mqueue", dest, None, L.MS_BIND | L.MS_REC)
             else:

@@ -1,0 +1,207 @@
+"""Container lifecycle: create, start, state, kill, delete, list, and hooks in spec order."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Result, assert_one_line_error, require_root
+from runtime_helpers import BUSYBOX, base_config, mountinfo, write_bundle
+
+TIMEOUT = 30
+
+
+@pytest.fixture(autouse=True)
+def _needs_root_and_busybox():
+    require_root()
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (/bin/busybox)")
+
+
+def ocikit(*args, **kw) -> Result:
+    p = subprocess.run([sys.executable, "-m", "oci", *map(str, args)], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO, **kw)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+@pytest.fixture
+def env(tmp_path):
+    """(bundle factory, state root); deletes leftover containers afterwards."""
+    root = tmp_path / "state"
+    made = []
+
+    def make(args, hooks=None, name="b"):
+        cfg = base_config(args)
+        if hooks:
+            cfg["hooks"] = hooks
+        b = write_bundle(tmp_path / name, cfg)
+        made.append(b)
+        return b
+
+    yield make, root
+    for d in root.glob("*") if root.exists() else []:
+        ocikit("delete", "--force", d.name, "--root", root)
+
+
+def create(cid, bundle, root, tmp_path) -> Result:
+    # The container keeps the creator's stdio: send it to files so nothing waits for it to close.
+    out, err = tmp_path / f"{cid}.out", tmp_path / f"{cid}.err"
+    with open(out, "w") as o, open(err, "w") as e:
+        p = subprocess.run([sys.executable, "-m", "oci", "create", cid, "--bundle", bundle, "--root", root], stdout=o, stderr=e, timeout=TIMEOUT, cwd=REPO)
+    return Result(p.returncode, "", err.read_text())
+
+
+def status(cid, root) -> str:
+    res = ocikit("state", cid, "--root", root)
+    assert res.code == 0, res.stderr
+    return json.loads(res.stdout)["status"]
+
+
+def wait_status(cid, root, want) -> None:
+    for _ in range(300):
+        if status(cid, root) == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} never became {want}")
+
+
+def test_create_leaves_the_process_waiting_until_start(env, tmp_path):
+    make, root = env
+    b = make(["sh", "-c", "echo ran"])
+    assert create("c1", b, root, tmp_path).code == 0
+    time.sleep(0.3)
+    assert status("c1", root) == "created"
+    assert (tmp_path / "c1.out").read_text() == ""
+    assert ocikit("start", "c1", "--root", root).code == 0
+    wait_status("c1", root, "stopped")
+    assert (tmp_path / "c1.out").read_text() == "ran\n"
+
+
+def test_state_reports_the_spec_fields(env, tmp_path):
+    make, root = env
+    b = make(["sleep", "30"])
+    assert create("c2", b, root, tmp_path).code == 0
+    st = json.loads(ocikit("state", "c2", "--root", root).stdout)
+    assert set(st) == {"ociVersion", "id", "status", "pid", "bundle", "annotations"}
+    assert (st["id"], st["status"], st["bundle"]) == ("c2", "created", str(b))
+    assert Path(f"/proc/{st['pid']}/ns/pid").exists()
+    ocikit("start", "c2", "--root", root)
+    assert status("c2", root) == "running"
+
+
+def test_kill_stops_a_running_container_and_delete_removes_it(env, tmp_path):
+    make, root = env
+    b = make(["sleep", "30"])
+    create("c3", b, root, tmp_path)
+    ocikit("start", "c3", "--root", root)
+    assert ocikit("kill", "c3", "KILL", "--root", root).code == 0
+    wait_status("c3", root, "stopped")
+    assert ocikit("delete", "c3", "--root", root).code == 0
+    assert_one_line_error(ocikit("state", "c3", "--root", root), "c3", "does not exist")
+
+
+def test_delete_of_a_running_container_needs_force(env, tmp_path):
+    make, root = env
+    before = mountinfo()
+    b = make(["sleep", "30"])
+    create("c4", b, root, tmp_path)
+    ocikit("start", "c4", "--root", root)
+    assert_one_line_error(ocikit("delete", "c4", "--root", root), "c4", "running")
+    assert ocikit("delete", "--force", "c4", "--root", root).code == 0
+    assert not (root / "c4").exists()
+    assert mountinfo() == before
+
+
+def test_start_twice_is_an_error(env, tmp_path):
+    make, root = env
+    b = make(["sleep", "30"])
+    create("c5", b, root, tmp_path)
+    assert ocikit("start", "c5", "--root", root).code == 0
+    assert_one_line_error(ocikit("start", "c5", "--root", root), "c5", "not created")
+
+
+def test_create_with_an_existing_id_is_an_error(env, tmp_path):
+    make, root = env
+    b = make(["sleep", "30"])
+    assert create("c6", b, root, tmp_path).code == 0
+    res = create("c6", b, root, tmp_path)
+    assert_one_line_error(res, "c6", "already exists")
+
+
+def test_list_shows_every_container(env, tmp_path):
+    make, root = env
+    b = make(["sleep", "30"])
+    create("la", b, root, tmp_path)
+    create("lb", b, root, tmp_path)
+    ocikit("start", "lb", "--root", root)
+    res = ocikit("list", "--json", "--root", root)
+    assert [(s["id"], s["status"]) for s in json.loads(res.stdout)] == [("la", "created"), ("lb", "running")]
+    table = ocikit("list", "--root", root).stdout.splitlines()
+    assert table[0].split() == ["ID", "STATUS", "PID", "BUNDLE"] and len(table) == 3
+
+
+def test_unknown_container_is_one_line_error(env):
+    _, root = env
+    for cmd in (["state", "nope"], ["start", "nope"], ["kill", "nope"], ["delete", "nope"]):
+        assert_one_line_error(ocikit(*cmd, "--root", root), "nope")
+
+
+def test_unknown_signal_is_one_line_error(env, tmp_path):
+    make, root = env
+    create("c7", make(["sleep", "30"]), root, tmp_path)
+    assert_one_line_error(ocikit("kill", "c7", "SIGBOGUS", "--root", root), "SIGBOGUS")
+
+
+def _recorder(log: Path, name: str) -> dict:
+    # Appends "<name> <status> <pid>" from the state JSON on stdin.
+    script = f"read -r s; echo \"{name} $s\" >> {log}"
+    return {"path": "/bin/sh", "args": ["sh", "-c", script]}
+
+
+def test_hooks_run_in_spec_order_with_state_on_stdin(env, tmp_path):
+    make, root = env
+    log = tmp_path / "hooks.log"
+    hooks = {k: [_recorder(log, k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    # createContainer runs in the container's mount namespace before pivot_root, so the host path still resolves.
+    hooks["createContainer"] = [_recorder(log, "createContainer")]
+    b = make(["true"], hooks)
+    assert create("h1", b, root, tmp_path).code == 0
+    assert ocikit("start", "h1", "--root", root).code == 0
+    wait_status("h1", root, "stopped")
+    assert ocikit("delete", "h1", "--root", root).code == 0
+    entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert [e[0] for e in entries] == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
+    for _, payload in entries:
+        st = json.loads(payload)
+        assert st["id"] == "h1" and st["bundle"] == str(b) and st["pid"] > 0
+
+
+def test_failing_create_runtime_hook_aborts_with_one_line_error(env, tmp_path):
+    make, root = env
+    before = mountinfo()
+    b = make(["true"], {"createRuntime": [{"path": "/bin/false"}]})
+    res = ocikit("run", b, "--root", root)
+    assert_one_line_error(res, "hooks.createRuntime[0]")
+    assert mountinfo() == before
+
+
+def test_hook_timeout_is_enforced(env, tmp_path):
+    make, root = env
+    b = make(["true"], {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}]})
+    t0 = time.monotonic()
+    res = ocikit("run", b, "--root", root)
+    assert time.monotonic() - t0 < 10
+    assert_one_line_error(res, "hooks.prestart[0]", "timed out")
+
+
+def test_run_hooks_wrap_the_process(env, tmp_path):
+    make, root = env
+    log = tmp_path / "run.log"
+    b = make(["true"], {k: [_recorder(log, k)] for k in ("prestart", "poststart", "poststop")})
+    assert ocikit("run", b, "--root", root).code == 0
+    assert [l.split()[0] for l in log.read_text().splitlines()] == ["prestart", "poststart", "poststop"]

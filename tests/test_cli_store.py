@@ -93,3 +93,37 @@ def test_layout_written_by_ocikit_is_read_by_skopeo(tmp_path):
     info = json.loads(proc.stdout)
     assert info["Digest"] == desc.digest
     assert info["Os"] == "linux" and info["Architecture"] == "amd64"
+
+
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_validate_valid_document_prints_valid(tmp_path, ocikit):
+    layout, desc = build_image(tmp_path / "l")
+    doc = tmp_path / "m.json"
+    doc.write_bytes(layout.read_blob(desc.digest))
+    res = ocikit("validate", "--media-type", MT_MANIFEST, doc)
+    assert (res.code, res.stdout.strip()) == (0, "valid")
+
+
+def test_validate_lists_every_violation_with_pointer(tmp_path, ocikit):
+    doc = tmp_path / "m.json"
+    doc.write_text('{"schemaVersion": 2, "config": {"mediaType": "a/b", "digest": "sha256:abc", "size": -1}, "layers": []}')
+    res = ocikit("validate", "--media-type", MT_MANIFEST, doc)
+    assert res.code == 1
+    assert "/config/digest:" in res.stdout and "/config/size:" in res.stdout
+    assert_one_line_error(res, "m.json")
+
+
+def test_validate_non_json_is_invalid_not_a_crash(tmp_path, ocikit):
+    doc = tmp_path / "m.json"
+    doc.write_bytes(b"\x00\xffnot json")
+    res = ocikit("validate", "--media-type", MT_MANIFEST, doc)
+    assert res.code == 1 and "Traceback" not in res.stderr
+    assert res.stdout.startswith("/:")
+
+
+def test_validate_unknown_media_type_is_one_line(tmp_path, ocikit):
+    doc = tmp_path / "m.json"
+    doc.write_text("{}")
+    assert_one_line_error(ocikit("validate", "--media-type", "application/x-nope", doc), "application/x-nope")

@@ -234,6 +234,43 @@ def test_no_mounts_leak_to_the_host(tmp_path):
 
 # --- terminal and errors ----------------------------------------------------
 
+def test_terminal_gives_the_process_a_pty_wired_to_ours(tmp_path):
+    import select
+
+    cfg = base_config(["sh", "-c", "tty; read x; echo got-$x; exit 3"])
+    cfg["process"]["terminal"] = True
+    bundle = write_bundle(tmp_path / "b", cfg)
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--root", tmp_path / "s"], stdin=slave, stdout=slave, stderr=slave, cwd=REPO)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        sent = False
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            if not sent and b"/dev/pts/" in out:
+                os.write(master, b"hello\r")
+                sent = True
+            if proc.poll() is not None and not ready:
+                break
+        assert proc.wait(timeout=TIMEOUT) == 3
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    # The pty belongs to the container's own devpts instance.
+    assert out.replace(b"\r", b"").splitlines() == [b"/dev/pts/0", b"hello", b"got-hello"]
+
+
 def test_terminal_without_a_tty_is_one_line_error(tmp_path):
     before = mountinfo()
     res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))

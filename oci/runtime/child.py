@@ -32,7 +32,7 @@ def _fail(ch, exc: BaseException) -> NoReturn:
         os._exit(1)
 
 
-def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | None, fifo: str | None, parent_pid: int) -> NoReturn:
+def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
@@ -65,7 +65,7 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int 
         L.unshare(flags)
         pid = os.fork()
         if pid == 0:
-            init_main(cfg, bundle, ch, mode, tty_slave, fifo, parent_pid)
+            init_main(cfg, bundle, ch, mode, tty_sock, fifo, parent_pid)
         ch.send_up(f"pid {pid}")
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
@@ -83,7 +83,7 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, 0x8914, struct.pack("16sh14x", b"lo", flags | 1))  # SIOCSIFFLAGS |= IFF_UP
 
 
-def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | None, fifo: str | None, parent_pid: int) -> NoReturn:
+def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
     # Everything used after pivot_root must be imported now: the host's files vanish then.
     import resource  # noqa: F401  (process.set_rlimits)
@@ -105,14 +105,10 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | 
             if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
                 os._exit(1)
         os.setsid()
-        if tty_slave is not None:
-            import fcntl
-            import termios
-
-            fcntl.ioctl(tty_slave, termios.TIOCSCTTY, 0)
-            for fd in (0, 1, 2):
-                os.dup2(tty_slave, fd)
-            os.close(tty_slave)
+        if tty_sock is not None:
+            import fcntl  # noqa: F401  (used after pivot_root)
+            import socket  # noqa: F401
+            import termios  # noqa: F401
         linux = cfg["linux"]
         types = {n["type"]: n for n in linux.get("namespaces") or []}
         user_ns = "user" in types
@@ -172,6 +168,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | 
         rootfs.readonly_paths(linux.get("readonlyPaths") or [])
         if cfg["root"].get("readonly"):
             rootfs.readonly_root()
+        if tty_sock is not None:
+            _open_console(ch, tty_sock, proc["user"])
         os.chdir(proc["cwd"])
         process.set_rlimits(proc)
         program = process.find_program(proc)
@@ -197,6 +195,30 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_slave: int | 
             finally:
                 os._exit(127)
         _fail(ch, exc)
+
+
+def _open_console(ch, sock, user: dict[str, Any]) -> None:
+    """Open a pty in the container's devpts, make it our terminal, and pass the master to the parent."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    if not os.path.exists("/dev/ptmx"):
+        raise RuntimeSpecError("config.json: field 'process.terminal' needs a devpts mount at /dev/pts")
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock
+    n = struct.unpack("I", fcntl.ioctl(master, 0x80045430, b"\0" * 4))[0]  # TIOCGPTN
+    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+    os.fchown(slave, user["uid"], user["gid"])
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    ch.send_up("pty")
+    socket.send_fds(sock, [b"m"], [master])
+    os.close(master)
+    sock.close()
 
 
 def _state(cfg: dict[str, Any], bundle: str, status: str) -> dict[str, Any]:

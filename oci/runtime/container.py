@@ -182,9 +182,12 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
                 raise RuntimeSpecError(f"config.json: field 'linux.{key}' cannot be written to {name}: {exc.strerror}") from None
 
 
-def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, tty_slave: int | None) -> tuple[int, _Channel]:
-    """Fork the container; returns the container process's pid once it is set up (or waiting in ``create``)."""
-    from .. import bundle as _bundle_mod  # noqa: F401  (imported before fork: the child must not import)
+def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, pty_socks=None) -> tuple[int, int | None]:
+    """Fork the container; returns its process's pid once it is set up (or waiting in ``create``).
+
+    With ``pty_socks`` (a socket pair), the container opens a pty in its own devpts and
+    passes the master back; it is returned as the second item.
+    """
     from . import child
 
     ch = _Channel()
@@ -202,7 +205,12 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
     sys.stderr.flush()
     helper = os.fork()
     if helper == 0:
-        child.helper_main(cfg, os.fspath(bundle), ch, mode, tty_slave, fifo, parent_pid)  # never returns
+        if pty_socks:
+            pty_socks[0].close()
+        child.helper_main(cfg, os.fspath(bundle), ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
+    master = None
+    if pty_socks:
+        pty_socks[1].close()
     os.close(ch.up_w)
     os.close(ch.down_r)
     rec = {"id": cid, "bundle": os.fspath(bundle), "annotations": cfg.get("annotations") or {}, "pid": 0}
@@ -232,6 +240,11 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
                 run_hooks(cfg, "prestart", st)
                 run_hooks(cfg, "createRuntime", st)
                 os.write(ch.down_w, b"ok\n")
+            elif verb == "pty" and pty_socks:
+                import socket
+
+                _, fds, _, _ = socket.recv_fds(pty_socks[0], 1, 1)
+                master = fds[0]
             elif verb == "error":
                 raise _child_error(arg)
             elif verb == "ready":
@@ -256,7 +269,7 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
         os.close(ch.down_w)
     if not pid:
         raise ContainerError("the container's setup process exited without reporting")
-    return pid, ch
+    return pid, master
 
 
 def _readline(f) -> str | None:
@@ -281,9 +294,11 @@ def _load(bundle: Path) -> dict[str, Any]:
     cfg = load_config(bundle)
     root = cfg["root"]["path"]
     rootfs = Path(root) if os.path.isabs(root) else bundle / root
-    from ..bundle import BundleMeta
+    meta = None
+    if os.path.exists(bundle / "ocikit-bundle.json"):  # skip importing the record's module for plain bundles
+        from ..bundle import BundleMeta
 
-    meta = BundleMeta.load(bundle)
+        meta = BundleMeta.load(bundle)
     if meta is not None and meta.layered:
         cfg["_layered"] = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
         for p in meta.layers:
@@ -302,13 +317,15 @@ def run(bundle: Path, cid: str | None = None, root: Path | None = None) -> int:
     cid = cid or f"ocikit-{os.getpid()}"
     sdir = _claim(Path(root or default_root()), cid)
     terminal = bool(cfg["process"].get("terminal"))
-    master = slave = None
+    master = None
+    pty_socks = None
     try:
         if terminal:
             if not os.isatty(0):
                 raise RuntimeSpecError("config.json: field 'process.terminal' is true but stdin is not a terminal")
-            master, slave = os.openpty()
-            _copy_winsize(0, master)
+            import socket
+
+            pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pending: list[int] = []
         target = {"pid": 0}
 
@@ -323,15 +340,13 @@ def run(bundle: Path, cid: str | None = None, root: Path | None = None) -> int:
 
         for name in _FORWARDED:
             signal.signal(getattr(signal, name), forward)
-        if terminal:
-            signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
-        pid, _ = _launch(cfg, bundle, cid, sdir, "run", slave)
+        pid, master = _launch(cfg, bundle, cid, sdir, "run", pty_socks)
         target["pid"] = pid
         for s in pending:
             os.kill(pid, s)
-        if slave is not None:
-            os.close(slave)
-            slave = None
+        if master is not None:
+            _copy_winsize(0, master)
+            signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
         rec = _read_record(sdir) or {}
         if (cfg.get("hooks") or {}).get("poststart"):
             from .hooks import run_hooks
@@ -347,9 +362,10 @@ def run(bundle: Path, cid: str | None = None, root: Path | None = None) -> int:
             run_hooks(cfg, "poststop", _public(rec, "stopped"), fatal=False)
         return 128 - code if code < 0 else code
     finally:
-        for fd in (master, slave):
-            if fd is not None:
-                os.close(fd)
+        if master is not None:
+            os.close(master)
+        for sock in pty_socks or ():
+            sock.close()
         _remove_state(sdir)
 
 

@@ -1,0 +1,62 @@
+"""A typer-free entry for ``ocikit run``: the command's start-up cost is most of a short run.
+
+Accepts exactly ``run BUNDLE [--id ID] [--root DIR]``; prints errors as the CLI edge does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def parse_run_args(argv: list[str]) -> tuple[str, str | None, str | None] | None:
+    """(bundle, id, root) when ``argv`` (after 'run') is a plain run invocation, else None."""
+    bundle = cid = root = None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--id", "--root") and i + 1 < len(argv):
+            if a == "--id":
+                cid = argv[i + 1]
+            else:
+                root = argv[i + 1]
+            i += 2
+        elif a.startswith("--id="):
+            cid, i = a[5:], i + 1
+        elif a.startswith("--root="):
+            root, i = a[7:], i + 1
+        elif a.startswith("-") or bundle is not None:
+            return None
+        else:
+            bundle, i = a, i + 1
+    return None if bundle is None else (bundle, cid, root)
+
+
+def main(argv: list[str]) -> None:
+    """Run ``ocikit run`` without the full CLI when the arguments allow; exits the process."""
+    parsed = parse_run_args(argv)
+    if parsed is None:
+        from ..cli import main as full
+
+        full(["run", *argv])
+        return
+    from ..errors import OCIError
+    from .container import run
+
+    bundle, cid, root = parsed
+    try:
+        code = run(Path(bundle), cid, Path(root) if root else None)
+    except OCIError as exc:
+        print(f"ocikit: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ocikit: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

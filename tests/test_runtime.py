@@ -295,6 +295,7 @@ BAD_CONFIGS = {
     "missing_bind_source": (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]}), "mounts[6].source"),
     "unknown_rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
     "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
+    "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
     "seccomp": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
 }
 

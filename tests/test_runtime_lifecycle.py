@@ -205,3 +205,14 @@ def test_run_hooks_wrap_the_process(env, tmp_path):
     b = make(["true"], {k: [_recorder(log, k)] for k in ("prestart", "poststart", "poststop")})
     assert ocikit("run", b, "--root", root).code == 0
     assert [l.split()[0] for l in log.read_text().splitlines()] == ["prestart", "poststart", "poststop"]
+
+
+def test_start_container_hook_runs_inside_the_container_before_the_process(env, tmp_path):
+    make, root = env
+    # The hook's path and its writes resolve in the container: /dev/shm is the container's tmpfs.
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "read -r s; echo \"$s\" > /dev/shm/hook-state"]}
+    b = make(["cat", "/dev/shm/hook-state"], {"startContainer": [hook]})
+    res = ocikit("run", b, "--id", "sc", "--root", root)
+    assert res.code == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert (st["id"], st["pid"]) == ("sc", 1)

@@ -41,14 +41,16 @@ def _err(field: str, msg: str) -> RuntimeSpecError:
     return RuntimeSpecError(f"config.json: field '{field}' {msg}")
 
 
-def _want(obj: Any, field: str, kind: type | tuple[type, ...], required: bool = False) -> Any:
+_KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "a boolean"}
+
+
+def _want(obj: Any, field: str, kind: type, required: bool = False) -> Any:
     if obj is None:
         if required:
             raise _err(field, "is required")
         return None
-    if kind is int and isinstance(obj, bool) or not isinstance(obj, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise _err(field, f"must be {names.replace('str', 'a string').replace('int', 'an integer').replace('list', 'a list').replace('dict', 'an object').replace('bool', 'a boolean')}")
+    if (kind is int and isinstance(obj, bool)) or not isinstance(obj, kind):
+        raise _err(field, f"must be {_KIND_NAMES[kind]}")
     return obj
 
 
@@ -88,7 +90,9 @@ def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
 
 def validate(cfg: dict[str, Any]) -> None:
     """Raise RuntimeSpecError naming the first field that is malformed or unsupported."""
-    _want(cfg.get("ociVersion"), "ociVersion", str, required=True)
+    version = _want(cfg.get("ociVersion"), "ociVersion", str, required=True)
+    if not version.startswith("1."):
+        raise _err("ociVersion", f"names runtime-spec {version!r}; ocikit runs 1.x bundles")
     root = _want(cfg.get("root"), "root", dict, required=True)
     _want(root.get("path"), "root.path", str, required=True)
     _want(root.get("readonly"), "root.readonly", bool)

@@ -117,6 +117,13 @@ def test_delete_of_a_running_container_needs_force(env, tmp_path):
     assert mountinfo() == before
 
 
+def test_delete_of_a_created_container_needs_force(env, tmp_path):
+    make, root = env
+    create("c8", make(["sleep", "30"]), root, tmp_path)
+    assert_one_line_error(ocikit("delete", "c8", "--root", root), "c8", "created")
+    assert status("c8", root) == "created"
+
+
 def test_start_twice_is_an_error(env, tmp_path):
     make, root = env
     b = make(["sleep", "30"])

@@ -473,12 +473,12 @@ def kill(cid: str, sig: int = signal.SIGTERM, root: Path | None = None) -> None:
 
 
 def delete(cid: str, root: Path | None = None, force: bool = False) -> None:
-    """Remove a stopped (or, with ``force``, live) container's state and run poststop hooks."""
+    """Remove a stopped container's state and run its poststop hooks; ``force`` kills a live one first."""
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     rec = _read_record(sdir) or {}
-    if st["status"] == "running" and not force:
-        raise ContainerError(f"container {cid!r} is running (stop it first or use --force)")
+    if st["status"] in ("created", "running") and not force:
+        raise ContainerError(f"container {cid!r} is {st['status']}, not stopped (kill it first or use --force)")
     if st["status"] in ("created", "running"):
         os.kill(st["pid"], signal.SIGKILL)
         import time

@@ -1,0 +1,519 @@
+"""Layer extraction: apply a (compressed) layer tar onto a directory, flat or in overlay form,
+in one streaming pass that also computes the diffID; nothing may land outside the target.
+"""
+
+# Safety model. Names are cleaned lexically ("..": clamped at the root, leading "/":
+# dropped), parents are resolved with RESOLVE_IN_ROOT semantics (paths.RootDir), and
+# the final component is acted on relative to its parent's fd without following it.
+# So "../../etc/passwd" lands at TARGET/etc/passwd (safe; reported as a warning) and a
+# symlink to "/" is re-rooted at TARGET. Errors: a bare ".wh." or ".wh.." whiteout, a
+# non-directory entry for the root, a hardlink to something missing or a directory, a
+# symlink loop, an unsupported entry type, and any malformed/truncated archive.
+#
+# Same-layer rule (image-spec layer.md): whiteouts and opaque markers hide only lower
+# layers' content, whatever the entry order. We remember every path this layer wrote
+# (and their ancestors) and, when hiding, delete only what is not among them.
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..digest import Digest
+from ..errors import LayerError, OCIError, UnsafePathError
+from ..progress import Progress
+from .compression import open_detected
+from .paths import RootDir, clean, remove_tree_at
+from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
+
+_CHUNK = 1 << 20
+_TAIL = 1 << 16
+_BLOCK = 512
+_XATTR_PAX = "SCHILY.xattr."
+_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass
+class ApplyResult:
+    """What applying a layer did: the diffID of its tar, its compression, entry count, warnings."""
+
+    diff_id: Digest
+    compression: str | None
+    entries: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def apply_layer(
+    stream: BinaryIO,
+    target: Path,
+    *,
+    overlay: bool = False,
+    userxattr: bool = False,
+    rootless: bool | None = None,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Apply the layer read from ``stream`` onto directory ``target``.
+
+    Flat (default): ``target`` holds the lower layers; whiteouts delete, opaque markers
+    hide lower content. ``overlay``: ``target`` is this layer's own fresh directory for
+    use as an overlayfs lowerdir: whiteouts become 0/0 character devices, opaque markers
+    the ``trusted.overlay.opaque`` xattr (``user.`` with ``userxattr``). ``rootless``
+    (default: not running as root) skips ownership and device nodes with warnings.
+    The stream is read to its end. Raises LayerError / UnsafePathError naming the entry.
+    """
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    reader, compression = open_detected(stream)
+    source = _TarSource(reader)
+    with RootDir(target) as root:
+        applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
+        count = _extract(source, applier)
+        applier.finish()
+    source.drain()
+    while stream.read(_CHUNK):  # let a verifying caller stream see its end
+        pass
+    if progress is not None:
+        progress.done()
+    return ApplyResult(Digest("sha256", source.hash.hexdigest()), compression, count, applier.warnings)
+
+
+def _extract(source: "_TarSource", applier: "_Applier") -> int:
+    count = 0
+    last = "start of archive"
+    try:
+        tar = tarfile.open(fileobj=source, mode="r|", errors="surrogateescape")  # type: ignore[call-overload]
+    except tarfile.TarError as exc:
+        raise LayerError(f"layer is not a tar archive: {exc}") from None
+    with tar:
+        while True:
+            try:
+                info = tar.next()
+            except tarfile.TarError as exc:
+                raise LayerError(f"corrupt tar header after entry {last!r} (offset {tar.offset}): {exc}") from None
+            if info is None:
+                break
+            tar.members = []  # stream mode keeps every header otherwise
+            try:
+                applier.entry(info, tar)
+            except tarfile.TarError as exc:
+                raise LayerError(f"{info.name}: {exc} (offset {info.offset})") from None
+            except OSError as exc:
+                raise LayerError(f"{info.name}: {exc.strerror or exc}") from None
+            count += 1
+            last = info.name
+        end = tar.offset
+    source.check_end(end, last)
+    return count
+
+
+class _TarSource:
+    """The uncompressed tar: hashed, with decompression errors turned into LayerError, and
+    a short tail kept so the end-of-archive block can be checked."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.pos = 0
+        self.tail = bytearray()
+
+    def _read(self, n: int) -> bytes:
+        try:
+            data = self.raw.read(n)
+        except OCIError:
+            raise
+        except (EOFError, OSError, ValueError) as exc:
+            raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
+        except Exception as exc:
+            if type(exc).__name__ != "ZstdError":
+                raise
+            raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: zstd: {exc}") from None
+        self.hash.update(data)
+        self.pos += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * _TAIL:
+            del self.tail[:-_TAIL]
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._read(_CHUNK if n is None or n < 0 else n)
+
+    def check_end(self, end: int, last: str) -> None:
+        """The archive must stop with a zero block where its last entry ended (truncation
+        or garbage there is an error, which tarfile's reader would let pass)."""
+        while self.pos < end + 2 * _BLOCK and self._read(_CHUNK):
+            pass
+        start = len(self.tail) - (self.pos - end)
+        if start < 0:
+            raise LayerError(f"corrupt tar after entry {last!r} (offset {end})")
+        block = bytes(self.tail[start:start + _BLOCK])
+        second = bytes(self.tail[start + _BLOCK:start + 2 * _BLOCK])
+        if len(block) < _BLOCK:
+            raise LayerError(f"truncated tar: no end-of-archive block after entry {last!r} (offset {end})")
+        if block.count(0) != _BLOCK or second.count(0) != len(second):
+            raise LayerError(f"corrupt tar header after entry {last!r} (offset {end})")
+
+    def drain(self) -> None:
+        while self._read(_CHUNK):
+            pass
+
+
+def _key(parts: list[str]) -> str:
+    return "/".join(parts)
+
+
+def _proc(dir_fd: int, name: str) -> str:
+    # For calls without dir_fd support (xattrs on non-openable nodes): the fd's magic link
+    # is the trusted parent; the final name is not followed (follow_symlinks=False).
+    return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+class _Applier:
+    def __init__(self, root: RootDir, *, overlay: bool, userxattr: bool, rootless: bool,
+                 progress: Progress | None) -> None:
+        self.root = root
+        self.overlay = overlay
+        self.userxattr = userxattr
+        self.rootless = rootless
+        self.progress = progress
+        self.warnings: list[str] = []
+        self.written: set[str] = set()  # paths of this layer's entries
+        self.ancestors: set[str] = set()  # and of their parent directories
+        self.dir_meta: dict[str, tuple[list[str], tarfile.TarInfo]] = {}
+        self.parent_times: dict[str, tuple[list[str], int, int]] = {}
+        self.made_dirs: set[str] = set()
+        self.opaque: set[str] = set()  # overlay form: opaque dirs of this layer
+        self.whiteouts: set[str] = set()  # overlay form: whiteout devices made
+        self.owners_skipped = 0
+
+    # -- entry dispatch -------------------------------------------------------------
+
+    def entry(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        parts, clamped = clean(info.name)
+        if clamped:
+            self.warnings.append(f"{info.name}: '..' above the root; extracted as {_key(parts) or '.'}")
+        base = parts[-1] if parts else ""
+        if is_opaque_marker(base):
+            self._opaque(parts[:-1])
+            return
+        if base.startswith(WHITEOUT_PREFIX):
+            name = whiteout_target(base)
+            if name in ("", ".", "..") or name is None:
+                raise UnsafePathError(f"{info.name}: whiteout names no file (would hit the parent)")
+            self._whiteout(parts[:-1], name, info.name)
+            return
+        if not parts:
+            if not info.isdir():
+                raise UnsafePathError(f"{info.name}: entry for the target root is not a directory")
+            self.dir_meta[""] = ([], info)
+            return
+        if not (info.isreg() or info.isdir() or info.issym() or info.islnk() or info.ischr()
+                or info.isblk() or info.isfifo()):
+            raise LayerError(f"{info.name}: unsupported tar entry type {info.type!r}")
+        key = _key(parts)
+        self.written.add(key)
+        for i in range(len(parts) - 1, 0, -1):
+            anc = _key(parts[:i])
+            if anc in self.ancestors:
+                break
+            self.ancestors.add(anc)
+        parent = self._parent(parts)
+        try:
+            self._put(parent, parts, info, tar)
+        finally:
+            os.close(parent)
+        if self.progress is not None:
+            self.progress.advance(info.size if info.isreg() else 0, files=1)
+
+    def _parent(self, parts: list[str]) -> int:
+        fd = self.root.open_dir(parts[:-1], on_create=lambda p: self.made_dirs.add(_key(p)))
+        self._remember_times(parts[:-1], fd)
+        return fd
+
+    def _remember_times(self, parts: list[str], fd: int) -> None:
+        # Lower directories keep their mtime when this layer changes their children,
+        # unless the layer carries an entry for the directory itself.
+        key = _key(parts)
+        if key in self.parent_times or key in self.made_dirs:
+            return
+        st = os.fstat(fd)
+        self.parent_times[key] = (parts, st.st_atime_ns, st.st_mtime_ns)
+
+    def _kept(self, key: str) -> bool:
+        return key in self.written or key in self.ancestors
+
+    # -- whiteouts ------------------------------------------------------------------
+
+    def _whiteout(self, parent: list[str], name: str, entry: str) -> None:
+        key = _key(parent + [name])
+        if self.overlay:
+            if _key(parent) in self.opaque or self._kept(key):
+                return  # hidden already / this layer's own entry wins
+            fd = self._parent(parent + [name])
+            try:
+                self._replace(fd, name)
+                self._mknod(fd, name, stat.S_IFCHR | 0o000, 0, entry, whiteout=True)
+            finally:
+                os.close(fd)
+            self.whiteouts.add(key)
+            return
+        fd = self.root.open_existing(parent)
+        if fd is None:
+            return
+        try:
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            self._remember_times(parent, fd)
+            if not self._kept(key):
+                remove_tree_at(fd, name)
+            elif stat.S_ISDIR(st.st_mode):
+                sub = os.open(name, _NOFOLLOW_DIR, dir_fd=fd)
+                try:
+                    self._hide_lower(sub, key)
+                finally:
+                    os.close(sub)
+        finally:
+            os.close(fd)
+
+    def _opaque(self, parts: list[str]) -> None:
+        key = _key(parts)
+        if self.overlay:
+            fd = self.root.open_dir(parts, on_create=lambda p: self.made_dirs.add(_key(p)))
+            try:
+                os.setxattr(fd, opaque_xattr(self.userxattr), b"y")
+                prefix = key + "/" if key else ""
+                for wh in [w for w in self.whiteouts if w.startswith(prefix) and "/" not in w[len(prefix):]]:
+                    os.unlink(wh[len(prefix):], dir_fd=fd)
+                    self.whiteouts.discard(wh)
+            finally:
+                os.close(fd)
+            self.opaque.add(key)
+            return
+        fd = self.root.open_existing(parts)
+        if fd is None:
+            return
+        try:
+            self._remember_times(parts, fd)
+            self._hide_lower(fd, key)
+        finally:
+            os.close(fd)
+
+    def _hide_lower(self, fd: int, key: str) -> None:
+        """Delete everything below directory ``fd`` that this layer did not write."""
+        prefix = key + "/" if key else ""
+        for child in os.listdir(fd):
+            ckey = prefix + child
+            if not self._kept(ckey):
+                remove_tree_at(fd, child)
+                continue
+            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                sub = os.open(child, _NOFOLLOW_DIR, dir_fd=fd)
+                try:
+                    self._hide_lower(sub, ckey)
+                finally:
+                    os.close(sub)
+
+    # -- entries --------------------------------------------------------------------
+
+    def _replace(self, fd: int, name: str, keep_dir: bool = False) -> bool:
+        """Clear the way for a new ``name``; True when an existing directory was kept."""
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            remove_tree_at(fd, name)
+        else:
+            os.unlink(name, dir_fd=fd)
+        return False
+
+    def _put(self, fd: int, parts: list[str], info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        name = parts[-1]
+        if info.islnk():
+            self._hardlink(fd, name, info)
+            return
+        if info.isdir():
+            if not self._replace(fd, name, keep_dir=True):
+                os.mkdir(name, 0o700, dir_fd=fd)
+            self.whiteouts.discard(_key(parts))
+            dfd = os.open(name, _NOFOLLOW_DIR, dir_fd=fd)
+            try:
+                self._own(dfd, None, info)
+                self._xattrs(dfd, None, info)
+            finally:
+                os.close(dfd)
+            self.dir_meta[_key(parts)] = (parts, info)
+            return
+        self._replace(fd, name)
+        self.whiteouts.discard(_key(parts))
+        if info.isreg():
+            ffd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            try:
+                src = tar.extractfile(info)
+                if src is not None:
+                    while chunk := src.read(_CHUNK):
+                        _write_all(ffd, chunk)
+                self._own(ffd, None, info)
+                self._xattrs(ffd, None, info)
+                os.fchmod(ffd, info.mode & 0o7777)  # after chown, which clears setuid
+                os.utime(ffd, ns=_times(info))
+            finally:
+                os.close(ffd)
+            return
+        if info.issym():
+            os.symlink(info.linkname, name, dir_fd=fd)
+            self._own(fd, name, info)
+            self._xattrs(fd, name, info)
+            os.utime(name, ns=_times(info), dir_fd=fd, follow_symlinks=False)
+            return
+        if info.ischr() or info.isblk():
+            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+            if not self._mknod(fd, name, kind | 0o600, os.makedev(info.devmajor, info.devminor), info.name):
+                return
+        else:  # fifo
+            os.mkfifo(name, 0o600, dir_fd=fd)
+        self._own(fd, name, info)
+        self._xattrs(fd, name, info)
+        os.chmod(name, info.mode & 0o7777, dir_fd=fd)  # just made by us: not a symlink
+        os.utime(name, ns=_times(info), dir_fd=fd, follow_symlinks=False)
+
+    def _mknod(self, fd: int, name: str, mode: int, dev: int, entry: str, whiteout: bool = False) -> bool:
+        if self.rootless and not whiteout:
+            self.warnings.append(f"{entry}: device node skipped (not running as root)")
+            return False
+        try:
+            os.mknod(name, mode, dev, dir_fd=fd)
+        except PermissionError:
+            if whiteout:
+                raise LayerError(f"{entry}: cannot create the whiteout device (needs CAP_MKNOD)") from None
+            self.warnings.append(f"{entry}: device node skipped (mknod not permitted)")
+            return False
+        return True
+
+    def _hardlink(self, fd: int, name: str, info: tarfile.TarInfo) -> None:
+        parts, clamped = clean(info.linkname)
+        if not parts:
+            raise UnsafePathError(f"{info.name}: hardlink to the target root {info.linkname!r}")
+        if clamped:
+            self.warnings.append(f"{info.name}: hardlink target {info.linkname!r} clamped to {_key(parts)}")
+        src = self.root.open_existing(parts[:-1])
+        if src is None:
+            raise LayerError(f"{info.name}: hardlink target {info.linkname!r} does not exist in the layer or below")
+        try:
+            try:
+                sst = os.stat(parts[-1], dir_fd=src, follow_symlinks=False)
+            except FileNotFoundError:
+                raise LayerError(f"{info.name}: hardlink target {info.linkname!r} does not exist in the layer or below") from None
+            if stat.S_ISDIR(sst.st_mode):
+                raise LayerError(f"{info.name}: hardlink target {info.linkname!r} is a directory")
+            try:
+                dst = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if (dst.st_dev, dst.st_ino) == (sst.st_dev, sst.st_ino):
+                    return
+            except FileNotFoundError:
+                pass
+            self._replace(fd, name)
+            os.link(parts[-1], name, src_dir_fd=src, dst_dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(src)
+
+    def _own(self, fd: int, name: str | None, info: tarfile.TarInfo) -> None:
+        if self.rootless:
+            if (info.uid, info.gid) != (os.geteuid(), os.getegid()):
+                self.owners_skipped += 1
+            return
+        if name is None:
+            os.fchown(fd, info.uid, info.gid)
+        else:
+            os.chown(name, info.uid, info.gid, dir_fd=fd, follow_symlinks=False)
+
+    def _xattrs(self, fd: int, name: str | None, info: tarfile.TarInfo) -> None:
+        for key, value in info.pax_headers.items():
+            if not key.startswith(_XATTR_PAX):
+                continue
+            attr = key[len(_XATTR_PAX):]
+            if is_overlay_xattr(attr):
+                self.warnings.append(f"{info.name}: overlayfs xattr {attr} ignored")
+                continue
+            raw = value.encode("utf-8", "surrogateescape")
+            try:
+                if name is None:
+                    os.setxattr(fd, attr, raw)
+                else:
+                    os.setxattr(_proc(fd, name), attr, raw, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, errno.EINVAL):
+                    raise
+                self.warnings.append(f"{info.name}: xattr {attr} not set: {exc.strerror}")
+
+    # -- after the last entry -------------------------------------------------------
+
+    def finish(self) -> None:
+        for key, (parts, atime, mtime) in self.parent_times.items():
+            if key in self.dir_meta:
+                continue
+            fd = self._open_entry_dir(parts)
+            if fd is not None:
+                try:
+                    os.utime(fd, ns=(atime, mtime))
+                finally:
+                    os.close(fd)
+        # Deepest first, so read-only directories are still writable while we work below.
+        for key in sorted(self.dir_meta, key=lambda k: -k.count("/") - (1 if k else 0)):
+            parts, info = self.dir_meta[key]
+            fd = self._open_entry_dir(parts)
+            if fd is None:
+                continue
+            try:
+                if not parts:
+                    self._own(fd, None, info)
+                os.fchmod(fd, info.mode & 0o7777)
+                os.utime(fd, ns=_times(info))
+            finally:
+                os.close(fd)
+        if self.owners_skipped:
+            self.warnings.append(
+                f"{self.owners_skipped} entries' owners not applied (not running as root)")
+
+    def _open_entry_dir(self, parts: list[str]) -> int | None:
+        if not parts:
+            return os.dup(self.root.fd)
+        parent = self.root.open_existing(parts[:-1])
+        if parent is None:
+            return None
+        try:
+            return os.open(parts[-1], _NOFOLLOW_DIR, dir_fd=parent)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # became a symlink later in the layer
+                return None
+            raise
+        finally:
+            os.close(parent)
+
+
+def _times(info: tarfile.TarInfo) -> tuple[int, int]:
+    mtime = int(info.mtime * 1_000_000_000) if isinstance(info.mtime, float) else int(info.mtime) * 1_000_000_000
+    atime_text = info.pax_headers.get("atime")
+    try:
+        atime = int(float(atime_text) * 1_000_000_000) if atime_text else mtime
+    except ValueError:
+        atime = mtime
+    return atime, mtime
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -1,0 +1,231 @@
+"""Resolve layer entry paths inside a root directory, as openat2(RESOLVE_IN_ROOT) does.
+
+``..`` stops at the root, absolute symlinks restart at the root, loops fail with ELOOP;
+every result is a directory fd inside the root, so callers act with *at calls only.
+"""
+
+# Why fds and not joined strings: a joined path is re-resolved by the kernel from
+# "/", following whatever symlinks a layer planted, so it can land outside the root.
+# An fd obtained by in-root resolution stays in the root; acting on one basename
+# relative to it (never following that final name) cannot escape.
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from typing import Callable
+
+from ..errors import LayerError
+
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "armv7l": 437, "ppc64le": 437, "s390x": 437, "riscv64": 437}
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+_MAXSYMLINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_openat2_state: dict[str, bool] = {}
+
+
+def clean(name: str) -> tuple[list[str], bool]:
+    """Components of a tar entry name, made relative; ``..`` is clamped at the root.
+
+    Returns (components, clamped) where ``clamped`` says a ``..`` tried to climb above
+    the root (the entry lands inside the root instead, like RESOLVE_IN_ROOT).
+    """
+    out: list[str] = []
+    clamped = False
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            else:
+                clamped = True
+            continue
+        out.append(part)
+    return out, clamped
+
+
+def openat2_available() -> bool:
+    """True when the kernel offers openat2 with RESOLVE_IN_ROOT (Linux >= 5.6)."""
+    if "ok" not in _openat2_state:
+        nr = _SYS_OPENAT2.get(os.uname().machine)
+        ok = False
+        if nr is not None:
+            fd = _openat2(os.open("/", _DIR_FLAGS), b".", _DIR_FLAGS, nr, close_dirfd=True)
+            ok = fd >= 0
+            if ok:
+                os.close(fd)
+        _openat2_state["ok"] = ok
+    return _openat2_state["ok"]
+
+
+def _openat2(dirfd: int, path: bytes, flags: int, nr: int, close_dirfd: bool = False) -> int:
+    how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    try:
+        return _libc.syscall(nr, dirfd, path, ctypes.byref(how), ctypes.sizeof(how))
+    finally:
+        if close_dirfd:
+            os.close(dirfd)
+
+
+def _open_in_root_kernel(rootfd: int, parts: list[str]) -> int:
+    nr = _SYS_OPENAT2[os.uname().machine]
+    path = os.fsencode("/".join(parts)) or b"."
+    for _ in range(16):  # EAGAIN: a concurrent rename raced the lookup; retry
+        fd = _openat2(rootfd, path, _DIR_FLAGS, nr)
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err != errno.EAGAIN:
+            raise OSError(err, os.strerror(err), "/".join(parts))
+    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), "/".join(parts))
+
+
+def _open_in_root_walk(rootfd: int, parts: list[str]) -> int:
+    """The same resolution done one component at a time, never following a link implicitly."""
+    todo = list(reversed(parts))
+    fds = [os.dup(rootfd)]
+    links = 0
+    try:
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if len(fds) > 1:
+                    os.close(fds.pop())
+                continue
+            st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAXSYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/".join(parts))
+                target = os.readlink(part, dir_fd=fds[-1])
+                if target.startswith("/"):
+                    while len(fds) > 1:
+                        os.close(fds.pop())
+                todo.extend(reversed(target.split("/")))
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/".join(parts))
+            fds.append(os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fds[-1]))
+        result = fds.pop()
+        return result
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+class RootDir:
+    """An open target directory; resolves entry parents to directory fds inside it."""
+
+    def __init__(self, path: str | os.PathLike, *, use_openat2: bool | None = None) -> None:
+        self.path = os.fspath(path)
+        self.fd = os.open(self.path, _DIR_FLAGS)
+        kernel = openat2_available() if use_openat2 is None else use_openat2 and openat2_available()
+        self._open = _open_in_root_kernel if kernel else _open_in_root_walk
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "RootDir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open_existing(self, parts: list[str]) -> int | None:
+        """fd of the directory ``parts`` resolves to in the root; None when it is missing
+        or not a directory. A symlink loop raises LayerError."""
+        try:
+            return self._open(self.fd, parts)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise self._error(parts, exc) from None
+
+    def open_dir(self, parts: list[str], *, on_create: Callable[[list[str]], None] | None = None,
+                 replace: bool = True) -> int:
+        """fd of directory ``parts``, creating missing directories (mode 0755) on the way.
+
+        A component that exists but is no directory (a file, a device, a symlink that
+        does not resolve to a directory in the root) is replaced by a directory when
+        ``replace``, else UnsafePathError-free LayerError. ``on_create`` hears of each
+        directory made.
+        """
+        fd = self.open_existing(parts)
+        if fd is not None:
+            return fd
+        cur = os.dup(self.fd)
+        try:
+            for i, part in enumerate(parts):
+                nxt = self.open_existing(parts[: i + 1])
+                if nxt is None:
+                    nxt = self._make(cur, parts[: i + 1], replace)
+                    if on_create is not None:
+                        on_create(parts[: i + 1])
+                os.close(cur)
+                cur = nxt
+            fd, cur = cur, -1
+            return fd
+        finally:
+            if cur >= 0:
+                os.close(cur)
+
+    def _make(self, parent_fd: int, parts: list[str], replace: bool) -> int:
+        name = parts[-1]
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not replace:
+                raise LayerError(f"{'/'.join(parts)}: exists and is not a directory")
+            if stat.S_ISDIR(st.st_mode):  # appeared meanwhile
+                return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+            os.unlink(name, dir_fd=parent_fd)
+        os.mkdir(name, 0o755, dir_fd=parent_fd)
+        return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+
+    @staticmethod
+    def _error(parts: list[str], exc: OSError) -> LayerError:
+        what = "too many levels of symbolic links" if exc.errno == errno.ELOOP else exc.strerror
+        return LayerError(f"{'/'.join(parts) or '.'}: cannot resolve inside the target: {what}")
+
+
+def remove_tree_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` in ``dir_fd`` and, if it is a directory, everything below it.
+
+    Never follows symlinks; makes directories writable first so read-only ones empty.
+    """
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        if os.geteuid() != 0 and stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | 0o700)
+        clear_dir(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def clear_dir(fd: int, keep: Callable[[str], bool] = lambda name: False) -> None:
+    """Remove every child of directory ``fd`` except those ``keep`` accepts."""
+    for child in os.listdir(fd):
+        if not keep(child):
+            remove_tree_at(fd, child)

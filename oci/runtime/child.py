@@ -73,14 +73,17 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
 
 
 def _loopback_up() -> None:
+    """Bring ``lo`` up in the new network namespace (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket)."""
     import fcntl
-    import socket
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    fd = L.socket(2, 2)  # AF_INET, SOCK_DGRAM; the socket module costs more to import than all of this
+    try:
         req = struct.pack("16sh14x", b"lo", 0)
-        flags = struct.unpack("16sh14x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(s, 0x8914, struct.pack("16sh14x", b"lo", flags | 1))  # SIOCSIFFLAGS |= IFF_UP
+        flags = struct.unpack("16sh14x", fcntl.ioctl(fd, 0x8913, req))[1]
+        fcntl.ioctl(fd, 0x8914, struct.pack("16sh14x", b"lo", flags | 1))  # IFF_UP
+    finally:
+        os.close(fd)
 
 
 def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:

@@ -103,6 +103,11 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
+def socket(family: int, kind: int) -> int:
+    """socket(2), close-on-exec; returns the descriptor."""
+    return _check(_libc.socket(family, kind | 0o2000000, 0), "socket")
+
+
 def sethostname(name: str) -> None:
     """sethostname(2)."""
     raw = name.encode()

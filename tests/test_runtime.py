@@ -296,6 +296,7 @@ BAD_CONFIGS = {
     "unknown_rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
     "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
     "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
+    "hostname_without_uts": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname"),
     "seccomp": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
 }
 
@@ -378,3 +379,23 @@ def test_runc_spec_config_runs_the_same(tmp_path):
     theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"spec-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
     assert theirs.returncode == 0, theirs.stderr
     assert ours.stdout == theirs.stdout, ours.stderr
+
+
+def test_mount_destination_symlinks_stay_inside_the_rootfs(tmp_path):
+    cfg = base_config(["sh", "-c", "cut -d' ' -f5 /proc/self/mountinfo | grep -x /elsewhere/mnt"])
+    cfg["mounts"].append({"destination": "/escape/mnt", "type": "tmpfs", "source": "tmpfs"})
+    bundle = write_bundle(tmp_path / "b", cfg)
+    # An absolute link and one climbing with '..' must both resolve against the container root.
+    os.symlink("/../../../../elsewhere", bundle / "rootfs" / "escape")
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, "/elsewhere/mnt\n"), res.stderr
+    assert (bundle / "rootfs" / "elsewhere" / "mnt").is_dir()
+    assert not (Path("/elsewhere")).exists()
+
+
+def test_fast_run_entry_behaves_like_the_cli(tmp_path):
+    bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "echo $$; exit 42"]))
+    res = subprocess.run([sys.executable, "-m", "oci.runtime.fastcli", bundle, "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    assert (res.returncode, res.stdout) == (42, "1\n")
+    bad = subprocess.run([sys.executable, "-m", "oci.runtime.fastcli", tmp_path / "nope", "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    assert_one_line_error(res_of(bad), "nope")

@@ -350,6 +350,21 @@ def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
     assert not (tmp_path / "state" / "victim").exists()
 
 
+def test_delete_clears_the_state_of_a_killed_run(tmp_path):
+    bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "echo ready; sleep 60"]))
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--id", "stale", "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline() == "ready\n"
+    proc.kill()
+    proc.wait(timeout=TIMEOUT)
+    for _ in range(200):
+        if json.loads(ocikit("state", "stale", "--root", tmp_path / "state").stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    res = ocikit("delete", "stale", "--root", tmp_path / "state")
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "state" / "stale").exists()
+
+
 # --- side by side with runc ---------------------------------------------------
 
 PROBE = "echo $$; hostname; id; pwd; ls /; grep -E '^(Cap|NoNewPrivs)' /proc/self/status; ulimit -n; umask; ls /dev; cat /proc/self/uid_map | tr -s ' '"

@@ -18,7 +18,6 @@ from typing import Any
 from ..errors import ContainerError, RuntimeSpecError, UsageError
 
 OCI_VERSION = "1.2.0"
-_NS_FLAG = {"user": 0x10000000, "mount": 0x00020000, "pid": 0x20000000, "network": 0x40000000, "ipc": 0x08000000, "uts": 0x04000000, "cgroup": 0x02000000, "time": 0x00000080}
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 

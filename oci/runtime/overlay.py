@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import BundleError
@@ -62,6 +60,9 @@ def mount_overlay(lowers: list[Path], upper: Path | None, work: Path | None, tar
         linux.mount("overlay", target, "overlay", flags, data)
         return
     # Too long: name each layer by a short relative symlink and mount from that directory.
+    import shutil
+    import tempfile
+
     short = tempfile.mkdtemp(prefix="ocikit-ovl-")
     old_cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
     try:

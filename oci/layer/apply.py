@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import stat
 import tarfile
@@ -68,6 +69,9 @@ def apply_layer(
     The stream is read to its end. Raises LayerError / UnsafePathError naming the entry.
     """
     rootless = os.geteuid() != 0 if rootless is None else rootless
+    if not hasattr(stream, "peek"):
+        # open_detected would wrap it in a BufferedReader, which closes it when collected.
+        stream = io.BufferedReader(_Borrowed(stream), _CHUNK)  # type: ignore[arg-type]
     reader, compression = open_detected(stream)
     source = _TarSource(reader)
     with RootDir(target) as root:
@@ -160,6 +164,24 @@ class _TarSource:
     def drain(self) -> None:
         while self._read(_CHUNK):
             pass
+
+
+class _Borrowed(io.RawIOBase):
+    """Read a caller's stream without ever closing it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self._raw.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
 
 
 def _key(parts: list[str]) -> str:

@@ -97,6 +97,30 @@ def test_joins_an_existing_namespace_by_path(tmp_path):
     assert res.stdout == "joined-ns\n", res.stderr
 
 
+def test_cgroup_namespace_roots_the_cgroup_paths(tmp_path):
+    res = run_probe(tmp_path, "cut -d: -f3 /proc/self/cgroup | sort -u", lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}))
+    assert res.stdout == "/\n", res.stderr
+
+
+def test_ipc_namespace_hides_host_message_queues(tmp_path):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    qid = libc.msgget(0x0C1C17, 0o1600)  # IPC_CREAT | 0600
+    assert qid >= 0
+    try:
+        res = run_probe(tmp_path, "cat /proc/sysvipc/msg | wc -l")
+    finally:
+        libc.msgctl(qid, 0, None)  # IPC_RMID
+    assert res.stdout == "1\n", res.stderr  # the header line only
+
+
+def test_configured_devices_are_created(tmp_path):
+    dev = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o620, "uid": 0, "gid": 0}
+    res = run_probe(tmp_path, "stat -c '%t:%T %a' /dev/fuse", lambda c: c["linux"].update(devices=[dev]))
+    assert res.stdout == "a:e5 620\n", res.stderr
+
+
 # --- process ----------------------------------------------------------------
 
 def test_user_and_groups_are_applied(tmp_path):
@@ -133,15 +157,16 @@ def test_death_by_signal_exits_128_plus_signal(tmp_path):
     assert run_probe(tmp_path, "kill -TERM $$", no_pidns).returncode == 128 + signal.SIGTERM
 
 
-def test_sigterm_is_forwarded_to_the_process(tmp_path):
-    cfg = base_config(["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"])
+@pytest.mark.parametrize("sig", ["TERM", "INT", "HUP", "USR1"])
+def test_signals_are_forwarded_to_the_process(tmp_path, sig):
+    cfg = base_config(["sh", "-c", f"trap 'echo got-{sig}; exit 7' {sig}; echo ready; while true; do sleep 0.1; done"])
     bundle = write_bundle(tmp_path / "b", cfg)
     proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, f"SIG{sig}"))
         assert proc.wait(timeout=TIMEOUT) == 7
-        assert proc.stdout.read() == "got-term\n"
+        assert proc.stdout.read() == f"got-{sig}\n"
     finally:
         proc.kill()
         proc.wait()

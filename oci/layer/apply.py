@@ -130,12 +130,8 @@ class _TarSource:
             data = self.raw.read(n)
         except OCIError:
             raise
-        except (EOFError, OSError, ValueError) as exc:
+        except _decompression_errors() as exc:
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
-        except Exception as exc:
-            if type(exc).__name__ != "ZstdError":
-                raise
-            raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: zstd: {exc}") from None
         self.hash.update(data)
         self.pos += len(data)
         self.tail += data
@@ -182,6 +178,15 @@ class _Borrowed(io.RawIOBase):
 
     def close(self) -> None:
         pass
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
+    from isal.igzip_lib import IsalError
+    from zstandard import ZstdError
+
+    return (EOFError, OSError, ValueError, zlib.error, IsalError, ZstdError)
 
 
 def _key(parts: list[str]) -> str:

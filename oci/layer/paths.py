@@ -91,10 +91,18 @@ def _open_in_root_kernel(rootfd: int, parts: list[str]) -> int:
     raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), "/".join(parts))
 
 
-def _open_in_root_walk(rootfd: int, parts: list[str]) -> int:
-    """The same resolution done one component at a time, never following a link implicitly."""
+def _open_in_root_walk(rootfd: int, parts: list[str],
+                       create: Callable[[list[str]], None] | None = None) -> int:
+    """The same resolution done one component at a time, never following a link implicitly.
+
+    With ``create``, a missing directory is made (mode 0755) and a component that is
+    neither a directory nor a symlink is replaced by one; ``create`` hears of each
+    directory made (its resolved path). Dangling symlinks are thus followed and their
+    in-root target made, as RESOLVE_IN_ROOT would resolve them.
+    """
     todo = list(reversed(parts))
     fds = [os.dup(rootfd)]
+    names: list[str] = []
     links = 0
     try:
         while todo:
@@ -104,9 +112,15 @@ def _open_in_root_walk(rootfd: int, parts: list[str]) -> int:
             if part == "..":
                 if len(fds) > 1:
                     os.close(fds.pop())
+                    names.pop()
                 continue
-            st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
+            except FileNotFoundError:
+                if create is None:
+                    raise
+                st = None
+            if st is not None and stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > _MAXSYMLINKS:
                     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/".join(parts))
@@ -114,13 +128,19 @@ def _open_in_root_walk(rootfd: int, parts: list[str]) -> int:
                 if target.startswith("/"):
                     while len(fds) > 1:
                         os.close(fds.pop())
+                    names.clear()
                 todo.extend(reversed(target.split("/")))
                 continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/".join(parts))
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                if create is None:
+                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/".join(parts))
+                if st is not None:
+                    os.unlink(part, dir_fd=fds[-1])
+                os.mkdir(part, 0o755, dir_fd=fds[-1])
+                create(names + [part])
             fds.append(os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fds[-1]))
-        result = fds.pop()
-        return result
+            names.append(part)
+        return fds.pop()
     finally:
         for fd in fds:
             os.close(fd)
@@ -156,48 +176,20 @@ class RootDir:
                 return None
             raise self._error(parts, exc) from None
 
-    def open_dir(self, parts: list[str], *, on_create: Callable[[list[str]], None] | None = None,
-                 replace: bool = True) -> int:
-        """fd of directory ``parts``, creating missing directories (mode 0755) on the way.
+    def open_dir(self, parts: list[str], *, on_create: Callable[[list[str]], None] | None = None) -> int:
+        """fd of directory ``parts``, creating what is missing (directories, mode 0755).
 
-        A component that exists but is no directory (a file, a device, a symlink that
-        does not resolve to a directory in the root) is replaced by a directory when
-        ``replace``, else UnsafePathError-free LayerError. ``on_create`` hears of each
-        directory made.
+        Symlinks on the way are followed inside the root, dangling ones included (their
+        re-rooted target is made); a component that is a file, device or fifo is replaced
+        by a directory. ``on_create`` hears of each directory made.
         """
         fd = self.open_existing(parts)
         if fd is not None:
             return fd
-        cur = os.dup(self.fd)
         try:
-            for i, part in enumerate(parts):
-                nxt = self.open_existing(parts[: i + 1])
-                if nxt is None:
-                    nxt = self._make(cur, parts[: i + 1], replace)
-                    if on_create is not None:
-                        on_create(parts[: i + 1])
-                os.close(cur)
-                cur = nxt
-            fd, cur = cur, -1
-            return fd
-        finally:
-            if cur >= 0:
-                os.close(cur)
-
-    def _make(self, parent_fd: int, parts: list[str], replace: bool) -> int:
-        name = parts[-1]
-        try:
-            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            st = None
-        if st is not None:
-            if not replace:
-                raise LayerError(f"{'/'.join(parts)}: exists and is not a directory")
-            if stat.S_ISDIR(st.st_mode):  # appeared meanwhile
-                return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
-            os.unlink(name, dir_fd=parent_fd)
-        os.mkdir(name, 0o755, dir_fd=parent_fd)
-        return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+            return _open_in_root_walk(self.fd, parts, on_create or (lambda p: None))
+        except OSError as exc:
+            raise self._error(parts, exc) from None
 
     @staticmethod
     def _error(parts: list[str], exc: OSError) -> LayerError:

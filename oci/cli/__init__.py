@@ -1,10 +1,34 @@
 """The ``ocikit`` command line: typer commands that parse, call the library and print.
 
-Each submodule registers the commands of one area on the shared ``app``.
+Each submodule registers the commands of one area on the shared ``app``. ``ocikit run``
+takes a typer-free path, since start-up time is most of a short container's run.
 """
 
 from __future__ import annotations
 
-from .app import app, main
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:
+        from ..runtime.fastcli import main as run_main
+
+        run_main(args[1:])
+        return
+    from .app import main as full_main
+
+    full_main(args)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from .app import app
+
+        return app
+    raise AttributeError(name)
+
 
 __all__ = ["app", "main"]

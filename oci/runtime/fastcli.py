@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     """Run ``ocikit run`` without the full CLI when the arguments allow; exits the process."""
     parsed = parse_run_args(argv)
     if parsed is None:
-        from ..cli import main as full
+        from ..cli.app import main as full
 
         full(["run", *argv])
         return

@@ -328,6 +328,12 @@ def test_overlay_form_puts_no_whiteout_devices_inside_an_opaque_directory(tmp_pa
     assert listing(tmp_path / "t") == ["d"]
 
 
+def test_overlay_form_puts_no_whiteout_devices_anywhere_below_an_opaque_directory(tmp_path):
+    require_root()
+    apply_bytes(tar_bytes(D("d"), W("d/x/.wh.a"), W("d/.wh..wh..opq"), W("d/y/.wh.b"), F("d/f", b"k")), tmp_path / "t", overlay=True)
+    assert listing(tmp_path / "t") == ["d", "d/f", "d/x"]
+
+
 def test_overlay_form_creates_missing_parents_of_a_whiteout(tmp_path):
     require_root()
     apply_bytes(tar_bytes(W("a/b/.wh.c")), tmp_path / "t", overlay=True)

@@ -22,6 +22,7 @@ import io
 import os
 import stat
 import tarfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -34,7 +35,7 @@ from .paths import RootDir, clean, remove_tree_at
 from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
 
 _CHUNK = 1 << 20
-_TAIL = 1 << 16
+_TAIL = 4 << 20  # more than tarfile reads ahead (its bufsize)
 _BLOCK = 512
 _XATTR_PAX = "SCHILY.xattr."
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -90,7 +91,7 @@ def _extract(source: "_TarSource", applier: "_Applier") -> int:
     count = 0
     last = "start of archive"
     try:
-        tar = tarfile.open(fileobj=source, mode="r|", errors="surrogateescape")  # type: ignore[call-overload]
+        tar = tarfile.open(fileobj=source, mode="r|", bufsize=_CHUNK, errors="surrogateescape")  # type: ignore[call-overload]
     except tarfile.TarError as exc:
         raise LayerError(f"layer is not a tar archive: {exc}") from None
     with tar:
@@ -117,13 +118,14 @@ def _extract(source: "_TarSource", applier: "_Applier") -> int:
 
 class _TarSource:
     """The uncompressed tar: hashed, with decompression errors turned into LayerError, and
-    a short tail kept so the end-of-archive block can be checked."""
+    its last few chunks kept so the end-of-archive block can be checked."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.pos = 0
-        self.tail = bytearray()
+        self.recent: deque[bytes] = deque()
+        self.recent_size = 0
 
     def _read(self, n: int) -> bytes:
         try:
@@ -132,11 +134,13 @@ class _TarSource:
             raise
         except _decompression_errors() as exc:
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
-        self.hash.update(data)
-        self.pos += len(data)
-        self.tail += data
-        if len(self.tail) > 2 * _TAIL:
-            del self.tail[:-_TAIL]
+        if data:
+            self.hash.update(data)
+            self.pos += len(data)
+            self.recent.append(data)
+            self.recent_size += len(data)
+            while self.recent_size - len(self.recent[0]) >= _TAIL:
+                self.recent_size -= len(self.recent.popleft())
         return data
 
     def read(self, n: int = -1) -> bytes:
@@ -145,13 +149,14 @@ class _TarSource:
     def check_end(self, end: int, last: str) -> None:
         """The archive must stop with a zero block where its last entry ended (truncation
         or garbage there is an error, which tarfile's reader would let pass)."""
-        while self.pos < end + 2 * _BLOCK and self._read(_CHUNK):
+        while self.pos < end + 2 * _BLOCK and self._read(end + 2 * _BLOCK - self.pos):
             pass
-        start = len(self.tail) - (self.pos - end)
+        tail = b"".join(self.recent)
+        start = len(tail) - (self.pos - end)
         if start < 0:
             raise LayerError(f"corrupt tar after entry {last!r} (offset {end})")
-        block = bytes(self.tail[start:start + _BLOCK])
-        second = bytes(self.tail[start + _BLOCK:start + 2 * _BLOCK])
+        block = tail[start:start + _BLOCK]
+        second = tail[start + _BLOCK:start + 2 * _BLOCK]
         if len(block) < _BLOCK:
             raise LayerError(f"truncated tar: no end-of-archive block after entry {last!r} (offset {end})")
         if block.count(0) != _BLOCK or second.count(0) != len(second):
@@ -278,7 +283,7 @@ class _Applier:
     def _whiteout(self, parent: list[str], name: str, entry: str) -> None:
         key = _key(parent + [name])
         if self.overlay:
-            if _key(parent) in self.opaque or self._kept(key):
+            if self._under_opaque(parent) or self._kept(key):
                 return  # hidden already / this layer's own entry wins
             fd = self._parent(parent + [name])
             try:
@@ -314,12 +319,11 @@ class _Applier:
             fd = self.root.open_dir(parts, on_create=lambda p: self.made_dirs.add(_key(p)))
             try:
                 os.setxattr(fd, opaque_xattr(self.userxattr), b"y")
-                prefix = key + "/" if key else ""
-                for wh in [w for w in self.whiteouts if w.startswith(prefix) and "/" not in w[len(prefix):]]:
-                    os.unlink(wh[len(prefix):], dir_fd=fd)
-                    self.whiteouts.discard(wh)
             finally:
                 os.close(fd)
+            prefix = key + "/" if key else ""
+            for wh in sorted(w for w in self.whiteouts if w.startswith(prefix)):
+                self._remove_whiteout(wh)
             self.opaque.add(key)
             return
         fd = self.root.open_existing(parts)
@@ -328,6 +332,26 @@ class _Applier:
         try:
             self._remember_times(parts, fd)
             self._hide_lower(fd, key)
+        finally:
+            os.close(fd)
+
+    def _under_opaque(self, parent: list[str]) -> bool:
+        return any(_key(parent[:i]) in self.opaque for i in range(len(parent) + 1))
+
+    def _remove_whiteout(self, key: str) -> None:
+        # Everything below an opaque dir already hides the lower layers; overlayfs
+        # implementations do not expect whiteout devices there.
+        self.whiteouts.discard(key)
+        parts = key.split("/")
+        fd = self.root.open_existing(parts[:-1])
+        if fd is None:
+            return
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                os.unlink(parts[-1], dir_fd=fd)
+        except FileNotFoundError:
+            pass
         finally:
             os.close(fd)
 

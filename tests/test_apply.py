@@ -384,3 +384,97 @@ def test_cli_reports_a_truncated_gzip_layer_in_one_line(tmp_path, ocikit):
 def test_cli_rejects_userxattr_without_overlay(tmp_path, ocikit):
     (tmp_path / "l.tar").write_bytes(tar_bytes(F("f")))
     assert_one_line_error(ocikit("apply", "--userxattr", tmp_path / "l.tar", tmp_path / "root"), "--overlay")
+
+
+@pytest.fixture
+def shared_tmp():
+    """A scratch directory others can enter (pytest's own are private to root)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ocikit-apply-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_unprivileged_user_applies_with_warnings_for_owners_devices_and_xattrs(shared_tmp):
+    require_root()
+    import json
+
+    tmp_path = shared_tmp
+    layer = tar_bytes(F("f", b"x", uid=0), C("null", 1, 3),
+                      F("cap", b"y", xattrs={"security.capability": bytes(20)}), D("ro", 0o555), F("ro/g", b"g"))
+    target = tmp_path / "t"
+    target.mkdir()
+    os.chown(target, 65534, 65534)
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child drops to nobody for real, then applies
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            res = apply_layer(io.BytesIO(layer), target)
+            os.write(wfd, json.dumps(res.warnings).encode())
+            os._exit(0)
+        except BaseException as exc:  # report, never return into pytest in the child
+            os.write(wfd, json.dumps([f"FAILED: {exc!r}"]).encode())
+            os._exit(1)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as r:
+        warnings = json.loads(r.read() or b"[]")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, warnings
+    assert listing(target) == ["cap", "f", "ro", "ro/g"]
+    assert os.lstat(target / "f").st_uid == 65534
+    assert any(w.startswith("null: device node skipped") for w in warnings)
+    assert any("security.capability" in w for w in warnings)
+    assert any("owners not applied" in w for w in warnings)
+
+
+def test_memory_stays_bounded_for_a_large_file(tmp_path):
+    import tracemalloc
+
+    size = 96 << 20
+    ti = tarfile.TarInfo("big")
+    ti.size = size
+    head = ti.tobuf(format=tarfile.USTAR_FORMAT)
+
+    class Gen(io.RawIOBase):
+        def __init__(self):
+            self.parts = [head, None, b"\0" * 1024]
+            self.left = size
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            while self.parts:
+                part = self.parts[0]
+                if part is None:
+                    if self.left == 0:
+                        self.parts.pop(0)
+                        continue
+                    n = min(len(buf), self.left)
+                    buf[:n] = b"\xab" * n
+                    self.left -= n
+                    return n
+                n = min(len(buf), len(part))
+                buf[:n] = part[:n]
+                self.parts[0] = part[n:]
+                if not self.parts[0]:
+                    self.parts.pop(0)
+                return n
+            return 0
+
+    (tmp_path / "t").mkdir()
+    tracemalloc.start()
+    try:
+        apply_layer(io.BufferedReader(Gen(), 1 << 16), tmp_path / "t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert os.path.getsize(tmp_path / "t/big") == size
+    assert peak < 16 << 20, f"peak {peak} bytes for a {size}-byte file"

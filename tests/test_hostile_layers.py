@@ -341,3 +341,28 @@ def test_empty_stream_is_not_a_layer(world):
     target, outside = world
     with pytest.raises(LayerError):
         apply(b"", target)
+
+
+# -- the two resolvers agree -------------------------------------------------------------
+
+def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
+    if not paths.openat2_available():
+        pytest.skip("the kernel has no openat2")
+    root = tmp_path / "root"
+    (root / "usr/lib").mkdir(parents=True)
+    os.symlink("usr/lib", root / "lib")
+    os.symlink("/usr", root / "abs")
+    os.symlink("../../../..", root / "usr/lib/up")
+    os.symlink("abs/lib/up/lib", root / "chain")
+    cases = [["lib"], ["abs", "lib"], ["usr", "lib", "up"], ["chain"], ["..", "..", "usr"], ["usr", "..", "..", "lib"]]
+    for parts in cases:
+        got = []
+        for fn in (paths._open_in_root_kernel, paths._open_in_root_walk):
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                res = fn(fd, parts)
+                got.append(os.fstat(res).st_ino)
+                os.close(res)
+            finally:
+                os.close(fd)
+        assert got[0] == got[1], parts

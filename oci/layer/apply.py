@@ -10,6 +10,11 @@ in one streaming pass that also computes the diffID; nothing may land outside th
 # non-directory entry for the root, a hardlink to something missing or a directory, a
 # symlink loop, an unsupported entry type, and any malformed/truncated archive.
 #
+# Rootless (not root, or asked for): no chown and no device nodes, each skip reported
+# in ApplyResult.warnings; xattrs the kernel refuses (trusted.*, security.*) likewise.
+# umoci's rootless unpack instead records owners in the user.rootlesscontainers xattr;
+# ocikit does not emulate ownership. Overlay-form whiteouts still need mknod(0/0).
+#
 # Same-layer rule (image-spec layer.md): whiteouts and opaque markers hide only lower
 # layers' content, whatever the entry order. We remember every path this layer wrote
 # (and their ancestors) and, when hiding, delete only what is not among them.

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Benchmark: `ocikit apply LAYER DIR` against `tar -x` (GNU tar) and `umoci raw unpack`.
+
+One gzip layer of a tree (a synthetic one by default: many small files in nested
+directories plus a few large ones), extracted by each tool in the same run; prints
+best wall times, ratios ocikit/peer and ocikit's peak RSS.
+
+Usage: python3 benchmarks/bench_apply.py [--tree PATH] [--files N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def synthetic_tree(root: Path, files: int) -> None:
+    rng = random.Random(1)
+    for i in range(files):
+        d = root / f"d{i % 97:02d}" / f"s{i % 13}"
+        d.mkdir(parents=True, exist_ok=True)
+        size = int(rng.expovariate(1 / 6000))
+        (d / f"f{i}").write_bytes(rng.randbytes(size // 2) + bytes(size - size // 2))
+        if i % 50 == 0:
+            os.symlink(f"f{i}", d / f"l{i}")
+    for i in range(4):
+        (root / f"big{i}").write_bytes(os.urandom(32 << 20))
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB) of running ``argv``."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench_apply: {argv} failed")
+    return wall, usage.ru_maxrss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", help="tree to pack into the layer (default: a synthetic one)")
+    ap.add_argument("--files", type=int, default=20000, help="files in the synthetic tree")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
+        work = Path(tmp)
+        tree = Path(args.tree) if args.tree else work / "tree"
+        if not args.tree:
+            tree.mkdir()
+            synthetic_tree(tree, args.files)
+        tar = work / "layer.tar"
+        subprocess.run(["tar", "-C", str(tree), "-c", "--numeric-owner", "--xattrs", "-f", str(tar), "."], check=True)
+        layer = work / "layer.tar.gz"
+        subprocess.run(["gzip", "-k", "-1", str(tar)], check=True)
+        tar.with_suffix(".tar.gz").rename(layer) if tar.with_suffix(".tar.gz") != layer else None
+        tools: dict[str, callable] = {
+            "ocikit apply": lambda out: [sys.executable, "-m", "oci", "apply", str(layer), str(out)],
+            "tar -xzf": lambda out: ["tar", "-C", str(out), "-xzf", str(layer), "--numeric-owner",
+                                     "--xattrs", "--xattrs-include=*"],
+        }
+        if shutil.which("umoci"):
+            lay = work / "img"
+            subprocess.run(["umoci", "init", "--layout", str(lay)], check=True)
+            subprocess.run(["umoci", "new", "--image", f"{lay}:t"], check=True)
+            subprocess.run(["umoci", "raw", "add-layer", "--image", f"{lay}:t", str(tar)], check=True)
+            tools["umoci raw unpack"] = lambda out: ["umoci", "raw", "unpack", "--image", f"{lay}:t", str(out)]
+        best = {name: float("inf") for name in tools}
+        rss = 0
+        for run in range(args.runs):
+            for name, argv in tools.items():
+                out = work / f"out-{run}-{name.split()[0]}"
+                if name != "umoci raw unpack":
+                    out.mkdir()
+                wall, peak = timed(argv(out), cwd=REPO)
+                best[name] = min(best[name], wall)
+                if name == "ocikit apply":
+                    rss = max(rss, peak)
+                shutil.rmtree(out)
+        size = layer.stat().st_size / 2**20
+        print(f"layer: {size:.1f} MiB gzip, {tar.stat().st_size / 2**20:.1f} MiB tar "
+              f"(best of {args.runs} runs, {os.cpu_count()} CPUs)")
+        ours = best["ocikit apply"]
+        print(f"  ocikit apply      {ours:7.2f} s  peak RSS {rss / 1024:.0f} MiB")
+        for name, wall in best.items():
+            if name != "ocikit apply":
+                print(f"  {name:<17} {wall:7.2f} s  ratio ocikit/peer {ours / wall:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -478,3 +478,14 @@ def test_memory_stays_bounded_for_a_large_file(tmp_path):
         tracemalloc.stop()
     assert os.path.getsize(tmp_path / "t/big") == size
     assert peak < 16 << 20, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_cli_removes_the_directory_it_created_when_the_layer_is_bad(tmp_path, ocikit):
+    (tmp_path / "l.tar").write_bytes(tar_bytes(F("ok", b"1"), W("d/.wh..")))
+    assert_one_line_error(ocikit("apply", tmp_path / "l.tar", tmp_path / "new"), "d/.wh..")
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_missing_layer_file_is_one_line_and_creates_nothing(tmp_path, ocikit):
+    assert_one_line_error(ocikit("apply", tmp_path / "absent.tar", tmp_path / "new"), "absent.tar")
+    assert not (tmp_path / "new").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def apply(
     """Apply a layer onto DIR, honouring whiteouts and opaque directories.
 
     Nothing in the layer can reach outside DIR. Prints the layer's diffID.
+    If DIR did not exist and the layer is bad, DIR is removed again.
 
     Example: ocikit apply layer.tar.gz rootfs
     """
@@ -33,14 +35,18 @@ def apply(
         raise UsageError("--userxattr only applies with --overlay")
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
+    stream = sys.stdin.buffer if layer == "-" else open(layer, "rb")
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     progress = Progress("apply")
-    options = dict(overlay=overlay, userxattr=userxattr, rootless=True if rootless else None, progress=progress)
-    if layer == "-":
-        result = apply_layer(sys.stdin.buffer, directory, **options)
-    else:
-        with open(layer, "rb") as stream:
-            result = apply_layer(stream, directory, **options)
+    try:
+        with stream:
+            result = apply_layer(stream, directory, overlay=overlay, userxattr=userxattr,
+                                 rootless=True if rootless else None, progress=progress)
+    except BaseException:
+        if created:  # a directory we made holds nothing but the failed layer
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     for warning in result.warnings:
         print(f"ocikit: warning: {warning}", file=sys.stderr)
     if json_out:

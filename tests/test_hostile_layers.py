@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,14 @@ def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
             finally:
                 os.close(fd)
         assert got[0] == got[1], parts
+
+
+def test_absurd_device_numbers_are_an_error_naming_the_entry(world):
+    target, outside = world
+    ti, _ = C("dev", 1, 3)
+    ti.devmajor = 1 << 40  # needs GNU base-256 numbers
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(ti)
+    with pytest.raises(LayerError, match="dev"):
+        apply(buf.getvalue(), target)

@@ -114,6 +114,8 @@ def _extract(source: "_TarSource", applier: "_Applier") -> int:
                 raise LayerError(f"{info.name}: {exc} (offset {info.offset})") from None
             except OSError as exc:
                 raise LayerError(f"{info.name}: {exc.strerror or exc}") from None
+            except (OverflowError, ValueError) as exc:  # absurd numbers in the header
+                raise LayerError(f"{info.name}: unusable header value: {exc}") from None
             count += 1
             last = info.name
         end = tar.offset

@@ -489,3 +489,12 @@ def test_cli_removes_the_directory_it_created_when_the_layer_is_bad(tmp_path, oc
 def test_cli_missing_layer_file_is_one_line_and_creates_nothing(tmp_path, ocikit):
     assert_one_line_error(ocikit("apply", tmp_path / "absent.tar", tmp_path / "new"), "absent.tar")
     assert not (tmp_path / "new").exists()
+
+
+def test_cli_overlay_form_with_userxattr(tmp_path, ocikit):
+    require_root()
+    (tmp_path / "l.tar").write_bytes(tar_bytes(D("d"), W("d/.wh..wh..opq"), W(".wh.x")))
+    res = ocikit("apply", "--overlay", "--userxattr", tmp_path / "l.tar", tmp_path / "up")
+    assert res.code == 0, res.stderr
+    assert os.getxattr(tmp_path / "up/d", "user.overlay.opaque") == b"y"
+    assert stat.S_ISCHR(os.lstat(tmp_path / "up/x").st_mode)

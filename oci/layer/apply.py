@@ -40,7 +40,8 @@ from .paths import RootDir, clean, remove_tree_at
 from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
 
 _CHUNK = 1 << 20
-_TAIL = 4 << 20  # more than tarfile reads ahead (its bufsize)
+_TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer on every read: larger is slower
+_TAIL = 4 << 20  # more than tarfile reads ahead (_TAR_BUFSIZE)
 _BLOCK = 512
 _XATTR_PAX = "SCHILY.xattr."
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -82,8 +83,11 @@ def apply_layer(
     source = _TarSource(reader)
     with RootDir(target) as root:
         applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
-        count = _extract(source, applier)
-        applier.finish()
+        try:
+            count = _extract(source, applier)
+            applier.finish()
+        finally:
+            applier._drop_cache()
     source.drain()
     while stream.read(_CHUNK):  # let a verifying caller stream see its end
         pass
@@ -96,7 +100,7 @@ def _extract(source: "_TarSource", applier: "_Applier") -> int:
     count = 0
     last = "start of archive"
     try:
-        tar = tarfile.open(fileobj=source, mode="r|", bufsize=_CHUNK, errors="surrogateescape")  # type: ignore[call-overload]
+        tar = tarfile.open(fileobj=source, mode="r|", bufsize=_TAR_BUFSIZE, errors="surrogateescape")  # type: ignore[call-overload]
     except tarfile.TarError as exc:
         raise LayerError(f"layer is not a tar archive: {exc}") from None
     with tar:
@@ -228,6 +232,7 @@ class _Applier:
         self.opaque: set[str] = set()  # overlay form: opaque dirs of this layer
         self.whiteouts: set[str] = set()  # overlay form: whiteout devices made
         self.owners_skipped = 0
+        self.cached: tuple[str, int] | None = None
 
     # -- entry dispatch -------------------------------------------------------------
 
@@ -260,13 +265,26 @@ class _Applier:
             if anc in self.ancestors:
                 break
             self.ancestors.add(anc)
-        parent = self._parent(parts)
-        try:
-            self._put(parent, parts, info, tar)
-        finally:
-            os.close(parent)
+        self._put(self._entry_parent(parts), parts, info, tar)
         if self.progress is not None:
             self.progress.advance(info.size if info.isreg() else 0, files=1)
+
+    def _entry_parent(self, parts: list[str]) -> int:
+        # Tars list a directory's entries together: keep the last parent's fd. Entries in
+        # that directory change only its children, never how its own path resolves
+        # (and a cached fd is inside the root whatever happens).
+        key = _key(parts[:-1])
+        if self.cached is not None and self.cached[0] == key:
+            return self.cached[1]
+        fd = self._parent(parts)
+        self._drop_cache()
+        self.cached = (key, fd)
+        return fd
+
+    def _drop_cache(self) -> None:
+        if self.cached is not None:
+            os.close(self.cached[1])
+            self.cached = None
 
     def _parent(self, parts: list[str]) -> int:
         fd = self.root.open_dir(parts[:-1], on_create=lambda p: self.made_dirs.add(_key(p)))
@@ -288,6 +306,7 @@ class _Applier:
     # -- whiteouts ------------------------------------------------------------------
 
     def _whiteout(self, parent: list[str], name: str, entry: str) -> None:
+        self._drop_cache()
         key = _key(parent + [name])
         if self.overlay:
             if self._under_opaque(parent) or self._kept(key):
@@ -321,6 +340,7 @@ class _Applier:
             os.close(fd)
 
     def _opaque(self, parts: list[str]) -> None:
+        self._drop_cache()
         key = _key(parts)
         if self.overlay:
             fd = self.root.open_dir(parts, on_create=lambda p: self.made_dirs.add(_key(p)))
@@ -516,6 +536,7 @@ class _Applier:
     # -- after the last entry -------------------------------------------------------
 
     def finish(self) -> None:
+        self._drop_cache()
         for key, (parts, atime, mtime) in self.parent_times.items():
             if key in self.dir_meta:
                 continue

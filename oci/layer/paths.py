@@ -31,6 +31,7 @@ class _OpenHow(ctypes.Structure):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_MACHINE = os.uname().machine
 _openat2_state: dict[str, bool] = {}
 
 
@@ -58,7 +59,7 @@ def clean(name: str) -> tuple[list[str], bool]:
 def openat2_available() -> bool:
     """True when the kernel offers openat2 with RESOLVE_IN_ROOT (Linux >= 5.6)."""
     if "ok" not in _openat2_state:
-        nr = _SYS_OPENAT2.get(os.uname().machine)
+        nr = _SYS_OPENAT2.get(_MACHINE)
         ok = False
         if nr is not None:
             fd = _openat2(os.open("/", _DIR_FLAGS), b".", _DIR_FLAGS, nr, close_dirfd=True)
@@ -79,7 +80,7 @@ def _openat2(dirfd: int, path: bytes, flags: int, nr: int, close_dirfd: bool = F
 
 
 def _open_in_root_kernel(rootfd: int, parts: list[str]) -> int:
-    nr = _SYS_OPENAT2[os.uname().machine]
+    nr = _SYS_OPENAT2[_MACHINE]
     path = os.fsencode("/".join(parts)) or b"."
     for _ in range(16):  # EAGAIN: a concurrent rename raced the lookup; retry
         fd = _openat2(rootfd, path, _DIR_FLAGS, nr)

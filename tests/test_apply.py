@@ -263,6 +263,13 @@ def test_opaque_marker_hides_lower_content_but_keeps_this_layers_entries(tmp_pat
     assert listing(t) == ["d", "d/mine", "d/sub", "d/sub/mine2", "outside"]
 
 
+def test_opaque_marker_keeps_entries_this_layer_wrote_through_a_symlinked_path(tmp_path):
+    t = tmp_path / "t"
+    apply_bytes(tar_bytes(D("usr"), D("usr/lib"), F("usr/lib/old", b"o"), D("usr/lib/sub"), L("lib", "usr/lib")), t)
+    apply_bytes(tar_bytes(F("lib/new", b"n"), F("lib/sub/deep", b"d"), W("usr/lib/.wh..wh..opq"), W("usr/lib/.wh.new")), t)
+    assert listing(t / "usr/lib") == ["new", "sub", "sub/deep"]
+
+
 def test_opaque_marker_at_the_root_hides_everything_below_only(tmp_path):
     t = tmp_path / "t"
     (tmp_path / "sibling").write_bytes(b"s")

@@ -233,6 +233,13 @@ class _Applier:
         self.whiteouts: set[str] = set()  # overlay form: whiteout devices made
         self.owners_skipped = 0
         self.cached: tuple[str, int] | None = None
+        # The same facts by identity, for entries that reached a directory through a
+        # symlinked path: (dev, ino, name) of each entry, (dev, ino) of its directories.
+        self.written_at: set[tuple[int, int, str]] = set()
+        self.ancestor_ids: set[tuple[int, int]] = set()
+        self.parent_id = (0, 0)
+        rst = os.fstat(root.fd)
+        self.root_id = (rst.st_dev, rst.st_ino)
 
     # -- entry dispatch -------------------------------------------------------------
 
@@ -265,7 +272,9 @@ class _Applier:
             if anc in self.ancestors:
                 break
             self.ancestors.add(anc)
-        self._put(self._entry_parent(parts), parts, info, tar)
+        parent = self._entry_parent(parts)
+        self.written_at.add((*self.parent_id, parts[-1]))
+        self._put(parent, parts, info, tar)
         if self.progress is not None:
             self.progress.advance(info.size if info.isreg() else 0, files=1)
 
@@ -279,7 +288,26 @@ class _Applier:
         fd = self._parent(parts)
         self._drop_cache()
         self.cached = (key, fd)
+        st = os.fstat(fd)
+        self.parent_id = (st.st_dev, st.st_ino)
+        self._note_ancestors(fd)
         return fd
+
+    def _note_ancestors(self, fd: int) -> None:
+        """Record the identities of ``fd`` and the directories above it, up to the root."""
+        cur = os.dup(fd)
+        try:
+            for _ in range(4096):
+                st = os.fstat(cur)
+                ident = (st.st_dev, st.st_ino)
+                if ident == self.root_id or ident in self.ancestor_ids:
+                    return
+                self.ancestor_ids.add(ident)
+                up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=cur)
+                os.close(cur)
+                cur = up
+        finally:
+            os.close(cur)
 
     def _drop_cache(self) -> None:
         if self.cached is not None:
@@ -300,8 +328,17 @@ class _Applier:
         st = os.fstat(fd)
         self.parent_times[key] = (parts, st.st_atime_ns, st.st_mtime_ns)
 
-    def _kept(self, key: str) -> bool:
-        return key in self.written or key in self.ancestors
+    def _kept(self, key: str, dir_fd: int | None = None, name: str = "", st: os.stat_result | None = None) -> bool:
+        """Did this layer write ``key`` (or something below it)? By path, and, given the
+        directory fd, name and lstat of the node, by identity."""
+        if key in self.written or key in self.ancestors:
+            return True
+        if dir_fd is None:
+            return False
+        dst = os.fstat(dir_fd)
+        if (dst.st_dev, dst.st_ino, name) in self.written_at:
+            return True
+        return st is not None and stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in self.ancestor_ids
 
     # -- whiteouts ------------------------------------------------------------------
 
@@ -328,7 +365,7 @@ class _Applier:
             except FileNotFoundError:
                 return
             self._remember_times(parent, fd)
-            if not self._kept(key):
+            if not self._kept(key, fd, name, st):
                 remove_tree_at(fd, name)
             elif stat.S_ISDIR(st.st_mode):
                 sub = os.open(name, _NOFOLLOW_DIR, dir_fd=fd)
@@ -387,10 +424,10 @@ class _Applier:
         prefix = key + "/" if key else ""
         for child in os.listdir(fd):
             ckey = prefix + child
-            if not self._kept(ckey):
+            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+            if not self._kept(ckey, fd, child, st):
                 remove_tree_at(fd, child)
                 continue
-            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 sub = os.open(child, _NOFOLLOW_DIR, dir_fd=fd)
                 try:

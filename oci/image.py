@@ -1,0 +1,440 @@
+"""Image workflows: pack a directory into an image, unpack an image into a runtime bundle
+(flat, or layered on a shared layer store), commit a bundle's changes, edit a config.
+
+Orchestration only: layers are written and applied by ``oci.layer``, config.json by ``oci.convert``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .bundle import BundleMeta
+from .convert import layers_reader, rootfs_reader, runtime_config
+from .digest import Digest
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, UsageError
+from .layer.apply import apply_layer
+from .layer.generate import write_layer
+from .layer.snapshot import TreeSnapshot, snapshot_tree
+from .layout import Layout
+from .models import (
+    MT_CONFIG,
+    MT_MANIFEST,
+    ContainerConfig,
+    Descriptor,
+    History,
+    ImageConfig,
+    Manifest,
+    Platform,
+    RootFS,
+    canonical_json,
+)
+from .platform import host_platform, resolve_manifest
+from .progress import Progress
+from .store import LayerStore, chain_ids, default_store
+
+SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class ConfigChanges:
+    """Changes to an image's execution config (``pack`` options, ``config`` edits).
+
+    Lists left as None are untouched; ``env`` entries ``K=V`` replace an existing ``K``;
+    ``labels``/``expose``/``volumes`` are added. ``clear_*`` empties a field first.
+    """
+
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    expose: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    stop_signal: str | None = None
+    author: str | None = None
+    created: str | None = None
+    clear_env: bool = False
+    clear_labels: bool = False
+    clear_expose: bool = False
+    clear_volumes: bool = False
+    clear_entrypoint: bool = False
+    clear_cmd: bool = False
+
+    def apply(self, cc: ContainerConfig) -> ContainerConfig:
+        """A copy of ``cc`` with these changes made."""
+        out = replace(cc)
+        if self.clear_entrypoint:
+            out.entrypoint = None
+        if self.clear_cmd:
+            out.cmd = None
+        if self.entrypoint is not None:
+            out.entrypoint = list(self.entrypoint)
+            if self.cmd is None and not self.clear_cmd:
+                # As with Dockerfile ENTRYPOINT: a new entrypoint drops the old default args.
+                out.cmd = None
+        if self.cmd is not None:
+            out.cmd = list(self.cmd)
+        env = [] if self.clear_env else list(cc.env or [])
+        for item in self.env:
+            key, sep, _ = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+            env = [e for e in env if e.partition("=")[0] != key] + [item]
+        out.env = env or (None if self.clear_env or cc.env is None else [])
+        labels = {} if self.clear_labels else dict(cc.labels or {})
+        labels.update(self.labels)
+        out.labels = labels or None
+        ports = {} if self.clear_expose else dict(cc.exposed_ports or {})
+        for port in self.expose:
+            ports[_port(port)] = {}
+        out.exposed_ports = ports or None
+        volumes = {} if self.clear_volumes else dict(cc.volumes or {})
+        for vol in self.volumes:
+            if not vol.startswith("/"):
+                raise UsageError(f"--volume {vol!r}: must be an absolute path")
+            volumes[vol] = {}
+        out.volumes = volumes or None
+        if self.workdir is not None:
+            if self.workdir and not self.workdir.startswith("/"):
+                raise UsageError(f"--workdir {self.workdir!r}: must be an absolute path")
+            out.working_dir = self.workdir or None
+        if self.user is not None:
+            out.user = self.user or None
+        if self.stop_signal is not None:
+            out.stop_signal = self.stop_signal or None
+        return out
+
+
+def _port(text: str) -> str:
+    num, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if not num.isdigit() or not 0 < int(num) < 65536 or proto not in ("tcp", "udp", "sctp"):
+        raise UsageError(f"--expose {text!r}: expected PORT[/tcp|udp|sctp]")
+    return f"{int(num)}/{proto}"
+
+
+def rfc3339(when: _dt.datetime | int | float) -> str:
+    if not isinstance(when, _dt.datetime):
+        when = _dt.datetime.fromtimestamp(int(when), _dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _created(changes: ConfigChanges, source_date_epoch: int | None) -> str:
+    if changes.created:
+        try:
+            _dt.datetime.fromisoformat(changes.created.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--created {changes.created!r}: not an RFC 3339 date-time") from None
+        return changes.created
+    if source_date_epoch is not None:
+        return rfc3339(source_date_epoch)
+    return rfc3339(_dt.datetime.now(_dt.timezone.utc))
+
+
+def _quiet(progress: Progress | None, label: str) -> Progress | None:
+    if progress is None:
+        return None
+    progress.label = label
+    return progress
+
+
+# -- reading images ---------------------------------------------------------------------
+
+
+@dataclass
+class Image:
+    """A resolved image: its manifest descriptor, manifest and config."""
+
+    layout: Layout
+    desc: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+
+
+def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Platform | None = None) -> Image:
+    """Resolve a tag (default ``latest``) or descriptor to an image for ``platform`` (default host)."""
+    top = ref if isinstance(ref, Descriptor) else layout.resolve(ref or "latest")
+    desc, manifest = resolve_manifest(layout, top, platform)
+    if desc.media_type == MT_MANIFEST and top.media_type == MT_MANIFEST:
+        desc = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
+    if manifest.config.media_type != MT_CONFIG:
+        raise InvalidDocumentError(f"manifest {desc.digest}: config media type {manifest.config.media_type!r} is not an image config")
+    config = ImageConfig.from_json(layout.read_blob(manifest.config.digest, manifest.config.size), f"config {manifest.config.digest}")
+    if len(config.rootfs.diff_ids) != len(manifest.layers):
+        raise InvalidDocumentError(
+            f"config {manifest.config.digest}: {len(config.rootfs.diff_ids)} diff_ids for {len(manifest.layers)} layers in manifest {desc.digest}"
+        )
+    return Image(layout, desc, manifest, config)
+
+
+def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> None:
+    with layout.open_blob(layer.digest, layer.size) as stream:
+        result = apply_layer(stream, target, **kw)
+        stream.drain()  # the decompressor may stop short of the blob's end; check all of it
+    if str(result.diff_id) != diff_id:
+        raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")
+
+
+def _write_image(layout: Layout, config: ImageConfig, layers: list[Descriptor], tag: str | None,
+                 annotations: dict[str, str] | None = None) -> Descriptor:
+    config_desc = layout.put_json(canonical_json(config.to_dict()), MT_CONFIG)
+    manifest = Manifest(config=config_desc, layers=layers, annotations=annotations or None)
+    desc = layout.put_json(canonical_json(manifest.to_dict()), MT_MANIFEST)
+    if tag is not None:
+        layout.set_tag(tag, desc)
+    return desc
+
+
+def _copy_blobs(src: Layout, dst: Layout, descs: list[Descriptor]) -> None:
+    if src.root.resolve() == dst.root.resolve():
+        return
+    for d in descs:
+        if not dst.has_blob(d.digest):
+            with src.open_blob(d.digest, d.size) as stream:
+                dst.put_blob(stream, expected=Digest.parse(d.digest))
+
+
+def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
+    with layout.blob_writer() as w:
+        res = write_layer(w, **kw)
+    if w.digest != res.digest:
+        raise DigestMismatchError(f"layer {res.digest}: stored bytes hash to {w.digest}")
+    return Descriptor(media_type=res.media_type, digest=str(res.digest), size=res.size), str(res.diff_id)
+
+
+# -- pack ---------------------------------------------------------------------------------
+
+
+def pack(
+    source: Path,
+    layout: Layout,
+    tag: str,
+    *,
+    config: ConfigChanges | None = None,
+    compression: str = "gzip",
+    level: int | None = None,
+    platform: Platform | None = None,
+    base: tuple[Layout, str | Descriptor] | None = None,
+    source_date_epoch: int | None = None,
+    history_comment: str | None = None,
+    progress: Progress | None = None,
+) -> Descriptor:
+    """Make ``source`` into an image tagged ``tag`` in ``layout``; return its manifest descriptor.
+
+    Without ``base``: one layer holding all of ``source``. With ``base`` (layout, tag or
+    descriptor): the base image's layers plus one layer of what ``source`` changes
+    relative to the base's root filesystem. The same tree and options with a fixed
+    ``created`` (or ``source_date_epoch``) give the same manifest digest.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: not a directory")
+    changes = config or ConfigChanges()
+    created = _created(changes, source_date_epoch)
+    base_img = load_image(base[0], base[1], platform) if base else None
+    plat = platform or (base_img.config.platform if base_img else host_platform())
+    with contextlib.ExitStack() as stack:
+        old: Path | None = None
+        if base_img is not None:
+            old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
+            for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
+                _apply_verified(base_img.layout, layer, diff_id, old, rootless=False)
+        layer_desc, diff_id = _new_layer(layout, new=source, old=old, compression=compression, level=level,
+                                         source_date_epoch=source_date_epoch, progress=_quiet(progress, "pack"))
+    if base_img is not None:
+        _copy_blobs(base_img.layout, layout, base_img.manifest.layers)
+        cc = base_img.config.config or ContainerConfig()
+        history = list(base_img.config.history or [])
+        diff_ids = list(base_img.config.rootfs.diff_ids)
+        layers = list(base_img.manifest.layers)
+    else:
+        cc, history, diff_ids, layers = ContainerConfig(), [], [], []
+    cc = changes.apply(cc)
+    author = changes.author or (base_img.config.author if base_img else None)
+    history.append(History(created=created, created_by=f"ocikit pack {source.name or '.'}",
+                           author=changes.author, comment=history_comment))
+    image = ImageConfig(
+        architecture=plat.architecture, os=plat.os, variant=plat.variant, os_version=plat.os_version,
+        os_features=plat.os_features, created=created, author=author, config=cc,
+        rootfs=RootFS(diff_ids=diff_ids + [diff_id]), history=history,
+    )
+    return _write_image(layout, image, layers + [layer_desc], tag)
+
+
+# -- unpack -------------------------------------------------------------------------------
+
+
+@dataclass
+class UnpackResult:
+    bundle: Path
+    manifest: Descriptor
+    config: str
+    layered: bool
+    layers: list[str] = field(default_factory=list)
+    extracted: int = 0
+
+
+def _prepare_bundle(bundle: Path) -> Path:
+    if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
+        raise BundleError(f"{bundle}: already exists and is not an empty directory")
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=bundle.parent, prefix=f".{bundle.name}.unpack-"))
+
+
+def _finish_bundle(tmp: Path, bundle: Path) -> None:
+    if bundle.is_dir():
+        bundle.rmdir()
+    os.rename(tmp, bundle)
+    os.chmod(bundle, 0o700)
+
+
+def unpack(
+    layout: Layout,
+    ref: str | Descriptor | None,
+    bundle: Path,
+    *,
+    platform: Platform | None = None,
+    layered: bool = False,
+    store: Path | None = None,
+    rootless: bool = False,
+    tty: bool = False,
+    volumes_as_mounts: bool = False,
+    progress: Progress | None = None,
+) -> UnpackResult:
+    """Unpack image ``ref`` into a new runtime bundle at ``bundle``.
+
+    Every blob and diff_id is verified while streaming; the bundle is built in a
+    temporary directory beside ``bundle`` and renamed into place only when complete.
+    Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
+    layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
+    """
+    bundle = Path(bundle).absolute()
+    img = load_image(layout, ref, platform)
+    tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
+    tmp = _prepare_bundle(bundle)
+    layer_store: LayerStore | None = None
+    chains: list[str] = []
+    try:
+        rootfs = tmp / "rootfs"
+        rootfs.mkdir(mode=0o755)
+        meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
+                                 "config": img.manifest.config.digest, "tag": tag})
+        extracted = 0
+        layer_dirs: list[Path] = []
+        if layered:
+            layer_store = LayerStore(store or default_store())
+            chains = chain_ids(img.config.rootfs.diff_ids)
+            layer_store.add_ref(str(bundle), chains)  # before extracting: prune must not take them
+            for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
+                def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
+                    _apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
+                                    rootless=rootless, progress=_quiet(progress, "unpack"))
+                path, fresh = layer_store.ensure_layer(chain, extract)
+                extracted += fresh
+                layer_dirs.append(path)
+            for sub in ("upper", "work"):
+                (tmp / sub).mkdir(mode=0o755)
+            meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
+            files = layers_reader(layer_dirs)
+        else:
+            for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
+                _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
+                                progress=_quiet(progress, "unpack"))
+                extracted += 1
+            snapshot_tree(rootfs).save(tmp / SNAPSHOT_NAME)
+            files = rootfs_reader(rootfs)
+        spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts)
+        (tmp / CONFIG_NAME).write_text(json.dumps(spec, indent=2) + "\n")
+        meta.save(tmp)
+        _finish_bundle(tmp, bundle)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if layer_store is not None:
+            layer_store.remove_ref(str(bundle))
+        raise
+    return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted)
+
+
+# -- commit and config --------------------------------------------------------------------
+
+
+def commit(
+    bundle: Path,
+    layout: Layout,
+    tag: str,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    author: str | None = None,
+    history_comment: str | None = None,
+    created: str | None = None,
+    source_date_epoch: int | None = None,
+    progress: Progress | None = None,
+) -> Descriptor:
+    """Record what changed in ``bundle``'s root filesystem since unpack as a new layer
+    on top of the image it came from, tagged ``tag`` in ``layout`` (the source image is
+    left as it was). The bundle then counts the committed image as its origin."""
+    bundle = Path(bundle).absolute()
+    meta = BundleMeta.load(bundle)
+    if meta is None or not meta.image.get("manifest"):
+        raise BundleError(f"{bundle}: not a bundle unpacked by ocikit (no ocikit-bundle.json with its image)")
+    src_layout = Layout(meta.image["layout"])
+    manifest_digest = meta.image["manifest"]
+    src = load_image(src_layout, src_layout.resolve(None, digest=manifest_digest))
+    changes = ConfigChanges(created=created)
+    when = _created(changes, source_date_epoch)
+    snapshot_path = bundle / SNAPSHOT_NAME
+    if meta.layered:
+        layer_desc, diff_id = _new_layer(layout, new=meta.upper_dir(bundle), overlay=True, userxattr=meta.userxattr,
+                                         compression=compression, level=level, source_date_epoch=source_date_epoch,
+                                         progress=_quiet(progress, "commit"))
+    else:
+        if not snapshot_path.is_file():
+            raise BundleError(f"{snapshot_path}: missing, so the changes since unpack are unknown")
+        layer_desc, diff_id = _new_layer(layout, new=bundle / "rootfs", old=TreeSnapshot.load(snapshot_path),
+                                         compression=compression, level=level, source_date_epoch=source_date_epoch,
+                                         progress=_quiet(progress, "commit"))
+    _copy_blobs(src_layout, layout, src.manifest.layers)
+    cfg = replace(src.config, created=when, author=author or src.config.author,
+                  rootfs=RootFS(diff_ids=[*src.config.rootfs.diff_ids, diff_id]),
+                  history=[*(src.config.history or []),
+                           History(created=when, created_by="ocikit commit", author=author, comment=history_comment)])
+    desc = _write_image(layout, cfg, [*src.manifest.layers, layer_desc], tag)
+    if not meta.layered:
+        snapshot_tree(bundle / "rootfs").save(snapshot_path)
+    meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
+                  "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
+    meta.save(bundle)
+    return desc
+
+
+def edit_config(
+    layout: Layout,
+    ref: str | None,
+    new_tag: str | None,
+    changes: ConfigChanges,
+    *,
+    platform: Platform | None = None,
+    history_comment: str | None = None,
+    source_date_epoch: int | None = None,
+) -> Descriptor:
+    """Write a new config and manifest for image ``ref`` with ``changes`` made; tag it
+    ``new_tag`` (default: move ``ref``'s tag). Layers are shared, not copied."""
+    img = load_image(layout, ref, platform)
+    when = _created(changes, source_date_epoch)
+    cc = changes.apply(img.config.config or ContainerConfig())
+    cfg = replace(img.config, config=cc, created=when, author=changes.author or img.config.author,
+                  history=[*(img.config.history or []),
+                           History(created=when, created_by="ocikit config", author=changes.author,
+                                   comment=history_comment, empty_layer=True)])
+    return _write_image(layout, cfg, list(img.manifest.layers), new_tag or ref or "latest", img.manifest.annotations)

@@ -1,0 +1,247 @@
+"""The image workflow commands: ``pack``, ``unpack``, ``commit`` and ``config``.
+
+Lists (``--cmd``, ``--entrypoint``) are given either as one JSON array or as repeated flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .app import app, print_json
+
+_LIST_HELP = "repeat the flag once per word, or give the whole list as one JSON array of strings"
+
+
+def _list(values: Optional[list[str]], flag: str) -> list[str] | None:
+    if not values:
+        return None
+    if len(values) == 1 and values[0].lstrip().startswith("["):
+        try:
+            parsed = json.loads(values[0])
+        except ValueError as exc:
+            raise UsageError(f"{flag} {values[0]!r}: not a JSON array ({exc})") from None
+        if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
+            raise UsageError(f"{flag} {values[0]!r}: expected a JSON array of strings")
+        return parsed
+    return list(values)
+
+
+def _pairs(values: Optional[list[str]], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _epoch() -> int | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH {raw!r}: expected a non-negative integer")
+    return int(raw)
+
+
+def _progress(label: str, quiet: bool):  # type: ignore[no-untyped-def]
+    from ..progress import Progress
+
+    return Progress(label, enabled=False if quiet else None)
+
+
+def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created, **clear):  # type: ignore[no-untyped-def]
+    from ..image import ConfigChanges
+
+    return ConfigChanges(
+        entrypoint=_list(entrypoint, "--entrypoint"), cmd=_list(cmd, "--cmd"), env=list(env or []),
+        workdir=workdir, user=user, labels=_pairs(label, "--label"), expose=list(expose or []),
+        volumes=list(volume or []), stop_signal=stop_signal, author=author, created=created, **clear,
+    )
+
+
+def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
+    from ..layout import Reference
+
+    ref = Reference.parse(text)
+    if ref.digest:
+        raise UsageError(f"{what} {text!r}: give LAYOUT:TAG, not a digest")
+    return ref
+
+
+_E = typer.Option(None, "--entrypoint", help=f"Entrypoint: {_LIST_HELP}.")
+_C = typer.Option(None, "--cmd", help=f"Default arguments: {_LIST_HELP}.")
+_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; replaces KEY).")
+_WD = typer.Option(None, "--workdir", help="Working directory (absolute).")
+_USER = typer.Option(None, "--user", help="User: name, uid, name:group or uid:gid.")
+_LABEL = typer.Option(None, "--label", help="Label KEY=VALUE (repeatable).")
+_EXPOSE = typer.Option(None, "--expose", help="Exposed port PORT or PORT/PROTO (tcp, udp, sctp) (repeatable).")
+_VOL = typer.Option(None, "--volume", help="Volume mount point (repeatable).")
+_SIG = typer.Option(None, "--stop-signal", help="Signal that stops the container, e.g. SIGTERM.")
+_AUTHOR = typer.Option(None, "--author", help="Author of the image.")
+_CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); default now, or SOURCE_DATE_EPOCH when set.")
+
+
+@app.command()
+def pack(
+    directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
+    target: str = typer.Argument(..., help="LAYOUT:TAG to write (the layout is created if missing)."),
+    compression: str = typer.Option("gzip", "--compression", help="Layer compression: gzip, zstd or none."),
+    level: Optional[int] = typer.Option(None, "--level", help="Compression level."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
+    base: Optional[str] = typer.Option(None, "--base", help="LAYOUT:TAG of a base image; the new layer holds only DIR's differences from it."),
+    entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
+    workdir: Optional[str] = _WD, user: Optional[str] = _USER, label: Optional[list[str]] = _LABEL,
+    expose: Optional[list[str]] = _EXPOSE, volume: Optional[list[str]] = _VOL, stop_signal: Optional[str] = _SIG,
+    author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
+    comment: Optional[str] = typer.Option(None, "--comment", help="Comment for the history entry."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Pack DIR into an image tagged TAG in LAYOUT.
+
+    Packing the same DIR with the same options gives the same manifest digest when the
+    creation time is fixed (--created, or SOURCE_DATE_EPOCH, which also clamps mtimes).
+
+    Example: ocikit pack ./rootfs ./layout:v1 --cmd /bin/sh --cmd -c --cmd 'echo hi' --env LANG=C.UTF-8
+    """
+    from ..image import pack as do_pack
+    from ..layout import Layout, Reference
+    from ..models import Platform
+
+    ref = _split_ref(target, "target")
+    base_arg = None
+    if base is not None:
+        bref = Reference.parse(base)
+        blayout = Layout(bref.layout)
+        base_arg = (blayout, blayout.resolve(None, digest=bref.digest) if bref.digest else bref.tag)
+    layout = Layout.open_or_init(ref.layout)
+    desc = do_pack(
+        directory, layout, ref.tag, compression=compression, level=level,
+        platform=Platform.parse(platform) if platform else None, base=base_arg,
+        config=_changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created),
+        source_date_epoch=_epoch(), history_comment=comment, progress=_progress("pack", quiet),
+    )
+    if json_out:
+        print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
+    else:
+        print(desc.digest)
+
+
+@app.command()
+def unpack(
+    source: str = typer.Argument(..., help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
+    bundle: Path = typer.Argument(..., help="Bundle directory to create (must not exist, or be empty)."),
+    layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index (default: this host)."),
+    rootless: bool = typer.Option(False, "--rootless", help="Write a config for an unprivileged user (user namespace mapping the caller to root)."),
+    tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
+    volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Unpack an image into a runtime bundle (config.json + rootfs) that runc can run.
+
+    Every blob and layer is verified as it streams; on any failure no bundle is left.
+
+    Example: ocikit unpack ./layout:v1 ./bundle && cd bundle && runc run demo
+    """
+    from ..image import unpack as do_unpack
+    from ..layout import Layout, Reference
+    from ..models import Platform
+
+    ref = Reference.parse(source)
+    layout = Layout(ref.layout)
+    what = layout.resolve(None, digest=ref.digest) if ref.digest else ref.tag
+    if store is not None and not layered:
+        raise UsageError("--store only applies with --layered")
+    result = do_unpack(
+        layout, what, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
+        store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
+        progress=_progress("unpack", quiet),
+    )
+    if json_out:
+        print_json({"bundle": str(result.bundle), "manifest": result.manifest.digest, "config": result.config,
+                    "layered": result.layered, "layers": result.layers, "extracted": result.extracted})
+    else:
+        print(result.bundle)
+
+
+@app.command()
+def commit(
+    bundle: Path = typer.Argument(..., help="Bundle made by ocikit unpack."),
+    target: str = typer.Argument(..., help="LAYOUT:TAG to write the new image to."),
+    compression: str = typer.Option("gzip", "--compression", help="Layer compression: gzip, zstd or none."),
+    level: Optional[int] = typer.Option(None, "--level", help="Compression level."),
+    author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
+    comment: Optional[str] = typer.Option(None, "--comment", help="Comment for the history entry."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Commit what changed in BUNDLE's rootfs since unpack as a new layer, tagged TAG.
+
+    The original image is untouched; only TAG moves.
+
+    Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
+    """
+    from ..image import commit as do_commit
+    from ..layout import Layout
+
+    ref = _split_ref(target, "target")
+    layout = Layout.open_or_init(ref.layout)
+    desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
+                     created=created, history_comment=comment, source_date_epoch=_epoch(),
+                     progress=_progress("commit", quiet))
+    if json_out:
+        print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
+    else:
+        print(desc.digest)
+
+
+@app.command()
+def config(
+    source: str = typer.Argument(..., help="LAYOUT:TAG of the image to change."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Tag for the result (default: move the source tag)."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index."),
+    entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
+    workdir: Optional[str] = _WD, user: Optional[str] = _USER, label: Optional[list[str]] = _LABEL,
+    expose: Optional[list[str]] = _EXPOSE, volume: Optional[list[str]] = _VOL, stop_signal: Optional[str] = _SIG,
+    author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
+    clear_env: bool = typer.Option(False, "--clear-env", help="Drop all environment variables first."),
+    clear_labels: bool = typer.Option(False, "--clear-labels", help="Drop all labels first."),
+    clear_expose: bool = typer.Option(False, "--clear-expose", help="Drop all exposed ports first."),
+    clear_volumes: bool = typer.Option(False, "--clear-volumes", help="Drop all volumes first."),
+    clear_entrypoint: bool = typer.Option(False, "--clear-entrypoint", help="Drop the entrypoint."),
+    clear_cmd: bool = typer.Option(False, "--clear-cmd", help="Drop the default arguments."),
+    comment: Optional[str] = typer.Option(None, "--comment", help="Comment for the history entry."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Change an image's configuration, writing a new config and manifest (layers are shared).
+
+    Example: ocikit config ./layout:v1 --tag v1-debug --env DEBUG=1 --cmd /bin/sh
+    """
+    from ..image import edit_config
+    from ..layout import Layout
+    from ..models import Platform
+
+    ref = _split_ref(source, "source")
+    layout = Layout(ref.layout)
+    desc = edit_config(
+        layout, ref.tag, tag, _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal,
+                                       author, created, clear_env=clear_env, clear_labels=clear_labels,
+                                       clear_expose=clear_expose, clear_volumes=clear_volumes,
+                                       clear_entrypoint=clear_entrypoint, clear_cmd=clear_cmd),
+        platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=_epoch(),
+    )
+    if json_out:
+        print_json({"layout": str(layout.root), "tag": tag or ref.tag, "manifest": desc.digest, "size": desc.size})
+    else:
+        print(desc.digest)

@@ -505,3 +505,37 @@ def test_cli_overlay_form_with_userxattr(tmp_path, ocikit):
     assert res.code == 0, res.stderr
     assert os.getxattr(tmp_path / "up/d", "user.overlay.opaque") == b"y"
     assert stat.S_ISCHR(os.lstat(tmp_path / "up/x").st_mode)
+
+
+def test_truncated_zstd_layer_is_named_as_truncated(tmp_path):
+    import io
+
+    import zstandard
+
+    from oci.errors import LayerError
+    from oci.layer.apply import apply_layer
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("big")
+        payload = os.urandom(200_000)
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    blob = zstandard.ZstdCompressor().compress(buf.getvalue())
+    (tmp_path / "t").mkdir()
+    with pytest.raises(LayerError, match="truncated"):
+        apply_layer(io.BytesIO(blob[: len(blob) // 2]), tmp_path / "t")
+
+
+def test_detection_never_closes_the_callers_stream():
+    import gc
+    import io
+
+    from oci.layer.compression import open_detected
+
+    stream = io.BytesIO(b"x" * 1024)
+    reader, kind = open_detected(stream)
+    assert kind is None and reader.read(4) == b"xxxx"
+    del reader
+    gc.collect()
+    assert not stream.closed

@@ -38,18 +38,98 @@ def open_decompressed(stream: BinaryIO, compression: str | None) -> BinaryIO:
 
         return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     if compression == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)  # type: ignore[return-value]
+        return io.BufferedReader(_ZstdReader(stream), buffer_size=1 << 17)  # type: ignore[return-value]
     raise LayerError(f"unknown compression {compression!r}")
 
 
 def open_detected(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
-    """Peek at ``stream``'s magic and return (decompressed reader, compression)."""
-    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
-    head = buffered.peek(8)[:8]  # type: ignore[attr-defined]
+    """Read ``stream``'s magic and return (decompressed reader, compression).
+
+    The caller's stream is neither closed nor wrapped in anything that could close it.
+    """
+    head = b""
+    while len(head) < 8:
+        more = stream.read(8 - len(head))
+        if not more:
+            break
+        head += more
     kind = detect(head)
-    return open_decompressed(buffered, kind), kind  # type: ignore[arg-type]
+    return open_decompressed(_Prefixed(head, stream), kind), kind  # type: ignore[arg-type]
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a stream, followed by the rest of it."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                out, self._head = self._head + self._rest.read(), b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._rest.read(n)
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:  # never close the caller's stream
+        pass
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompress concatenated zstd frames; a frame cut short is an error, not a quiet EOF."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._dobj = self._dctx.decompressobj()
+        self._in_frame = False
+        self._pending = b""
+        self._offset = 0  # compressed bytes consumed, for error messages
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        while not self._pending:
+            chunk = self._raw.read(1 << 17)
+            if not chunk:
+                if self._in_frame:
+                    raise LayerError(f"zstd stream is truncated at byte {self._offset}")
+                return 0
+            self._pending = self._feed(chunk)
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            try:
+                out.append(self._dobj.decompress(chunk))
+            except self._zstd.ZstdError as exc:
+                raise LayerError(f"zstd stream is corrupt near byte {self._offset}: {exc}") from None
+            self._offset += len(chunk) - len(self._dobj.unused_data)
+            self._in_frame = not self._dobj.eof
+            if self._dobj.eof:
+                chunk = self._dobj.unused_data
+                self._dobj = self._dctx.decompressobj()
+            else:
+                chunk = b""
+        return b"".join(out)
 
 
 def open_compressor(stream: BinaryIO, compression: str | None, level: int | None = None) -> BinaryIO:

@@ -28,11 +28,13 @@ def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     """
     import zstandard
 
-    reader, _ = open_detected(stream)
     try:
+        reader, _ = open_detected(stream)
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 yield _row(member, where)
+    except LayerError as exc:
+        raise LayerError(f"{where}: {exc}") from None
     except (tarfile.TarError, EOFError, OSError, ValueError, zstandard.ZstdError) as exc:
         # zlib/zstd report corrupt input as OSError/ValueError subclasses.
         if isinstance(exc, OSError) and exc.filename:

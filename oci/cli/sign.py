@@ -1,0 +1,114 @@
+"""Commands for image signatures: keygen, sign, referrers."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import app, print_json
+
+PASSWORD_ENV = "OCIKIT_PASSWORD"
+
+
+def _password(confirm: bool) -> bytes | None:
+    """The key password: $OCIKIT_PASSWORD (empty = none), else a tty prompt, else an error."""
+    from ..errors import UsageError
+
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV].encode() or None
+    if not sys.stdin.isatty():
+        raise UsageError(f"no password: set {PASSWORD_ENV} (empty for an unencrypted key) or run on a terminal")
+    first = getpass.getpass("Enter password for private key: ")
+    if confirm and getpass.getpass("Enter password for private key again: ") != first:
+        raise UsageError("the passwords do not match")
+    return first.encode() or None
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    from ..errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+@app.command()
+def keygen(
+    key: Path = typer.Option(..., "--key", help="Prefix: writes PREFIX.key (private) and PREFIX.pub (public)."),
+    algorithm: str = typer.Option("ecdsa-p256", "--algorithm", help="ecdsa-p256, ed25519, rsa-2048, rsa-3072 or rsa-4096."),
+    no_password: bool = typer.Option(False, "--no-password", help="Write the private key unencrypted without asking."),
+) -> None:
+    """Generate a signing key pair (PKCS#8 private key, mode 0600; SubjectPublicKeyInfo public key).
+
+    The private key is encrypted with $OCIKIT_PASSWORD, or a password asked on the
+    terminal; an empty password leaves it unencrypted. Existing files are never overwritten.
+
+    Example: OCIKIT_PASSWORD=secret ocikit keygen --key ./cosign
+    """
+    from ..sign import generate_key
+
+    password = None if no_password else _password(confirm=True)
+    key_path, pub_path = generate_key(key, algorithm, password)
+    print(f"private key: {key_path}{' (encrypted)' if password else ''}")
+    print(f"public key:  {pub_path}")
+
+
+@app.command()
+def sign(
+    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST of the image to sign."),
+    key: Path = typer.Option(..., "--key", help="Private key (PEM); its password comes from $OCIKIT_PASSWORD or a prompt."),
+    annotation: Optional[List[str]] = typer.Option(None, "--annotation", "-a", help="K=V to put in the signed payload (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Sign an image's manifest by digest, cosign-style (sha256-HEX.sig tag and an OCI 1.1 referrer).
+
+    Prints the digest of the referrer manifest holding the new signature.
+
+    Example: ocikit sign ./images:latest --key cosign.key --annotation env=prod
+    """
+    from ..layout import Layout, Reference
+    from ..sign import private_key_encrypted, sig_tag, sign_image
+
+    annotations = _pairs(annotation or [], "--annotation")
+    parsed = Reference.parse(ref)
+    layout = Layout(parsed.layout)
+    target = layout.resolve(parsed.tag, parsed.digest)
+    password = _password(confirm=False) if private_key_encrypted(key) else None
+    desc = sign_image(layout, target, key, password, annotations or None)
+    if json_out:
+        print_json({"manifest": target.digest, "signature": desc.digest, "tag": sig_tag(target.digest)})
+    else:
+        print(desc.digest)
+
+
+@app.command()
+def referrers(
+    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST whose referrers to list."),
+    artifact_type: Optional[str] = typer.Option(None, "--artifact-type", help="Only referrers of this artifactType."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the manifests whose subject is the image (signatures, SBOMs, ...).
+
+    Example: ocikit referrers ./images:latest --artifact-type application/vnd.dev.cosign.artifact.sig.v1+json
+    """
+    from ..layout import Layout, Reference
+    from ..sign import list_referrers
+
+    parsed = Reference.parse(ref)
+    layout = Layout(parsed.layout)
+    target = layout.resolve(parsed.tag, parsed.digest)
+    found = list_referrers(layout, target.digest, artifact_type)
+    if json_out:
+        print_json({"subject": target.digest, "referrers": [d.to_dict() for d in found]})
+        return
+    for d in found:
+        print(f"{d.digest}  {d.artifact_type or '-'}  {d.size}")

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Benchmark: `ocikit pack` / `ocikit unpack` against `umoci insert` / `umoci unpack`.
+
+Uses a real Debian root filesystem (--rootfs PATH; else /var/cache/ocikit-bench/rootfs
+when present; else a debootstrap minbase bookworm tree cached in benchmarks/.cache/).
+Each tool runs in the same run on the same tree; prints best wall times, ratios
+ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
+--profile writes cProfile output of one in-process pack and unpack.
+
+Usage: python3 benchmarks/bench_pack_unpack.py [--rootfs PATH] [--runs N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path("/var/cache/ocikit-bench/rootfs")
+CACHE = REPO / "benchmarks" / ".cache" / "rootfs"
+
+
+def find_rootfs(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    if (SHARED / "etc" / "debian_version").exists():
+        return SHARED
+    if not (CACHE / "etc" / "debian_version").exists():
+        if shutil.which("debootstrap") is None:
+            sys.exit("bench_pack_unpack: no --rootfs given and debootstrap is not installed")
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(CACHE)], check=True)
+    return CACHE
+
+
+def timed(argv: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB) of running ``argv``."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=REPO)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench_pack_unpack: {' '.join(argv)} failed")
+    return wall, usage.ru_maxrss
+
+
+def best(runs: int, prepare, argv_of) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    times, rss = [], 0
+    for i in range(runs):
+        prepare(i)
+        wall, peak = timed(argv_of(i))
+        times.append(wall)
+        rss = max(rss, peak)
+    return min(times), rss
+
+
+def fresh(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rootfs", help="root filesystem to pack (default: a Debian minbase tree)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="also profile one in-process pack and unpack")
+    args = ap.parse_args()
+    if shutil.which("umoci") is None:
+        sys.exit("bench_pack_unpack: umoci is not installed")
+    rootfs = find_rootfs(args.rootfs)
+    ocikit = [sys.executable, "-m", "oci"]
+    with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=os.environ.get("BENCH_TMP")) as tmp:
+        work = Path(tmp)
+
+        def prep_ocikit_pack(i: int) -> None:
+            fresh(work / "o-layout")
+
+        o_pack, o_pack_rss = best(args.runs, prep_ocikit_pack,
+                                  lambda i: [*ocikit, "pack", str(rootfs), f"{work}/o-layout:t", "-q", "--cmd", "/bin/sh"])
+
+        def prep_umoci_pack(i: int) -> None:
+            fresh(work / "u-layout")
+            subprocess.run(["umoci", "init", "--layout", str(work / "u-layout")], check=True)
+            subprocess.run(["umoci", "new", "--image", f"{work}/u-layout:t"], check=True)
+
+        u_pack, _ = best(args.runs, prep_umoci_pack,
+                         lambda i: ["umoci", "insert", "--image", f"{work}/u-layout:t", str(rootfs), "/"])
+
+        o_unpack, o_unpack_rss = best(args.runs, lambda i: fresh(work / "o-bundle"),
+                                      lambda i: [*ocikit, "unpack", f"{work}/o-layout:t", str(work / "o-bundle"), "-q"])
+        u_unpack, _ = best(args.runs, lambda i: fresh(work / "u-bundle"),
+                           lambda i: ["umoci", "unpack", "--image", f"{work}/o-layout:t", str(work / "u-bundle")])
+        size = sum(p.stat().st_size for p in (work / "o-layout" / "blobs" / "sha256").iterdir())
+        print(f"rootfs: {rootfs}  image: {size / 1e6:.1f} MB (gzip)")
+        print(f"pack    ocikit {o_pack:7.2f}s  umoci {u_pack:7.2f}s  ratio {o_pack / u_pack:.2f}  (target <= 0.5)  ocikit peak RSS {o_pack_rss / 1024:.0f} MB")
+        print(f"unpack  ocikit {o_unpack:7.2f}s  umoci {u_unpack:7.2f}s  ratio {o_unpack / u_unpack:.2f}  (target <= 0.5)  ocikit peak RSS {o_unpack_rss / 1024:.0f} MB")
+        print(f"peak RSS target < 150 MB: {'met' if max(o_pack_rss, o_unpack_rss) < 150 * 1024 else 'NOT met'}")
+        if args.profile:
+            profile(rootfs, work)
+
+
+def profile(rootfs: Path, work: Path) -> None:
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(REPO))
+    from oci.image import ConfigChanges, pack, unpack
+    from oci.layout import Layout
+
+    fresh(work / "p-layout")
+    layout = Layout.init(work / "p-layout")
+    for label, call in (
+        ("pack", lambda: pack(rootfs, layout, "t", config=ConfigChanges(cmd=["/bin/sh"]))),
+        ("unpack", lambda: unpack(layout, "t", work / "p-bundle")),
+    ):
+        prof = cProfile.Profile()
+        prof.runcall(call)
+        print(f"\n== cProfile: {label} (top 12 by cumulative time)")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()

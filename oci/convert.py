@@ -6,13 +6,12 @@ root filesystem's /etc/passwd and /etc/group read safely inside that root.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import BundleError, UsageError
+from .errors import BundleError
 from .layer.paths import RootDir, clean
 from .models import ImageConfig
 

@@ -177,12 +177,14 @@ def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Pl
     return Image(layout, desc, manifest, config)
 
 
-def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> None:
+def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
+    """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
     with layout.open_blob(layer.digest, layer.size) as stream:
         result = apply_layer(stream, target, **kw)
         stream.drain()  # the decompressor may stop short of the blob's end; check all of it
     if str(result.diff_id) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")
+    return result.warnings
 
 
 def _write_image(layout: Layout, config: ImageConfig, layers: list[Descriptor], tag: str | None,
@@ -282,6 +284,7 @@ class UnpackResult:
     layered: bool
     layers: list[str] = field(default_factory=list)
     extracted: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def _prepare_bundle(bundle: Path) -> Path:
@@ -330,6 +333,7 @@ def unpack(
         meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
                                  "config": img.manifest.config.digest, "tag": tag})
         extracted = 0
+        warnings: list[str] = []
         layer_dirs: list[Path] = []
         if layered:
             layer_store = LayerStore(store or default_store())
@@ -337,8 +341,8 @@ def unpack(
             layer_store.add_ref(str(bundle), chains)  # before extracting: prune must not take them
             for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
                 def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
-                    _apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
-                                    rootless=rootless, progress=_quiet(progress, "unpack"))
+                    warnings.extend(_apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
+                                                    rootless=rootless, progress=_quiet(progress, "unpack")))
                 path, fresh = layer_store.ensure_layer(chain, extract)
                 extracted += fresh
                 layer_dirs.append(path)
@@ -348,7 +352,7 @@ def unpack(
             files = layers_reader(layer_dirs)
         else:
             for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
-                _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
+                warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
                                 progress=_quiet(progress, "unpack"))
                 extracted += 1
             snapshot_tree(rootfs).save(tmp / SNAPSHOT_NAME)
@@ -362,7 +366,7 @@ def unpack(
         if layer_store is not None:
             layer_store.remove_ref(str(bundle))
         raise
-    return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted)
+    return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted, warnings)
 
 
 # -- commit and config --------------------------------------------------------------------

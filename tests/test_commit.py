@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from oci.errors import BundleError
 from oci.image import ConfigChanges, commit, edit_config, load_image, pack, unpack
 from oci.layout import Layout
 

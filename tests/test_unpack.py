@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oci.bundle import BundleMeta
-from oci.errors import DigestMismatchError, PlatformError
+from oci.errors import DigestMismatchError
 from oci.image import ConfigChanges, SNAPSHOT_NAME, load_image, pack, unpack
 from oci.layout import Layout
 from oci.models import MT_INDEX, Descriptor, Index, Platform, canonical_json

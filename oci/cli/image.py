@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -168,9 +169,12 @@ def unpack(
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
         progress=_progress("unpack", quiet),
     )
+    for warning in result.warnings:
+        print(f"ocikit: warning: {warning}", file=sys.stderr)
     if json_out:
         print_json({"bundle": str(result.bundle), "manifest": result.manifest.digest, "config": result.config,
-                    "layered": result.layered, "layers": result.layers, "extracted": result.extracted})
+                    "layered": result.layered, "layers": result.layers, "extracted": result.extracted,
+                    "warnings": result.warnings})
     else:
         print(result.bundle)
 

@@ -41,6 +41,7 @@ def runtime_config(
     volumes_as_mounts: bool = False,
     uid: int | None = None,
     gid: int | None = None,
+    default_args: list[str] | None = None,
 ) -> dict[str, Any]:
     """The runtime-spec configuration for running ``image`` from ``rootfs``.
 
@@ -51,7 +52,7 @@ def runtime_config(
     cc = image.config
     entrypoint = list(cc.entrypoint or []) if cc else []
     cmd = list(cc.cmd or []) if cc else []
-    args = entrypoint + cmd
+    args = entrypoint + cmd or list(default_args or [])
     if not args:
         raise BundleError("image config: neither Entrypoint nor Cmd is set, so there is no process to run")
     env = list(cc.env or []) if cc and cc.env is not None else [DEFAULT_PATH]

@@ -42,6 +42,7 @@ from .store import LayerStore, chain_ids, default_store
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
+DEFAULT_ARGS = ["sh"]
 
 
 @dataclass
@@ -357,7 +358,12 @@ def unpack(
                 extracted += 1
             snapshot_tree(rootfs).save(tmp / SNAPSHOT_NAME)
             files = rootfs_reader(rootfs)
-        spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts)
+        cc = img.config.config
+        if not (cc and (cc.entrypoint or cc.cmd)):
+            # The runtime spec needs a process; run a shell as runc's default spec does.
+            warnings.append(f"image {img.desc.digest} sets neither Entrypoint nor Cmd: config.json runs {DEFAULT_ARGS[0]!r}")
+        spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
+                              default_args=DEFAULT_ARGS)
         (tmp / CONFIG_NAME).write_text(json.dumps(spec, indent=2) + "\n")
         meta.save(tmp)
         _finish_bundle(tmp, bundle)

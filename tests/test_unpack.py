@@ -211,3 +211,19 @@ def test_layered_bundle_mounted_runs_under_runc(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == "layered"
     assert (bundle / "upper" / "tmp" / "out").read_text() == "layered\n"
+
+
+def test_unknown_user_fails_unpack_and_leaves_no_bundle(tmp_path: Path, ocikit) -> None:
+    layout = Layout.init(tmp_path / "layout")
+    pack(make_tree(tmp_path / "src"), layout, "v1", config=ConfigChanges(cmd=["/x"], user="mallory"))
+    res = ocikit("unpack", f"{layout.root}:v1", tmp_path / "bundle")
+    assert_one_line_error(res, "mallory", "/etc/passwd")
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_image_without_a_command_unpacks_with_a_shell_and_a_warning(tmp_path: Path, ocikit) -> None:
+    layout = Layout.init(tmp_path / "layout")
+    pack(make_tree(tmp_path / "src"), layout, "v1")
+    res = ocikit("unpack", f"{layout.root}:v1", tmp_path / "bundle", "-q", check=True)
+    assert "neither Entrypoint nor Cmd" in res.stderr
+    assert json.loads((tmp_path / "bundle" / "config.json").read_text())["process"]["args"] == ["sh"]

@@ -251,7 +251,7 @@ def pack(
         if base_img is not None:
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
-                _apply_verified(base_img.layout, layer, diff_id, old, rootless=False)
+                _apply_verified(base_img.layout, layer, diff_id, old)
         layer_desc, diff_id = _new_layer(layout, new=source, old=old, compression=compression, level=level,
                                          source_date_epoch=source_date_epoch, progress=_quiet(progress, "pack"))
     if base_img is not None:
@@ -339,7 +339,7 @@ def unpack(
         if layered:
             layer_store = LayerStore(store or default_store())
             chains = chain_ids(img.config.rootfs.diff_ids)
-            layer_store.add_ref(str(bundle), chains)  # before extracting: prune must not take them
+            layer_store.add_ref(str(bundle), chains, pending=str(tmp))  # before extracting: prune must not take them
             for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
                 def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
                     warnings.extend(_apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,

@@ -94,12 +94,16 @@ class LayerStore:
                 raise
             return final, True
 
-    def add_ref(self, name: str, chain: list[str]) -> None:
-        """Record that ``name`` (e.g. a bundle path) uses the layers ``chain``."""
+    def add_ref(self, name: str, chain: list[str], pending: str | None = None) -> None:
+        """Record that ``name`` (e.g. a bundle path) uses the layers ``chain``.
+
+        A ref whose ``name`` is an absolute path lapses once that path is gone, unless
+        ``pending`` (the directory the bundle is being built in) still exists.
+        """
         key = hashlib.sha256(name.encode()).hexdigest()
         path = self.root / "refs" / f"{key}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"name": name, "layers": chain}) + "\n")
+        tmp.write_text(json.dumps({"name": name, "layers": chain, "pending": pending}) + "\n")
         os.replace(tmp, path)
 
     def remove_ref(self, name: str) -> None:
@@ -116,7 +120,8 @@ class LayerStore:
                 name, layers = obj["name"], obj["layers"]
             except (ValueError, KeyError, TypeError):
                 raise LayoutError(f"{path}: not a valid layer store reference") from None
-            if name.startswith("/") and not os.path.exists(name):
+            pending = obj.get("pending")
+            if name.startswith("/") and not os.path.exists(name) and not (pending and os.path.exists(pending)):
                 path.unlink()  # the bundle was deleted: its layers are free
                 continue
             out[name] = list(layers)

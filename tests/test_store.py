@@ -116,3 +116,14 @@ def test_unpacked_bundles_keep_their_layers_through_prune(tmp_path: Path) -> Non
     assert store.prune().removed == []
     shutil.rmtree(tmp_path / "bundle")
     assert len(store.prune().removed) == 1 and not Path(result.layers[0]).exists()
+
+
+def test_a_bundle_still_being_built_keeps_its_layers(tmp_path: Path) -> None:
+    store = LayerStore(tmp_path / "store")
+    store.ensure_layer(A, lambda d: None)
+    building = tmp_path / ".bundle.unpack-x"
+    building.mkdir()
+    store.add_ref(str(tmp_path / "bundle"), [A], pending=str(building))
+    assert store.prune().removed == []
+    building.rmdir()
+    assert store.prune().removed == [A]

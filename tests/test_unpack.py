@@ -227,3 +227,24 @@ def test_image_without_a_command_unpacks_with_a_shell_and_a_warning(tmp_path: Pa
     res = ocikit("unpack", f"{layout.root}:v1", tmp_path / "bundle", "-q", check=True)
     assert "neither Entrypoint nor Cmd" in res.stderr
     assert json.loads((tmp_path / "bundle" / "config.json").read_text())["process"]["args"] == ["sh"]
+
+
+def test_rootless_layered_unpack_uses_user_xattrs_for_overlay(tmp_path: Path) -> None:
+    layout = Layout.init(tmp_path / "layout")
+    base = tmp_path / "base"
+    (base / "d").mkdir(parents=True)
+    (base / "d" / "old").write_text("old")
+    pack(base, layout, "base", config=ConfigChanges(cmd=["/x"]))
+    new = tmp_path / "new"
+    (new / "d").mkdir(parents=True)
+    (new / "d" / "fresh").write_text("fresh")
+    pack(new, layout, "child", base=(layout, "base"))
+    result = unpack(layout, "child", tmp_path / "bundle", layered=True, store=tmp_path / "store", rootless=True)
+    meta = BundleMeta.load(tmp_path / "bundle")
+    assert meta.userxattr is True
+    top = Path(result.layers[-1])
+    # "d" lost its old entry: the top layer hides it with a whiteout or an opaque dir.
+    whiteout = top / "d" / "old"
+    opaque = os.getxattr(top / "d", "user.overlay.opaque") if "user.overlay.opaque" in os.listxattr(top / "d") else None
+    assert opaque == b"y" or (whiteout.is_char_device() and os.stat(whiteout).st_rdev == 0)
+    assert (top / "d" / "fresh").read_text() == "fresh"

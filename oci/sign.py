@@ -370,14 +370,29 @@ def _load_candidate(layout: Layout, layer: Descriptor) -> tuple[bytes | None, by
     return payload, signature, None
 
 
+def _field(obj: object, name: str) -> object:
+    """``obj[name]``, matching the key case-insensitively as cosign's JSON decoding does."""
+    if not isinstance(obj, dict):
+        raise TypeError(name)
+    if name in obj:
+        return obj[name]
+    for key, value in obj.items():
+        if isinstance(key, str) and key.lower() == name:
+            return value
+    raise KeyError(name)
+
+
 def _payload_problem(payload: bytes, digest: str, required: dict[str, str]) -> str | None:
     """Why a correctly signed payload does not vouch for ``digest`` (None when it does)."""
     try:
         doc = json.loads(payload)
-        critical = doc["critical"]
-        kind = critical["type"]
-        named = critical["image"]["docker-manifest-digest"]
-        optional = doc.get("optional") or {}
+        critical = _field(doc, "critical")
+        kind = _field(critical, "type")
+        named = _field(_field(critical, "image"), "docker-manifest-digest")
+        try:
+            optional = _field(doc, "optional") or {}
+        except KeyError:
+            optional = {}
     except (ValueError, KeyError, TypeError):
         return "signed payload is not cosign simple-signing JSON"
     if kind != SIGNATURE_TYPE:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -34,9 +37,6 @@ from conftest import assert_one_line_error, require_tool, run_ocikit
 def make_image(root: Path, tag: str = "latest", content: bytes = b"hello") -> tuple[Layout, Descriptor]:
     """A tiny image: one uncompressed layer, its config, a manifest tagged ``tag``."""
     layout = Layout.open_or_init(root)
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("hello.txt")
@@ -69,6 +69,14 @@ def ec_key(tmp_path: Path) -> tuple[Path, Path]:
 
 def sig_layers(layout: Layout, digest: str) -> list[Descriptor]:
     return layout.read_manifest(layout.resolve(sig_tag(digest))).layers
+
+
+def hand_key(tmp_path: Path):
+    """A P-256 key made with ``cryptography`` directly, and its public PEM file."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path / "hand.pub"
+    pub.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, pub
 
 
 def hand_made_signature(layout: Layout, target: Descriptor, private_key, payload: bytes | None = None) -> Descriptor:
@@ -249,9 +257,7 @@ def test_signature_verifies_with_openssl_alone(image, ec_key, tmp_path: Path) ->
 
 def test_hand_made_cosign_signature_verifies(image, tmp_path: Path) -> None:
     layout, target = image
-    private = ec.generate_private_key(ec.SECP256R1())
-    pub = tmp_path / "hand.pub"
-    pub.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    private, pub = hand_key(tmp_path)
     hand_made_signature(layout, target, private)
     report = verify_signatures(layout, target, [pub], {"creator": "hand"})
     assert report.ok, report.checks
@@ -259,13 +265,56 @@ def test_hand_made_cosign_signature_verifies(image, tmp_path: Path) -> None:
 
 def test_hand_made_cosign_signature_verifies_with_ocikit_verify_key(image, tmp_path: Path) -> None:
     layout, target = image
-    private = ec.generate_private_key(ec.SECP256R1())
-    pub = tmp_path / "hand.pub"
-    pub.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    private, pub = hand_key(tmp_path)
     hand_made_signature(layout, target, private)
     res = run_ocikit("verify", f"{layout.root}:latest", "--key", pub, "--annotation", "creator=hand")
     assert res.code == 0, res.stderr + res.stdout
     assert "valid signature" in res.stdout
+
+
+def test_payload_keys_match_case_insensitively_as_in_the_spec_example(image, tmp_path: Path) -> None:
+    layout, target = image
+    private, pub = hand_key(tmp_path)
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": "testing/manifest"},
+                "image": {"Docker-manifest-digest": target.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": {"creator": "atomic"},
+        }
+    ).encode()
+    hand_made_signature(layout, target, private, payload)
+    assert verify_signatures(layout, target, [pub], {"creator": "atomic"}).ok
+
+
+def test_signed_payload_of_another_type_fails(image, tmp_path: Path) -> None:
+    layout, target = image
+    private, pub = hand_key(tmp_path)
+    payload = json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": "x"},
+                "image": {"docker-manifest-digest": target.digest},
+                "type": "atomic container signature",
+            },
+            "optional": None,
+        }
+    ).encode()
+    hand_made_signature(layout, target, private, payload)
+    report = verify_signatures(layout, target, [pub])
+    assert not report.ok
+    assert any("atomic container signature" in r for r in failed_reasons(report))
+
+
+def test_signed_payload_that_is_not_simple_signing_json_fails(image, tmp_path: Path) -> None:
+    layout, target = image
+    private, pub = hand_key(tmp_path)
+    hand_made_signature(layout, target, private, b'["not", "an", "object"]')
+    report = verify_signatures(layout, target, [pub])
+    assert not report.ok
+    assert any("not cosign simple-signing JSON" in r for r in failed_reasons(report))
 
 
 def test_ed25519_signature_verifies(image, tmp_path: Path) -> None:
@@ -334,9 +383,7 @@ def test_wrong_key_fails_with_reason(image, ec_key, tmp_path: Path) -> None:
 
 def test_signature_naming_another_digest_fails(image, tmp_path: Path) -> None:
     layout, target = image
-    private = ec.generate_private_key(ec.SECP256R1())
-    pub = tmp_path / "hand.pub"
-    pub.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    private, pub = hand_key(tmp_path)
     elsewhere = "sha256:" + "ab" * 32
     payload = json.dumps(
         {
@@ -525,10 +572,9 @@ def test_cli_keygen_empty_password_writes_unencrypted_key(tmp_path: Path) -> Non
 
 def test_cli_keygen_without_password_source_is_one_line_error(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OCIKIT_PASSWORD"}
-    import subprocess as sp
-    import sys
-
-    proc = sp.run([sys.executable, "-m", "oci", "keygen", "--key", str(tmp_path / "k")], capture_output=True, env=env, stdin=sp.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "oci", "keygen", "--key", str(tmp_path / "k")], capture_output=True, env=env, stdin=subprocess.DEVNULL
+    )
     assert proc.returncode != 0
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "OCIKIT_PASSWORD" in lines[0]

@@ -229,6 +229,18 @@ def sig_tag(manifest_digest: str) -> str:
     return f"{d.algorithm}-{d.encoded}.sig"
 
 
+def is_signature_tag(tag: str) -> bool:
+    """Whether ``tag`` follows the cosign signature-tag convention (``ALG-HEX.sig``)."""
+    alg, sep, rest = tag.partition("-")
+    if not sep or not rest.endswith(".sig"):
+        return False
+    try:
+        Digest.parse(f"{alg}:{rest[:-4]}")
+    except OCIError:
+        return False
+    return True
+
+
 # -- signing ------------------------------------------------------------------------
 def sign_image(
     layout: Layout,

@@ -24,6 +24,7 @@ from oci.sign import (
     ARTIFACT_TYPE_SIG,
     MT_SIMPLESIGNING,
     generate_key,
+    is_signature_tag,
     list_referrers,
     sig_tag,
     sign_image,
@@ -207,6 +208,23 @@ def test_earlier_signature_still_verifies_after_a_later_one_by_another_key(image
     report = verify_signatures(layout, target, [ec_key[1]])
     assert report.ok
     assert sum(c.ok for c in report.checks) == 1
+
+
+def test_concurrent_signers_all_land_in_the_sig_tag(image, ec_key) -> None:
+    layout, target = image
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: sign_image(Layout(layout.root), target, ec_key[0], annotations={"n": str(n)}), range(6)))
+    assert len(sig_layers(layout, target.digest)) == 6
+    assert len(list_referrers(layout, target.digest)) == 6
+
+
+def test_is_signature_tag_recognises_only_the_cosign_convention() -> None:
+    assert is_signature_tag("sha256-" + "a" * 64 + ".sig")
+    assert not is_signature_tag("sha256-" + "a" * 63 + ".sig")
+    assert not is_signature_tag("latest")
+    assert not is_signature_tag("v1.sig")
 
 
 def test_gc_keeps_signatures_of_tagged_images(image, ec_key) -> None:
@@ -482,16 +500,18 @@ def test_malformed_signature_annotation_fails_with_reason(image, ec_key, bad: st
     assert any(reason in r for r in failed_reasons(report)), failed_reasons(report)
 
 
-def test_truncated_signature_fails(image, ec_key) -> None:
+@pytest.mark.parametrize("algorithm", ["ecdsa-p256", "ed25519", "rsa-2048"])
+def test_truncated_signature_fails(image, tmp_path: Path, algorithm: str) -> None:
     layout, target = image
-    sign_image(layout, target, ec_key[0])
+    key, pub = generate_key(tmp_path / "k", algorithm)
+    sign_image(layout, target, key)
 
     def truncate(doc) -> None:
         raw = base64.b64decode(doc["layers"][0]["annotations"][ANNOTATION_SIGNATURE])
         doc["layers"][0]["annotations"][ANNOTATION_SIGNATURE] = base64.b64encode(raw[:-8]).decode()
 
     tamper_sig_manifest(layout, target, truncate)
-    report = verify_signatures(layout, target, [ec_key[1]])
+    report = verify_signatures(layout, target, [pub])
     assert not report.ok
     assert any("does not verify" in r for r in failed_reasons(report))
 

@@ -264,7 +264,7 @@ def pack(
         cc, history, diff_ids, layers = ContainerConfig(), [], [], []
     cc = changes.apply(cc)
     author = changes.author or (base_img.config.author if base_img else None)
-    history.append(History(created=created, created_by=f"ocikit pack {source.name or '.'}",
+    history.append(History(created=created, created_by="ocikit pack",
                            author=changes.author, comment=history_comment))
     image = ImageConfig(
         architecture=plat.architecture, os=plat.os, variant=plat.variant, os_version=plat.os_version,

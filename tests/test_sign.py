@@ -273,6 +273,22 @@ def test_signature_verifies_with_openssl_alone(image, ec_key, tmp_path: Path) ->
     assert json.loads((tmp_path / "payload").read_bytes())["critical"]["image"]["docker-manifest-digest"] == target.digest
 
 
+@pytest.mark.parametrize("algorithm", ["ed25519", "rsa-2048"])
+def test_other_algorithms_verify_with_openssl_alone(image, tmp_path: Path, algorithm: str) -> None:
+    require_tool("openssl")
+    layout, _ = image
+    key, pub = generate_key(tmp_path / "k", algorithm)
+    layer = layout.read_manifest(sign_image(layout, layout.resolve("latest"), key)).layers[0]
+    (tmp_path / "payload").write_bytes(layout.read_blob(layer.digest))
+    (tmp_path / "sig.bin").write_bytes(base64.b64decode(layer.annotations[ANNOTATION_SIGNATURE]))
+    if algorithm == "ed25519":
+        cmd = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", tmp_path / "payload", "-sigfile", tmp_path / "sig.bin"]
+    else:  # PKCS#1 v1.5 is openssl dgst's default RSA padding
+        cmd = ["openssl", "dgst", "-sha256", "-verify", pub, "-signature", tmp_path / "sig.bin", tmp_path / "payload"]
+    ok = subprocess.run(cmd, capture_output=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
 def test_hand_made_cosign_signature_verifies(image, tmp_path: Path) -> None:
     layout, target = image
     private, pub = hand_key(tmp_path)

@@ -164,6 +164,8 @@ def load_public_key(path: Path) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
+        if b"PRIVATE KEY-----" in data:
+            raise SignatureError(f"{path}: is a private key; verification needs the public key (.pub)") from None
         raise SignatureError(f"{path}: not a PEM public key") from None
     except UnsupportedAlgorithm:
         raise SignatureError(f"{path}: unsupported key type") from None

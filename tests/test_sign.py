@@ -373,6 +373,22 @@ def test_rsa_signature_is_pkcs1v15_sha256_and_verifies(image, tmp_path: Path) ->
     )
 
 
+def test_rsa_pss_signature_made_by_hand_verifies(image, tmp_path: Path) -> None:
+    layout, target = image
+    key, pub = generate_key(tmp_path / "rsa", "rsa-2048")
+    sign_image(layout, target, key)
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+
+    def resign_with_pss(doc) -> None:
+        layer = doc["layers"][0]
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+        signature = private.sign(layout.read_blob(layer["digest"]), pss, hashes.SHA256())
+        layer["annotations"][ANNOTATION_SIGNATURE] = base64.b64encode(signature).decode()
+
+    tamper_sig_manifest(layout, target, resign_with_pss)
+    assert verify_signatures(layout, target, [pub]).ok
+
+
 def test_encrypted_key_signs_with_right_password(image, tmp_path: Path) -> None:
     layout, target = image
     key, pub = generate_key(tmp_path / "enc", password=b"right")
@@ -582,6 +598,14 @@ def test_garbage_public_key_file_is_a_failed_check(image, ec_key, tmp_path: Path
     assert any("garbage.pub" in c.key and "not a PEM public key" in c.reason for c in report.checks)
 
 
+def test_private_key_given_for_verification_is_a_failed_check_saying_so(image, ec_key) -> None:
+    layout, target = image
+    sign_image(layout, target, ec_key[0])
+    report = verify_signatures(layout, target, [ec_key[0]])
+    assert not report.ok
+    assert any("is a private key" in r for r in failed_reasons(report))
+
+
 # -- CLI --------------------------------------------------------------------------------
 def test_cli_keygen_sign_referrers_verify_roundtrip(image, tmp_path: Path) -> None:
     layout, target = image
@@ -622,6 +646,13 @@ def test_cli_sign_with_wrong_password_is_one_line_error(image, tmp_path: Path) -
     generate_key(tmp_path / "k", password=b"right")
     res = run_ocikit("sign", f"{layout.root}:latest", "--key", tmp_path / "k.key", env={"OCIKIT_PASSWORD": "wrong"})
     assert_one_line_error(res, "k.key", "wrong password")
+
+
+def test_cli_sign_unknown_tag_is_one_line_error(image, ec_key) -> None:
+    layout, _ = image
+    res = run_ocikit("sign", f"{layout.root}:nope", "--key", ec_key[0])
+    assert_one_line_error(res, "nope")
+    assert list_referrers(layout, layout.resolve("latest").digest) == []
 
 
 def test_cli_keygen_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -139,3 +139,15 @@ def test_pack_json_output_names_the_manifest(tmp_path: Path, ocikit) -> None:
     res = ocikit("pack", make_tree(tmp_path / "src"), f"{tmp_path}/l:t", "--json", check=True)
     out = json.loads(res.stdout)
     assert out["manifest"] == Layout(tmp_path / "l").resolve("t").digest and out["tag"] == "t"
+
+
+def test_failed_pack_leaves_no_new_layout(tmp_path: Path, ocikit) -> None:
+    res = ocikit("pack", make_tree(tmp_path / "src"), f"{tmp_path}/l:t", "--compression", "lz4")
+    assert_one_line_error(res, "lz4")
+    assert not (tmp_path / "l").exists()
+
+
+def test_pack_of_a_missing_directory_is_one_line_error(tmp_path: Path, ocikit) -> None:
+    res = ocikit("pack", tmp_path / "nope", f"{tmp_path}/l:t")
+    assert_one_line_error(res, "nope", "not a directory")
+    assert not (tmp_path / "l").exists()

@@ -5,8 +5,10 @@ Lists (``--cmd``, ``--entrypoint``) are given either as one JSON array or as rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -68,6 +70,22 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
     )
 
 
+@contextlib.contextmanager
+def _new_layout(path: Path):  # type: ignore[no-untyped-def]
+    """The layout at ``path``, created if missing; a layout created here is removed
+    again when the command fails, so a failure leaves nothing behind."""
+    from ..layout import Layout
+
+    existed = path.exists()
+    layout = Layout.open_or_init(path)
+    try:
+        yield layout
+    except BaseException:
+        if not existed:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
     from ..layout import Reference
 
@@ -115,7 +133,7 @@ def pack(
     """
     from ..image import pack as do_pack
     from ..layout import Layout, Reference
-    from ..models import Platform
+    from ..models import ContainerConfig, Platform
 
     ref = _split_ref(target, "target")
     base_arg = None
@@ -123,13 +141,18 @@ def pack(
         bref = Reference.parse(base)
         blayout = Layout(bref.layout)
         base_arg = (blayout, blayout.resolve(None, digest=bref.digest) if bref.digest else bref.tag)
-    layout = Layout.open_or_init(ref.layout)
-    desc = do_pack(
-        directory, layout, ref.tag, compression=compression, level=level,
-        platform=Platform.parse(platform) if platform else None, base=base_arg,
-        config=_changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created),
-        source_date_epoch=_epoch(), history_comment=comment, progress=_progress("pack", quiet),
-    )
+    # Check everything the command line says before creating a layout for it.
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory")
+    plat = Platform.parse(platform) if platform else None
+    changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
+    changes.apply(ContainerConfig())
+    epoch = _epoch()
+    with _new_layout(ref.layout) as layout:
+        desc = do_pack(
+            directory, layout, ref.tag, compression=compression, level=level, platform=plat, base=base_arg,
+            config=changes, source_date_epoch=epoch, history_comment=comment, progress=_progress("pack", quiet),
+        )
     if json_out:
         print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
     else:
@@ -197,13 +220,13 @@ def commit(
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
     from ..image import commit as do_commit
-    from ..layout import Layout
 
     ref = _split_ref(target, "target")
-    layout = Layout.open_or_init(ref.layout)
-    desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
-                     created=created, history_comment=comment, source_date_epoch=_epoch(),
-                     progress=_progress("commit", quiet))
+    epoch = _epoch()
+    with _new_layout(ref.layout) as layout:
+        desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
+                         created=created, history_comment=comment, source_date_epoch=epoch,
+                         progress=_progress("commit", quiet))
     if json_out:
         print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
     else:

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from .digest import Digest
 from .errors import OCIError, SignatureError
 from .layout import Layout
-from .models import MT_EMPTY, MT_MANIFEST, Descriptor, Manifest, canonical_json
+from .models import ANNOTATION_REF_NAME, MT_EMPTY, MT_MANIFEST, Descriptor, Index, Manifest
 
 MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ARTIFACT_TYPE_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -262,29 +262,29 @@ def sign_image(
     layout.read_blob(manifest.digest, manifest.size)  # signs only what is really there
     payload = make_payload(manifest.digest, identity or layout.root.resolve().name, annotations)
     signature = base64.b64encode(sign_bytes(key, payload)).decode()
-    payload_desc = layout.put_json(payload, MT_SIMPLESIGNING, annotations={ANNOTATION_SIGNATURE: signature})
     subject = Descriptor(media_type=manifest.media_type, digest=manifest.digest, size=manifest.size)
-
-    layout.put_blob(EMPTY_JSON)  # the empty config is embedded, but readers may still fetch it
-    referrer = Manifest(config=EMPTY_DESCRIPTOR, layers=[payload_desc], artifact_type=ARTIFACT_TYPE_SIG, subject=subject)
-    referrer_desc = layout.put_json(referrer.to_json(), MT_MANIFEST, artifact_type=ARTIFACT_TYPE_SIG)
-
     tag = sig_tag(manifest.digest)
+    written: list[Descriptor] = []
 
-    def append(index):  # type: ignore[no-untyped-def]
-        # Runs under the layout lock, so concurrent signers cannot drop each other's layer.
+    def store(index: Index) -> None:
+        # Runs under the layout lock: gc cannot collect the new blobs before the tag
+        # names them, and concurrent signers cannot drop each other's layer.
+        payload_desc = layout.put_json(payload, MT_SIMPLESIGNING, annotations={ANNOTATION_SIGNATURE: signature})
+        layout.put_blob(EMPTY_JSON)  # embedded in the descriptor, but readers may still fetch it
+        referrer = Manifest(config=EMPTY_DESCRIPTOR, layers=[payload_desc], artifact_type=ARTIFACT_TYPE_SIG, subject=subject)
+        written.append(layout.put_json(referrer.to_json(), MT_MANIFEST, artifact_type=ARTIFACT_TYPE_SIG))
         layers: list[Descriptor] = []
         for d in index.manifests:
             if d.ref_name == tag:
                 layers = list(layout.read_manifest(d).layers)
-        if not any(l.digest == payload_desc.digest and l.annotations == payload_desc.annotations for l in layers):
+        if payload_desc not in layers:  # re-signing the same payload with Ed25519 repeats it exactly
             layers.append(payload_desc)
         sig_manifest = Manifest(config=EMPTY_DESCRIPTOR, layers=layers, artifact_type=ARTIFACT_TYPE_SIG)
-        desc = layout.put_json(sig_manifest.to_json(), MT_MANIFEST, annotations={"org.opencontainers.image.ref.name": tag})
+        desc = layout.put_json(sig_manifest.to_json(), MT_MANIFEST, annotations={ANNOTATION_REF_NAME: tag})
         index.manifests = [d for d in index.manifests if d.ref_name != tag] + [desc]
 
-    layout.update_index(append)
-    return referrer_desc
+    layout.update_index(store)
+    return written[0]
 
 
 # -- discovery ----------------------------------------------------------------------

@@ -201,6 +201,15 @@ def test_signatures_accumulate_in_sig_tag_and_referrers(image, ec_key, tmp_path:
         assert verify_signatures(layout, target, [pub]).ok
 
 
+def test_identical_ed25519_resignature_is_not_duplicated_in_sig_tag(image, tmp_path: Path) -> None:
+    layout, target = image
+    key, _ = generate_key(tmp_path / "ed", "ed25519")
+    first = sign_image(layout, target, key, identity="example/app")
+    second = sign_image(layout, target, key, identity="example/app")
+    assert first == second
+    assert len(sig_layers(layout, target.digest)) == 1
+
+
 def test_earlier_signature_still_verifies_after_a_later_one_by_another_key(image, ec_key, tmp_path: Path) -> None:
     layout, target = image
     sign_image(layout, target, ec_key[0])

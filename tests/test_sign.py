@@ -557,6 +557,16 @@ def test_truncated_signature_fails(image, tmp_path: Path, algorithm: str) -> Non
     assert any("does not verify" in r for r in failed_reasons(report))
 
 
+def test_malformed_sig_manifest_is_a_failed_check_and_referrer_copy_still_counts(image, ec_key) -> None:
+    layout, target = image
+    sign_image(layout, target, ec_key[0])
+    broken = layout.put_json(b'{"schemaVersion": 2, "layers": "nope"}', MT_MANIFEST)
+    layout.set_tag(sig_tag(target.digest), broken)
+    report = verify_signatures(layout, target, [ec_key[1]])
+    assert report.ok
+    assert any(c.signature == broken.digest and "unreadable signature manifest" in c.reason for c in report.checks)
+
+
 def test_missing_required_annotation_fails(image, ec_key) -> None:
     layout, target = image
     sign_image(layout, target, ec_key[0], annotations={"env": "dev"})

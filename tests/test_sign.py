@@ -689,3 +689,27 @@ def test_cli_verify_with_wrong_key_fails(image, ec_key, tmp_path: Path) -> None:
     res = run_ocikit("verify", f"{layout.root}:latest", "--key", other)
     assert res.code != 0
     assert "does not verify" in res.stdout
+
+
+def test_cli_verify_whole_layout_with_key_skips_signature_tags(image, ec_key) -> None:
+    layout, target = image
+    sign_image(layout, target, ec_key[0])
+    res = run_ocikit("verify", layout.root, "--key", ec_key[1])
+    assert res.code == 0, res.stdout + res.stderr
+
+
+def test_cosign_style_sig_manifest_with_image_config_verifies_clean(image) -> None:
+    """cosign's own .sig manifests list diffIDs of their payload layers in an image config."""
+    from oci.digest import Digest
+    from oci.models import MT_CONFIG, MT_MANIFEST, ImageConfig, Manifest, RootFS
+    from oci.verify import verify_layout
+
+    layout, target = image
+    payload = b'{"critical":{}}'
+    layer = layout.put_json(payload, "application/vnd.dev.cosign.simplesigning.v1+json")
+    config = ImageConfig(architecture="", os="", rootfs=RootFS([str(Digest.from_bytes(payload))]))
+    cfg = layout.put_json(config.to_json(), MT_CONFIG)
+    sig = layout.put_json(Manifest(config=cfg, layers=[layer]).to_json(), MT_MANIFEST)
+    layout.set_tag("sha256-" + target.digest.split(":")[1] + ".sig", sig)
+    report = verify_layout(layout)
+    assert report.ok, [str(p) for p in report.problems]

@@ -131,10 +131,10 @@ def verify(
 
     sig_ok = True
     if key:
-        from ..sign import verify_signatures
+        from ..sign import is_signature_tag, verify_signatures
 
         required = _pairs(annotation or [], "--annotation")
-        targets = roots or [d for _, d in layout.tags()]
+        targets = roots or [d for t, d in layout.tags() if not is_signature_tag(t)]
         checks = []
         for target in targets:
             sig = verify_signatures(layout, target, list(key), required)

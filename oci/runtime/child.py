@@ -6,8 +6,15 @@ line and the child exits.
 
 from __future__ import annotations
 
+# Imported here, before any namespace or root change: once the process has switched
+# user or root, the interpreter's own library directory may be out of reach.
+import fcntl
 import os
+import resource  # noqa: F401  (process.set_rlimits)
 import signal
+import socket  # noqa: F401  (the terminal's socket, after pivot_root)
+import struct
+import termios
 from typing import Any, NoReturn
 
 from ..errors import OCIError, RuntimeSpecError
@@ -74,8 +81,6 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
 
 def _loopback_up() -> None:
     """Bring ``lo`` up in the new network namespace (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket)."""
-    import fcntl
-    import struct
 
     fd = L.socket(2, 2)  # AF_INET, SOCK_DGRAM; the socket module costs more to import than all of this
     try:
@@ -89,8 +94,6 @@ def _loopback_up() -> None:
 def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
     # Everything used after pivot_root must be imported now: the host's files vanish then.
-    import resource  # noqa: F401  (process.set_rlimits)
-
     from . import process, rootfs
 
     try:
@@ -108,10 +111,6 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
             if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
                 os._exit(1)
         os.setsid()
-        if tty_sock is not None:
-            import fcntl  # noqa: F401  (used after pivot_root)
-            import socket  # noqa: F401
-            import termios  # noqa: F401
         linux = cfg["linux"]
         types = {n["type"]: n for n in linux.get("namespaces") or []}
         user_ns = "user" in types
@@ -202,10 +201,6 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
 
 def _open_console(ch, sock, user: dict[str, Any]) -> None:
     """Open a pty in the container's devpts, make it our terminal, and pass the master to the parent."""
-    import fcntl
-    import socket
-    import struct
-    import termios
 
     if not os.path.exists("/dev/ptmx"):
         raise RuntimeSpecError("config.json: field 'process.terminal' needs a devpts mount at /dev/pts")

@@ -22,8 +22,6 @@ in one streaming pass that also computes the diffID; nothing may land outside th
 from __future__ import annotations
 
 import errno
-import hashlib
-import io
 import os
 import stat
 import tarfile
@@ -32,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ..digest import Digest
+from ..digest import Digest, ReadAheadHashingReader
 from ..errors import LayerError, OCIError, UnsafePathError
 from ..progress import Progress
 from .compression import open_detected
@@ -76,24 +74,27 @@ def apply_layer(
     The stream is read to its end. Raises LayerError / UnsafePathError naming the entry.
     """
     rootless = os.geteuid() != 0 if rootless is None else rootless
-    if not hasattr(stream, "peek"):
-        # open_detected would wrap it in a BufferedReader, which closes it when collected.
-        stream = io.BufferedReader(_Borrowed(stream), _CHUNK)  # type: ignore[arg-type]
     reader, compression = open_detected(stream)
-    source = _TarSource(reader)
-    with RootDir(target) as root:
-        applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
-        try:
-            count = _extract(source, applier)
-            applier.finish()
-        finally:
-            applier._drop_cache()
-    source.drain()
+    # Decompression and the diffID hash run in a read-ahead thread (both release the GIL),
+    # overlapping the file creation done here.
+    plain = ReadAheadHashingReader(reader)  # type: ignore[arg-type]
+    source = _TarSource(plain)
+    try:
+        with RootDir(target) as root:
+            applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
+            try:
+                count = _extract(source, applier)
+                applier.finish()
+            finally:
+                applier._drop_cache()
+        source.drain()
+    finally:
+        plain.close()
     while stream.read(_CHUNK):  # let a verifying caller stream see its end
         pass
     if progress is not None:
         progress.done()
-    return ApplyResult(Digest("sha256", source.hash.hexdigest()), compression, count, applier.warnings)
+    return ApplyResult(plain.digest(), compression, count, applier.warnings)
 
 
 def _extract(source: "_TarSource", applier: "_Applier") -> int:
@@ -128,12 +129,11 @@ def _extract(source: "_TarSource", applier: "_Applier") -> int:
 
 
 class _TarSource:
-    """The uncompressed tar: hashed, with decompression errors turned into LayerError, and
+    """The uncompressed tar, with decompression errors turned into LayerError, and
     its last few chunks kept so the end-of-archive block can be checked."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
-        self.hash = hashlib.sha256()
         self.pos = 0
         self.recent: deque[bytes] = deque()
         self.recent_size = 0
@@ -146,7 +146,6 @@ class _TarSource:
         except _decompression_errors() as exc:
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
         if data:
-            self.hash.update(data)
             self.pos += len(data)
             self.recent.append(data)
             self.recent_size += len(data)
@@ -176,24 +175,6 @@ class _TarSource:
     def drain(self) -> None:
         while self._read(_CHUNK):
             pass
-
-
-class _Borrowed(io.RawIOBase):
-    """Read a caller's stream without ever closing it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        data = self._raw.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        pass
 
 
 def _decompression_errors() -> tuple[type[BaseException], ...]:

@@ -9,7 +9,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BUSYBOX = "/bin/busybox"
+
+
+@pytest.fixture(autouse=True)
+def needs_root_and_busybox():
+    """Runtime tests need root and Debian's busybox-static; import this into a test module."""
+    from conftest import require_root
+
+    require_root()
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (/bin/busybox)")
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

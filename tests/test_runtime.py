@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -13,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_one_line_error, require_root, require_tool
-from runtime_helpers import BUSYBOX, base_config, busybox_rootfs, mountinfo, write_bundle
+from conftest import REPO, assert_one_line_error, require_tool
+from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
 
 TIMEOUT = 30
 
 
-@pytest.fixture(autouse=True)
-def _needs_root_and_busybox():
-    require_root()
-    if not os.path.exists(BUSYBOX):
-        pytest.skip("busybox-static is not installed (/bin/busybox)")
 
 
 def ocikit(*args: str, timeout: float = TIMEOUT, **kw) -> subprocess.CompletedProcess:

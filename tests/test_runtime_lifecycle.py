@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,17 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Result, assert_one_line_error, require_root
-from runtime_helpers import BUSYBOX, base_config, mountinfo, write_bundle
+from conftest import REPO, Result, assert_one_line_error
+from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
 
 TIMEOUT = 30
 
 
-@pytest.fixture(autouse=True)
-def _needs_root_and_busybox():
-    require_root()
-    if not os.path.exists(BUSYBOX):
-        pytest.skip("busybox-static is not installed (/bin/busybox)")
 
 
 def ocikit(*args, **kw) -> Result:

@@ -40,6 +40,19 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def parse_pairs(values: "list[str] | None", option: str) -> dict[str, str]:
+    """Parse repeated KEY=VALUE options into a dict (a later KEY wins)."""
+    from ..errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one error line on stderr and return the Exit to raise."""
     print(f"ocikit: error: {message}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .app import app, print_json
+from .app import app, parse_pairs, print_json
 
 _LIST_HELP = "repeat the flag once per word, or give the whole list as one JSON array of strings"
 
@@ -33,16 +33,6 @@ def _list(values: Optional[list[str]], flag: str) -> list[str] | None:
             raise UsageError(f"{flag} {values[0]!r}: expected a JSON array of strings")
         return parsed
     return list(values)
-
-
-def _pairs(values: Optional[list[str]], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _epoch() -> int | None:
@@ -65,7 +55,7 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
 
     return ConfigChanges(
         entrypoint=_list(entrypoint, "--entrypoint"), cmd=_list(cmd, "--cmd"), env=list(env or []),
-        workdir=workdir, user=user, labels=_pairs(label, "--label"), expose=list(expose or []),
+        workdir=workdir, user=user, labels=parse_pairs(label, "--label"), expose=list(expose or []),
         volumes=list(volume or []), stop_signal=stop_signal, author=author, created=created, **clear,
     )
 

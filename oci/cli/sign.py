@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import app, print_json
+from .app import app, parse_pairs, print_json
 
 PASSWORD_ENV = "OCIKIT_PASSWORD"
 
@@ -27,18 +27,6 @@ def _password(confirm: bool) -> bytes | None:
     if confirm and getpass.getpass("Enter password for private key again: ") != first:
         raise UsageError("the passwords do not match")
     return first.encode() or None
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    from ..errors import UsageError
-
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 @app.command()
@@ -78,7 +66,7 @@ def sign(
     from ..layout import Layout, Reference
     from ..sign import private_key_encrypted, sig_tag, sign_image
 
-    annotations = _pairs(annotation or [], "--annotation")
+    annotations = parse_pairs(annotation, "--annotation")
     parsed = Reference.parse(ref)
     layout = Layout(parsed.layout)
     target = layout.resolve(parsed.tag, parsed.digest)

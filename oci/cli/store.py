@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import app, print_json
+from .app import app, parse_pairs, print_json
 
 
 def _open(ref_text: str, default_tag: str | None = "latest"):
@@ -133,7 +133,7 @@ def verify(
     if key:
         from ..sign import is_signature_tag, verify_signatures
 
-        required = _pairs(annotation or [], "--annotation")
+        required = parse_pairs(annotation, "--annotation")
         targets = roots or [d for t, d in layout.tags() if not is_signature_tag(t)]
         checks = []
         for target in targets:
@@ -228,16 +228,3 @@ def validate(
     if violations:
         print(f"ocikit: error: {file}: {len(violations)} violation(s) of {media_type}", file=sys.stderr)
         raise typer.Exit(1)
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    """Parse K=V options."""
-    from ..errors import UsageError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_root, require_tool
+from umocitools import umoci_unpack
 from oci.errors import LayerError, UsageError
 from oci.layer.compression import open_detected
 from oci.layer.generate import write_layer
@@ -80,25 +81,6 @@ def same_times(src: Path, dst: Path) -> None:
                 os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     st = os.lstat(src)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def umoci_unpack(tmp_path: Path, *layers: bytes) -> Path:
-    """Stack uncompressed ``layers`` into a fresh image with umoci, unpack it, return the rootfs."""
-    require_tool("umoci")
-    lay = tmp_path / "umoci-layout"
-
-    def umoci(*args: str) -> None:
-        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
-        assert res.returncode == 0, f"umoci {args[0]}: {res.stderr}"
-
-    umoci("init", "--layout", str(lay))
-    umoci("new", "--image", f"{lay}:t")
-    for i, data in enumerate(layers):
-        blob = tmp_path / f"umoci-layer{i}.tar"
-        blob.write_bytes(data)
-        umoci("raw", "add-layer", "--image", f"{lay}:t", str(blob))
-    umoci("unpack", "--image", f"{lay}:t", str(tmp_path / "umoci-bundle"))
-    return tmp_path / "umoci-bundle/rootfs"
 
 
 @pytest.fixture

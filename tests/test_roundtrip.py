@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import require_root, require_tool
+from umocitools import umoci_unpack
 from oci.layer.apply import apply_layer
 from oci.layer.generate import write_layer
 from treecmp import assert_trees_equal
@@ -276,23 +277,6 @@ def test_random_tree_pairs_round_trip(tmp_path_factory, old, new, same_mtime):
 
 # -- umoci ------------------------------------------------------------------------------------
 
-def umoci_rootfs(tmp_path: Path, layers: list[bytes]) -> Path:
-    lay, bundle = tmp_path / "umoci-layout", tmp_path / "umoci-bundle"
-
-    def umoci(*args: str) -> None:
-        res = subprocess.run(["umoci", *args], capture_output=True, text=True)
-        assert res.returncode == 0, f"umoci {args[0]}: {res.stderr}"
-
-    umoci("init", "--layout", str(lay))
-    umoci("new", "--image", f"{lay}:t")
-    for i, data in enumerate(layers):
-        blob = tmp_path / f"umoci-{i}.tar"
-        blob.write_bytes(data)
-        umoci("raw", "add-layer", "--image", f"{lay}:t", str(blob))
-    umoci("unpack", "--image", f"{lay}:t", str(bundle))
-    return bundle / "rootfs"
-
-
 @pytest.mark.parametrize("name", sorted(CHANGES))
 def test_umoci_unpacks_base_and_changeset_into_the_same_tree_as_flat_apply(tmp_path, name):
     require_root()
@@ -303,7 +287,7 @@ def test_umoci_unpacks_base_and_changeset_into_the_same_tree_as_flat_apply(tmp_p
     ours.mkdir()
     for data in layers:
         apply_layer(io.BytesIO(data), ours)
-    assert_trees_equal(ours, umoci_rootfs(tmp_path, layers))
+    assert_trees_equal(ours, umoci_unpack(tmp_path, *layers))
 
 
 def test_umoci_and_flat_apply_agree_on_hand_built_whiteouts_and_opaque_dirs(tmp_path):
@@ -321,4 +305,4 @@ def test_umoci_and_flat_apply_agree_on_hand_built_whiteouts_and_opaque_dirs(tmp_
     ours.mkdir()
     for data in layers:
         apply_layer(io.BytesIO(data), ours)
-    assert_trees_equal(ours, umoci_rootfs(tmp_path, layers))
+    assert_trees_equal(ours, umoci_unpack(tmp_path, *layers))

@@ -17,10 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO, timed
 
 
 def synthetic_tree(root: Path, files: int) -> None:
@@ -34,17 +33,6 @@ def synthetic_tree(root: Path, files: int) -> None:
             os.symlink(f"f{i}", d / f"l{i}")
     for i in range(4):
         (root / f"big{i}").write_bytes(os.urandom(32 << 20))
-
-
-def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
-    """(wall seconds, peak RSS KiB) of running ``argv``."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench_apply: {argv} failed")
-    return wall, usage.ru_maxrss
 
 
 def main() -> None:

@@ -22,41 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-CACHE = HERE / ".cache"
-
-
-def ensure_rootfs(given: str | None) -> Path:
-    if given:
-        root = Path(given)
-        if not (root / "etc").is_dir():
-            sys.exit(f"bench_diff: {root} does not look like a root filesystem (no etc/)")
-        return root
-    root = CACHE / "rootfs"
-    stamp = CACHE / "rootfs.ok"
-    if stamp.exists():
-        return root
-    if shutil.which("debootstrap") is None:
-        sys.exit("bench_diff: debootstrap is not installed; pass --rootfs PATH")
-    shutil.rmtree(root, ignore_errors=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"building {root} with debootstrap (once)...", file=sys.stderr)
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root)], check=True,
-                   stdout=subprocess.DEVNULL)
-    stamp.touch()
-    return root
-
-
-def timed(argv: list[str], shell: bool = False) -> tuple[float, int]:
-    """Run ``argv``; (wall seconds, peak RSS in KiB of the process tree's largest child)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench_diff: {argv} failed")
-    return wall, usage.ru_maxrss
+from common import REPO, debian_rootfs, timed
 
 
 def compare_tools(rootfs: Path, runs: int, work: Path) -> None:
@@ -166,7 +132,7 @@ def main() -> None:
     args = p.parse_args()
     if shutil.which("pigz") is None:
         sys.exit("bench_diff: pigz is not installed")
-    rootfs = ensure_rootfs(args.rootfs)
+    rootfs = debian_rootfs(args.rootfs)
     os.chdir(REPO)
     with tempfile.TemporaryDirectory(prefix="bench-diff-") as tmp:
         compare_tools(rootfs, args.runs, Path(tmp))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: `ocikit pack` / `ocikit unpack` against `umoci insert` / `umoci unpack`.
 
-Uses a real Debian root filesystem (--rootfs PATH; else /var/cache/ocikit-bench/rootfs
-when present; else a debootstrap minbase bookworm tree cached in benchmarks/.cache/).
+Uses a real Debian root filesystem (--rootfs PATH; else a debootstrap minbase bookworm
+tree cached in benchmarks/.cache/).
 Each tool runs in the same run on the same tree; prints best wall times, ratios
 ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
 --profile writes cProfile output of one in-process pack and unpack.
@@ -18,43 +18,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path("/var/cache/ocikit-bench/rootfs")
-CACHE = REPO / "benchmarks" / ".cache" / "rootfs"
-
-
-def find_rootfs(given: str | None) -> Path:
-    if given:
-        return Path(given)
-    if (SHARED / "etc" / "debian_version").exists():
-        return SHARED
-    if not (CACHE / "etc" / "debian_version").exists():
-        if shutil.which("debootstrap") is None:
-            sys.exit("bench_pack_unpack: no --rootfs given and debootstrap is not installed")
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(CACHE)], check=True)
-    return CACHE
-
-
-def timed(argv: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS KiB) of running ``argv``."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=REPO)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench_pack_unpack: {' '.join(argv)} failed")
-    return wall, usage.ru_maxrss
+from common import REPO, debian_rootfs, timed
 
 
 def best(runs: int, prepare, argv_of) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     times, rss = [], 0
     for i in range(runs):
         prepare(i)
-        wall, peak = timed(argv_of(i))
+        wall, peak = timed(argv_of(i), cwd=REPO)
         times.append(wall)
         rss = max(rss, peak)
     return min(times), rss
@@ -73,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("umoci") is None:
         sys.exit("bench_pack_unpack: umoci is not installed")
-    rootfs = find_rootfs(args.rootfs)
+    rootfs = debian_rootfs(args.rootfs)
     ocikit = [sys.executable, "-m", "oci"]
     with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import timed  # noqa: E402
 
 
 def build(root: Path, size_mib: int, compression: str) -> None:
@@ -48,14 +47,6 @@ def build(root: Path, size_mib: int, compression: str) -> None:
     layer = Descriptor(media_type=media, digest=str(blob.digest), size=blob.size)
     config = layout.put_json(ImageConfig(architecture="amd64", os="linux", rootfs=RootFS([str(plain.digest())])).to_json(), MT_CONFIG)
     layout.set_tag("latest", layout.put_json(Manifest(config=config, layers=[layer]).to_json(), MT_MANIFEST))
-
-
-def timed(cmd: list[str]) -> tuple[float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    return wall, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def main() -> None:

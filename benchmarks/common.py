@@ -1,0 +1,46 @@
+"""Shared by the benchmark scripts: the Debian root filesystem they measure on, and timing a child."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CACHE = HERE / ".cache"
+
+
+def debian_rootfs(given: str | None) -> Path:
+    """``given``, or a `debootstrap --variant=minbase bookworm` tree built once under benchmarks/.cache."""
+    if given:
+        root = Path(given)
+        if not (root / "etc").is_dir():
+            sys.exit(f"{root} does not look like a root filesystem (no etc/)")
+        return root
+    root = CACHE / "rootfs"
+    stamp = CACHE / "rootfs.ok"
+    if stamp.exists():
+        return root
+    if shutil.which("debootstrap") is None:
+        sys.exit("debootstrap is not installed; pass --rootfs PATH")
+    shutil.rmtree(root, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"building {root} with debootstrap (once)...", file=sys.stderr)
+    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root)], check=True, stdout=subprocess.DEVNULL)
+    stamp.touch()
+    return root
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    """Run ``argv`` (exiting when it fails); return (wall seconds, its peak RSS in KiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(map(str, argv))} failed")
+    return wall, usage.ru_maxrss

@@ -11,12 +11,16 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..errors import UsageError
 from .app import app, parse_pairs, print_json
+
+if TYPE_CHECKING:
+    from ..layout import Layout
+    from ..models import Descriptor
 
 _LIST_HELP = "repeat the flag once per word, or give the whole list as one JSON array of strings"
 
@@ -33,6 +37,14 @@ def _list(values: Optional[list[str]], flag: str) -> list[str] | None:
             raise UsageError(f"{flag} {values[0]!r}: expected a JSON array of strings")
         return parsed
     return list(values)
+
+
+def _report_image(layout: "Layout", tag: str, desc: "Descriptor", json_out: bool) -> None:
+    """Print the manifest an image command wrote: its digest, or a JSON summary."""
+    if json_out:
+        print_json({"layout": str(layout.root), "tag": tag, "manifest": desc.digest, "size": desc.size})
+    else:
+        print(desc.digest)
 
 
 def _epoch() -> int | None:
@@ -143,10 +155,7 @@ def pack(
             directory, layout, ref.tag, compression=compression, level=level, platform=plat, base=base_arg,
             config=changes, source_date_epoch=epoch, history_comment=comment, progress=_progress("pack", quiet),
         )
-    if json_out:
-        print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
-    else:
-        print(desc.digest)
+    _report_image(layout, ref.tag, desc, json_out)
 
 
 @app.command()
@@ -217,10 +226,7 @@ def commit(
         desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
                          created=created, history_comment=comment, source_date_epoch=epoch,
                          progress=_progress("commit", quiet))
-    if json_out:
-        print_json({"layout": str(layout.root), "tag": ref.tag, "manifest": desc.digest, "size": desc.size})
-    else:
-        print(desc.digest)
+    _report_image(layout, ref.tag, desc, json_out)
 
 
 @app.command()
@@ -258,7 +264,4 @@ def config(
                                        clear_entrypoint=clear_entrypoint, clear_cmd=clear_cmd),
         platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=_epoch(),
     )
-    if json_out:
-        print_json({"layout": str(layout.root), "tag": tag or ref.tag, "manifest": desc.digest, "size": desc.size})
-    else:
-        print(desc.digest)
+    _report_image(layout, tag or ref.tag, desc, json_out)

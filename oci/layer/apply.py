@@ -24,8 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,13 +33,10 @@ from ..errors import LayerError, OCIError, UnsafePathError
 from ..progress import Progress
 from .compression import open_detected
 from .paths import RootDir, clean, remove_tree_at
+from .tarreader import TarEntry, TarReader
 from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
 
 _CHUNK = 1 << 20
-_TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer on every read: larger is slower
-_TAIL = 4 << 20  # more than tarfile reads ahead (_TAR_BUFSIZE)
-_BLOCK = 512
-_XATTR_PAX = "SCHILY.xattr."
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -79,11 +74,12 @@ def apply_layer(
     # overlapping the file creation done here.
     plain = ReadAheadHashingReader(reader)  # type: ignore[arg-type]
     source = _TarSource(plain)
+    tar = TarReader(source.read)
     try:
         with RootDir(target) as root:
             applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
             try:
-                count = _extract(source, applier)
+                count = _extract(tar, applier)
                 applier.finish()
             finally:
                 applier._drop_cache()
@@ -97,83 +93,38 @@ def apply_layer(
     return ApplyResult(plain.digest(), compression, count, applier.warnings)
 
 
-def _extract(source: "_TarSource", applier: "_Applier") -> int:
+def _extract(tar: TarReader, applier: "_Applier") -> int:
     count = 0
-    last = "start of archive"
-    try:
-        tar = tarfile.open(fileobj=source, mode="r|", bufsize=_TAR_BUFSIZE, errors="surrogateescape")  # type: ignore[call-overload]
-    except tarfile.TarError as exc:
-        raise LayerError(f"layer is not a tar archive: {exc}") from None
-    with tar:
-        while True:
-            try:
-                info = tar.next()
-            except tarfile.TarError as exc:
-                raise LayerError(f"corrupt tar header after entry {last!r} (offset {tar.offset}): {exc}") from None
-            if info is None:
-                break
-            tar.members = []  # stream mode keeps every header otherwise
-            try:
-                applier.entry(info, tar)
-            except tarfile.TarError as exc:
-                raise LayerError(f"{info.name}: {exc} (offset {info.offset})") from None
-            except OSError as exc:
-                raise LayerError(f"{info.name}: {exc.strerror or exc}") from None
-            except (OverflowError, ValueError) as exc:  # absurd numbers in the header
-                raise LayerError(f"{info.name}: unusable header value: {exc}") from None
-            count += 1
-            last = info.name
-        end = tar.offset
-    source.check_end(end, last)
+    while (entry := tar.next()) is not None:
+        try:
+            applier.entry(entry, tar)
+        except OSError as exc:
+            raise LayerError(f"{entry.name}: {exc.strerror or exc}") from None
+        except (OverflowError, ValueError) as exc:  # absurd numbers in the header
+            raise LayerError(f"{entry.name}: unusable header value: {exc}") from None
+        count += 1
     return count
 
 
 class _TarSource:
-    """The uncompressed tar, with decompression errors turned into LayerError, and
-    its last few chunks kept so the end-of-archive block can be checked."""
+    """The uncompressed tar, with decompression errors turned into LayerError."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.pos = 0
-        self.recent: deque[bytes] = deque()
-        self.recent_size = 0
 
-    def _read(self, n: int) -> bytes:
+    def read(self, n: int) -> bytes:
         try:
             data = self.raw.read(n)
         except OCIError:
             raise
         except _decompression_errors() as exc:
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
-        if data:
-            self.pos += len(data)
-            self.recent.append(data)
-            self.recent_size += len(data)
-            while self.recent_size - len(self.recent[0]) >= _TAIL:
-                self.recent_size -= len(self.recent.popleft())
+        self.pos += len(data)
         return data
 
-    def read(self, n: int = -1) -> bytes:
-        return self._read(_CHUNK if n is None or n < 0 else n)
-
-    def check_end(self, end: int, last: str) -> None:
-        """The archive must stop with a zero block where its last entry ended (truncation
-        or garbage there is an error, which tarfile's reader would let pass)."""
-        while self.pos < end + 2 * _BLOCK and self._read(end + 2 * _BLOCK - self.pos):
-            pass
-        tail = b"".join(self.recent)
-        start = len(tail) - (self.pos - end)
-        if start < 0:
-            raise LayerError(f"corrupt tar after entry {last!r} (offset {end})")
-        block = tail[start:start + _BLOCK]
-        second = tail[start + _BLOCK:start + 2 * _BLOCK]
-        if len(block) < _BLOCK:
-            raise LayerError(f"truncated tar: no end-of-archive block after entry {last!r} (offset {end})")
-        if block.count(0) != _BLOCK or second.count(0) != len(second):
-            raise LayerError(f"corrupt tar header after entry {last!r} (offset {end})")
-
     def drain(self) -> None:
-        while self._read(_CHUNK):
+        while self.read(_CHUNK):
             pass
 
 
@@ -207,7 +158,7 @@ class _Applier:
         self.warnings: list[str] = []
         self.written: set[str] = set()  # paths of this layer's entries
         self.ancestors: set[str] = set()  # and of their parent directories
-        self.dir_meta: dict[str, tuple[list[str], tarfile.TarInfo]] = {}
+        self.dir_meta: dict[str, tuple[list[str], TarEntry]] = {}
         self.parent_times: dict[str, tuple[list[str], int, int]] = {}
         self.made_dirs: set[str] = set()
         self.opaque: set[str] = set()  # overlay form: opaque dirs of this layer
@@ -224,7 +175,7 @@ class _Applier:
 
     # -- entry dispatch -------------------------------------------------------------
 
-    def entry(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def entry(self, info: TarEntry, tar: TarReader) -> None:
         parts, clamped = clean(info.name)
         if clamped:
             self.warnings.append(f"{info.name}: '..' above the root; extracted as {_key(parts) or '.'}")
@@ -239,13 +190,12 @@ class _Applier:
             self._whiteout(parts[:-1], name, info.name)
             return
         if not parts:
-            if not info.isdir():
+            if info.kind != "dir":
                 raise UnsafePathError(f"{info.name}: entry for the target root is not a directory")
             self.dir_meta[""] = ([], info)
             return
-        if not (info.isreg() or info.isdir() or info.issym() or info.islnk() or info.ischr()
-                or info.isblk() or info.isfifo()):
-            raise LayerError(f"{info.name}: unsupported tar entry type {info.type!r}")
+        if info.kind is None:
+            raise LayerError(f"{info.name}: unsupported tar entry type {info.typeflag!r}")
         key = _key(parts)
         self.written.add(key)
         for i in range(len(parts) - 1, 0, -1):
@@ -257,7 +207,7 @@ class _Applier:
         self.written_at.add((*self.parent_id, parts[-1]))
         self._put(parent, parts, info, tar)
         if self.progress is not None:
-            self.progress.advance(info.size if info.isreg() else 0, files=1)
+            self.progress.advance(info.size, files=1)
 
     def _entry_parent(self, parts: list[str]) -> int:
         # Tars list a directory's entries together: keep the last parent's fd. Entries in
@@ -432,12 +382,13 @@ class _Applier:
             os.unlink(name, dir_fd=fd)
         return False
 
-    def _put(self, fd: int, parts: list[str], info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def _put(self, fd: int, parts: list[str], info: TarEntry, tar: TarReader) -> None:
         name = parts[-1]
-        if info.islnk():
+        kind = info.kind
+        if kind == "hardlink":
             self._hardlink(fd, name, info)
             return
-        if info.isdir():
+        if kind == "dir":
             if not self._replace(fd, name, keep_dir=True):
                 os.mkdir(name, 0o700, dir_fd=fd)
             self.whiteouts.discard(_key(parts))
@@ -451,35 +402,33 @@ class _Applier:
             return
         self._replace(fd, name)
         self.whiteouts.discard(_key(parts))
-        if info.isreg():
+        if kind == "file":
             ffd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                src = tar.extractfile(info)
-                if src is not None:
-                    while chunk := src.read(_CHUNK):
-                        _write_all(ffd, chunk)
+                for chunk in tar.data():
+                    _write_all(ffd, chunk)
                 self._own(ffd, None, info)
                 self._xattrs(ffd, None, info)
-                os.fchmod(ffd, info.mode & 0o7777)  # after chown, which clears setuid
+                os.fchmod(ffd, info.mode)  # after chown, which clears setuid
                 os.utime(ffd, ns=_times(info))
             finally:
                 os.close(ffd)
             return
-        if info.issym():
+        if kind == "symlink":
             os.symlink(info.linkname, name, dir_fd=fd)
             self._own(fd, name, info)
             self._xattrs(fd, name, info)
             os.utime(name, ns=_times(info), dir_fd=fd, follow_symlinks=False)
             return
-        if info.ischr() or info.isblk():
-            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
-            if not self._mknod(fd, name, kind | 0o600, os.makedev(info.devmajor, info.devminor), info.name):
+        if kind in ("chardev", "blockdev"):
+            node = stat.S_IFCHR if kind == "chardev" else stat.S_IFBLK
+            if not self._mknod(fd, name, node | 0o600, os.makedev(info.devmajor, info.devminor), info.name):
                 return
         else:  # fifo
             os.mkfifo(name, 0o600, dir_fd=fd)
         self._own(fd, name, info)
         self._xattrs(fd, name, info)
-        os.chmod(name, info.mode & 0o7777, dir_fd=fd)  # just made by us: not a symlink
+        os.chmod(name, info.mode, dir_fd=fd)  # just made by us: not a symlink
         os.utime(name, ns=_times(info), dir_fd=fd, follow_symlinks=False)
 
     def _mknod(self, fd: int, name: str, mode: int, dev: int, entry: str, whiteout: bool = False) -> bool:
@@ -495,7 +444,7 @@ class _Applier:
             return False
         return True
 
-    def _hardlink(self, fd: int, name: str, info: tarfile.TarInfo) -> None:
+    def _hardlink(self, fd: int, name: str, info: TarEntry) -> None:
         parts, clamped = clean(info.linkname)
         if not parts:
             raise UnsafePathError(f"{info.name}: hardlink to the target root {info.linkname!r}")
@@ -522,7 +471,7 @@ class _Applier:
         finally:
             os.close(src)
 
-    def _own(self, fd: int, name: str | None, info: tarfile.TarInfo) -> None:
+    def _own(self, fd: int, name: str | None, info: TarEntry) -> None:
         if self.rootless:
             if (info.uid, info.gid) != (os.geteuid(), os.getegid()):
                 self.owners_skipped += 1
@@ -532,15 +481,11 @@ class _Applier:
         else:
             os.chown(name, info.uid, info.gid, dir_fd=fd, follow_symlinks=False)
 
-    def _xattrs(self, fd: int, name: str | None, info: tarfile.TarInfo) -> None:
-        for key, value in info.pax_headers.items():
-            if not key.startswith(_XATTR_PAX):
-                continue
-            attr = key[len(_XATTR_PAX):]
+    def _xattrs(self, fd: int, name: str | None, info: TarEntry) -> None:
+        for attr, raw in info.xattrs.items():
             if is_overlay_xattr(attr):
                 self.warnings.append(f"{info.name}: overlayfs xattr {attr} ignored")
                 continue
-            raw = value.encode("utf-8", "surrogateescape")
             try:
                 if name is None:
                     os.setxattr(fd, attr, raw)
@@ -573,7 +518,7 @@ class _Applier:
             try:
                 if not parts:
                     self._own(fd, None, info)
-                os.fchmod(fd, info.mode & 0o7777)
+                os.fchmod(fd, info.mode)
                 os.utime(fd, ns=_times(info))
             finally:
                 os.close(fd)
@@ -599,14 +544,8 @@ class _Applier:
             os.close(parent)
 
 
-def _times(info: tarfile.TarInfo) -> tuple[int, int]:
-    mtime = int(info.mtime * 1_000_000_000) if isinstance(info.mtime, float) else int(info.mtime) * 1_000_000_000
-    atime_text = info.pax_headers.get("atime")
-    try:
-        atime = int(float(atime_text) * 1_000_000_000) if atime_text else mtime
-    except ValueError:
-        atime = mtime
-    return atime, mtime
+def _times(info: TarEntry) -> tuple[int, int]:
+    return (info.mtime_ns if info.atime_ns is None else info.atime_ns), info.mtime_ns
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -6,19 +6,12 @@ Streams the (detected-compression) tar once; nothing is extracted.
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from typing import BinaryIO, Iterator
 
 from ..errors import LayerError
 from .compression import open_detected
+from .tarreader import TarEntry, TarReader
 from .whiteout import is_opaque_marker, whiteout_target
-
-_TYPES = {
-    tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
-    tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
-    tarfile.CHRTYPE: "chardev", tarfile.BLKTYPE: "blockdev", tarfile.FIFOTYPE: "fifo",
-}
-
 
 def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     """One dict per entry: type, name, and for real entries mode, uid, gid, size, link/device, xattrs.
@@ -30,19 +23,18 @@ def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
 
     try:
         reader, _ = open_detected(stream)
-        with tarfile.open(fileobj=reader, mode="r|") as tar:
-            for member in tar:
-                yield _row(member, where)
+        for member in TarReader(reader.read):
+            yield _row(member, where)
     except LayerError as exc:
         raise LayerError(f"{where}: {exc}") from None
-    except (tarfile.TarError, EOFError, OSError, ValueError, zstandard.ZstdError) as exc:
+    except (EOFError, OSError, ValueError, zstandard.ZstdError) as exc:
         # zlib/zstd report corrupt input as OSError/ValueError subclasses.
         if isinstance(exc, OSError) and exc.filename:
             raise
         raise LayerError(f"{where}: not a readable layer tar: {exc}") from None
 
 
-def _row(m: tarfile.TarInfo, where: str) -> dict:
+def _row(m: TarEntry, where: str) -> dict:
     name = m.name[2:] if m.name.startswith("./") else m.name
     name = name.rstrip("/")
     parent, base = posixpath.split(name)
@@ -53,16 +45,16 @@ def _row(m: tarfile.TarInfo, where: str) -> dict:
         if not target:
             raise LayerError(f"{where}: entry {m.name!r}: whiteout names nothing")
         return {"type": "whiteout", "name": posixpath.join(parent, target)}
-    kind = _TYPES.get(m.type)
+    kind = m.kind
     if kind is None:
-        raise LayerError(f"{where}: entry {m.name!r}: unsupported tar type {m.type!r}")
+        raise LayerError(f"{where}: entry {m.name!r}: unsupported tar type {m.typeflag!r}")
     row: dict = {"type": kind, "name": name + "/" if kind == "dir" else name, "mode": m.mode,
-                 "uid": m.uid, "gid": m.gid, "size": m.size, "mtime": int(m.mtime)}
+                 "uid": m.uid, "gid": m.gid, "size": m.size, "mtime": m.mtime_ns // 1_000_000_000}
     if kind in ("symlink", "hardlink"):
         row["link"] = m.linkname
     if kind in ("chardev", "blockdev"):
         row["device"] = f"{m.devmajor}:{m.devminor}"
-    xattrs = sorted(k[len("SCHILY.xattr."):] for k in m.pax_headers if k.startswith("SCHILY.xattr."))
+    xattrs = sorted(m.xattrs)
     if xattrs:
         row["xattrs"] = xattrs
     return row

@@ -22,7 +22,7 @@ from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, UsageError
 from .layer.apply import apply_layer
 from .layer.generate import write_layer
-from .layer.snapshot import TreeSnapshot, snapshot_tree
+from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
 from .models import (
     MT_CONFIG,
@@ -356,7 +356,7 @@ def unpack(
                 warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
                                 progress=_quiet(progress, "unpack"))
                 extracted += 1
-            snapshot_tree(rootfs).save(tmp / SNAPSHOT_NAME)
+            write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
             files = rootfs_reader(rootfs)
         cc = img.config.config
         if not (cc and (cc.entrypoint or cc.cmd)):
@@ -421,7 +421,7 @@ def commit(
                            History(created=when, created_by="ocikit commit", author=author, comment=history_comment)])
     desc = _write_image(layout, cfg, [*src.manifest.layers, layer_desc], tag)
     if not meta.layered:
-        snapshot_tree(bundle / "rootfs").save(snapshot_path)
+        write_snapshot(bundle / "rootfs", snapshot_path)
     meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
                   "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
     meta.save(bundle)

@@ -20,7 +20,7 @@ from umocitools import umoci_unpack
 from oci.errors import LayerError, UsageError
 from oci.layer.compression import open_detected
 from oci.layer.generate import write_layer
-from oci.layer.snapshot import TreeSnapshot, snapshot_tree
+from oci.layer.snapshot import TreeSnapshot, snapshot_tree, write_snapshot
 from treecmp import assert_trees_equal
 
 CAP = bytes.fromhex("01000002") + b"\xff\x00\x80\x00" + bytes(12)  # not UTF-8, holds NULs
@@ -549,6 +549,15 @@ def test_snapshot_diff_whites_out_deletions(tree: Path) -> None:
     shutil.rmtree(tree / "dev")
     got = names(layer(tree, snap)[0])
     assert ".wh.dev" in got and not [n for n in got if n.startswith("dev/")]
+
+
+@pytest.mark.parametrize("hash_content", [False, True])
+def test_streamed_snapshot_file_equals_the_in_memory_snapshot(tree: Path, tmp_path: Path, hash_content: bool) -> None:
+    os.symlink("/abs/\udcff-target", tree / "etc/odd-\udcfe-name")  # names and targets need not be UTF-8
+    count = write_snapshot(tree, tmp_path / "snap.jsonl", hash_content=hash_content)
+    expected = snapshot_tree(tree, hash_content=hash_content)
+    assert count == len(expected)
+    assert TreeSnapshot.load(tmp_path / "snap.jsonl").entries == expected.entries
 
 
 def test_snapshot_saved_and_loaded_diffs_the_same(tree: Path, tmp_path: Path) -> None:

@@ -173,10 +173,9 @@ def layer_snapshot(
 
     Example: ocikit layer snapshot rootfs -o rootfs.snap && ocikit diff --snapshot rootfs.snap rootfs -o layer.tar.gz
     """
-    from ..layer.snapshot import snapshot_tree
+    from ..layer.snapshot import write_snapshot
 
     if not root.is_dir():
         raise UsageError(f"{root}: not a directory")
-    snap = snapshot_tree(root, hash_content=hash_content)
-    snap.save(output)
-    print(f"recorded {len(snap) - 1} entries of {root} in {output}")
+    count = write_snapshot(root, output, hash_content=hash_content)
+    print(f"recorded {count - 1} entries of {root} in {output}")

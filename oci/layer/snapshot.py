@@ -12,8 +12,9 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from ..errors import LayerError
 
@@ -104,23 +105,19 @@ def file_sha256(path: str | Path) -> str:
 def meta_of(path: str | Path, st: os.stat_result | None = None, *, xattrs: dict[str, bytes] | None = None,
             hash_content: bool = False) -> EntryMeta:
     """The EntryMeta of ``path`` from an lstat (given or taken now)."""
-    st = st or os.lstat(path)
+    return EntryMeta(*_fields(path, st or os.lstat(path), xattrs, hash_content))
+
+
+def _fields(path: str | Path, st: os.stat_result, xattrs: dict[str, bytes] | None, hash_content: bool) -> tuple:
+    """EntryMeta's fields, in order, from an lstat of ``path``."""
     kind = kind_of(st.st_mode)
-    return EntryMeta(
-        kind=kind,
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        size=st.st_size if kind == "file" else 0,
-        mtime_ns=st.st_mtime_ns,
-        xattrs=read_xattrs(path) if xattrs is None else xattrs,
-        link=os.readlink(path) if kind == "symlink" else None,
-        rdev=st.st_rdev if kind in ("chardev", "blockdev") else 0,
-        ino=st.st_ino,
-        dev=st.st_dev,
-        nlink=st.st_nlink,
-        ctime_ns=st.st_ctime_ns,
-        sha256=file_sha256(path) if hash_content and kind == "file" else None,
+    return (
+        kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size if kind == "file" else 0, st.st_mtime_ns,
+        read_xattrs(path) if xattrs is None else xattrs,
+        os.readlink(path) if kind == "symlink" else None,
+        st.st_rdev if kind in ("chardev", "blockdev") else 0,
+        st.st_ino, st.st_dev, st.st_nlink, st.st_ctime_ns,
+        file_sha256(path) if hash_content and kind == "file" else None,
     )
 
 
@@ -150,13 +147,10 @@ class TreeSnapshot:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON lines (a header line, then one entry per line), atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(json.dumps({"format": SNAPSHOT_FORMAT, "entries": len(self.entries)}) + "\n")
+        with _snapshot_file(path) as f:
             for rel, m in self.entries.items():
-                f.write(json.dumps(_encode(rel, m), separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
+                f.write(_line(rel, m.kind, m.mode, m.uid, m.gid, m.size, m.mtime_ns, m.xattrs, m.link, m.rdev,
+                              m.ino, m.dev, m.nlink, m.ctime_ns, m.sha256))
 
     @classmethod
     def load(cls, path: str | Path) -> "TreeSnapshot":
@@ -177,21 +171,43 @@ class TreeSnapshot:
         return cls(entries)
 
 
-def _encode(rel: str, m: EntryMeta) -> dict:
-    # Paths may hold any bytes; surrogate escapes survive JSON's ASCII form.
-    obj: dict = {"p": rel, "k": m.kind, "m": m.mode, "u": m.uid, "g": m.gid, "t": m.mtime_ns,
-                 "i": m.ino, "d": m.dev, "n": m.nlink, "c": m.ctime_ns}
-    if m.kind == "file":
-        obj["s"] = m.size
-    if m.xattrs:
-        obj["x"] = {k: base64.b64encode(v).decode() for k, v in m.xattrs.items()}
-    if m.link is not None:
-        obj["l"] = m.link
-    if m.rdev:
-        obj["r"] = m.rdev
-    if m.sha256:
-        obj["h"] = m.sha256
-    return obj
+class _snapshot_file:
+    """A snapshot file being written: header line first, renamed into place when complete."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+
+    def __enter__(self) -> TextIO:
+        self.f = open(self.tmp, "w", encoding="ascii")
+        self.f.write(json.dumps({"format": SNAPSHOT_FORMAT}) + "\n")
+        return self.f
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        self.f.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _line(rel: str, kind: str, mode: int, uid: int, gid: int, size: int, mtime_ns: int, xattrs: dict[str, bytes],
+          link: str | None, rdev: int, ino: int, dev: int, nlink: int, ctime_ns: int, sha256: str | None) -> str:
+    """One entry as a JSON line. Built by hand: this runs once per file of every unpack.
+    Paths may hold any bytes; their surrogate escapes survive JSON's ASCII form."""
+    line = (f'{{"p":{_quote(rel)},"k":"{kind}","m":{mode},"u":{uid},"g":{gid},"t":{mtime_ns},'
+            f'"i":{ino},"d":{dev},"n":{nlink},"c":{ctime_ns}')
+    if kind == "file":
+        line += f',"s":{size}'
+    if xattrs:
+        line += ',"x":' + json.dumps({k: base64.b64encode(v).decode() for k, v in xattrs.items()})
+    if link is not None:
+        line += ',"l":' + _quote(link)
+    if rdev:
+        line += f',"r":{rdev}'
+    if sha256:
+        line += f',"h":"{sha256}"'
+    return line + "}\n"
 
 
 def _decode(obj: dict) -> tuple[str, EntryMeta]:
@@ -218,14 +234,27 @@ def walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
                 stack.append((r, p))
 
 
+def write_snapshot(root: Path, path: str | Path, *, hash_content: bool = False) -> int:
+    """Record every entry of ``root`` straight into a snapshot file (as ``TreeSnapshot.save``
+    would write ``snapshot_tree(root)``), holding nothing in memory; return the entry count."""
+    root = Path(root)
+    count = 0
+    with _snapshot_file(path) as f:
+        for rel, p, st in _with_root(root):
+            f.write(_line(rel, *_fields(p, st, None, hash_content)))
+            count += 1
+    return count
+
+
+def _with_root(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    yield "", str(root), os.lstat(root)
+    yield from walk(root)
+
+
 def snapshot_tree(root: Path, *, hash_content: bool = False) -> TreeSnapshot:
     """Record every entry of ``root``; with ``hash_content`` also each file's sha256.
 
     Without hashes a file counts as unchanged later only while its inode, ctime,
     size and mtime all still match (any write or metadata change moves ctime).
     """
-    root = Path(root)
-    entries = {"": meta_of(root)}
-    for rel, path, st in walk(root):
-        entries[rel] = meta_of(path, st, hash_content=hash_content)
-    return TreeSnapshot(entries)
+    return TreeSnapshot({rel: meta_of(p, st, hash_content=hash_content) for rel, p, st in _with_root(Path(root))})

@@ -7,7 +7,10 @@ takes a typer-free path, since start-up time is most of a short container's run.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every command's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,13 +12,14 @@ import fcntl
 import os
 import resource  # noqa: F401  (process.set_rlimits)
 import signal
-import socket  # noqa: F401  (the terminal's socket, after pivot_root)
 import struct
-import termios
-from typing import Any, NoReturn
 
 from ..errors import OCIError, RuntimeSpecError
 from . import linux as L
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _NS_FLAG = {"user": L.CLONE_NEWUSER, "mount": L.CLONE_NEWNS, "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME}
 
@@ -97,19 +98,12 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
     from . import process, rootfs
 
     try:
-        if ch.wait_down() != "go":
-            os._exit(1)
         for s in range(1, signal.NSIG):
             try:
                 if signal.getsignal(s) not in (signal.SIG_DFL, None):
                     signal.signal(s, signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
-        if mode == "run":
-            # Die with ocikit: then the mount namespace, and the overlay in it, go too.
-            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
-                os._exit(1)
         os.setsid()
         linux = cfg["linux"]
         types = {n["type"]: n for n in linux.get("namespaces") or []}
@@ -146,6 +140,16 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         cwd_host = rootfs.resolve_in_root(root, proc["cwd"])
         if not os.path.isdir(cwd_host):
             os.makedirs(cwd_host, exist_ok=True)
+        # The mounts above were made while the parent recorded our pid; nothing seen from
+        # outside (hooks, the program) may happen before it has, so wait for its word.
+        if ch.wait_down() != "go":
+            os._exit(1)
+        if mode == "run":
+            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Only now:
+            # the setting is tied to the current parent, and the first one (the helper) has exited.
+            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
+                os._exit(1)
         hooks = cfg.get("hooks") or {}
         if hooks.get("prestart") or hooks.get("createRuntime"):
             ch.send_up("hooks")
@@ -157,6 +161,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         if hooks.get("startContainer"):
             from . import hooks as _hooks  # noqa: F401
             import subprocess  # noqa: F401
+        if tty_sock is not None:
+            import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC) if fifo is not None else None
         rootfs.pivot(root)
         if prop in ("shared", "rshared", "unbindable", "runbindable"):
@@ -201,6 +207,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
 
 def _open_console(ch, sock, user: dict[str, Any]) -> None:
     """Open a pty in the container's devpts, make it our terminal, and pass the master to the parent."""
+    import socket
+    import termios
 
     if not os.path.exists("/dev/ptmx"):
         raise RuntimeSpecError("config.json: field 'process.terminal' needs a devpts mount at /dev/pts")

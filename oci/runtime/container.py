@@ -12,21 +12,25 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
-from typing import Any
 
 from ..errors import ContainerError, RuntimeSpecError, UsageError
+
+TYPE_CHECKING = False  # typing and pathlib are left out: their import would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any
+
+    StrPath = str | os.PathLike[str]
 
 OCI_VERSION = "1.2.0"
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
-def default_root() -> Path:
+def default_root() -> str:
     """Where container state lives: /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit otherwise."""
     if os.geteuid() == 0:
-        return Path("/run/ocikit")
+        return "/run/ocikit"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(xdg) / "ocikit" if xdg else Path(f"/tmp/ocikit-{os.geteuid()}")
+    return os.path.join(xdg, "ocikit") if xdg else f"/tmp/ocikit-{os.geteuid()}"
 
 
 def _check_id(cid: str) -> None:
@@ -47,32 +51,34 @@ def _starttime(pid: int) -> str | None:
 
 # --- state ---------------------------------------------------------------
 
-def _state_dir(root: Path, cid: str) -> Path:
+def _state_dir(root: StrPath, cid: str) -> str:
     _check_id(cid)
-    return Path(root) / cid
+    return os.path.join(root, cid)
 
 
-def _read_record(sdir: Path) -> dict[str, Any] | None:
+def _read_record(sdir: str) -> dict[str, Any] | None:
+    path = os.path.join(sdir, "state.json")
     try:
-        return json.loads((sdir / "state.json").read_bytes())
+        with open(path, "rb") as f:
+            return json.loads(f.read())
     except FileNotFoundError:
         return None
     except ValueError:
-        raise ContainerError(f"{sdir / 'state.json'}: corrupt state file") from None
+        raise ContainerError(f"{path}: corrupt state file") from None
 
 
-def _status(sdir: Path, rec: dict[str, Any] | None) -> str:
+def _status(sdir: str, rec: dict[str, Any] | None) -> str:
     if rec is None:
         return "creating"
     if _starttime(rec["pid"]) != rec.get("starttime"):
         return "stopped"
-    return "created" if (sdir / "exec.fifo").exists() else "running"
+    return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
 
 
-def state(cid: str, root: Path | None = None) -> dict[str, Any]:
+def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     """The runtime-spec state of container ``cid``."""
     sdir = _state_dir(root or default_root(), cid)
-    if not sdir.is_dir():
+    if not os.path.isdir(sdir):
         raise ContainerError(f"container {cid!r} does not exist")
     rec = _read_record(sdir)
     st = _status(sdir, rec)
@@ -83,39 +89,40 @@ def state(cid: str, root: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def list_containers(root: Path | None = None) -> list[dict[str, Any]]:
+def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
     """States of every container under the state root, sorted by id."""
-    root = Path(root or default_root())
-    if not root.is_dir():
+    root = os.fspath(root or default_root())
+    if not os.path.isdir(root):
         return []
-    return [state(p.name, root) for p in sorted(root.iterdir()) if p.is_dir()]
+    return [state(name, root) for name in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, name))]
 
 
-def _claim(root: Path, cid: str) -> Path:
+def _claim(root: StrPath, cid: str) -> str:
     """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit."""
     sdir = _state_dir(root, cid)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.makedirs(root, mode=0o700, exist_ok=True)
     try:
-        sdir.mkdir(mode=0o700)
+        os.mkdir(sdir, 0o700)
     except FileExistsError:
         rec = _read_record(sdir)
         if rec is None or _status(sdir, rec) != "stopped":
             raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
         _remove_state(sdir)
-        sdir.mkdir(mode=0o700)
+        os.mkdir(sdir, 0o700)
     return sdir
 
 
-def _remove_state(sdir: Path) -> None:
-    for p in sdir.iterdir():
-        p.unlink()
-    sdir.rmdir()
+def _remove_state(sdir: str) -> None:
+    for name in os.listdir(sdir):
+        os.unlink(os.path.join(sdir, name))
+    os.rmdir(sdir)
 
 
-def _write_record(sdir: Path, rec: dict[str, Any]) -> None:
-    tmp = sdir / "state.json.tmp"
-    tmp.write_text(json.dumps(rec))
-    os.replace(tmp, sdir / "state.json")
+def _write_record(sdir: str, rec: dict[str, Any]) -> None:
+    tmp = os.path.join(sdir, "state.json.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(rec))
+    os.replace(tmp, os.path.join(sdir, "state.json"))
 
 
 def _public(rec: dict[str, Any], status: str) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
                 raise RuntimeSpecError(f"config.json: field 'linux.{key}' cannot be written to {name}: {exc.strerror}") from None
 
 
-def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, pty_socks=None) -> tuple[int, int | None]:
+def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pty_socks=None) -> tuple[int, int | None]:
     """Fork the container; returns its process's pid once it is set up (or waiting in ``create``).
 
     With ``pty_socks`` (a socket pair), the container opens a pty in its own devpts and
@@ -197,8 +204,8 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     fifo = None
     if mode == "create":
-        os.mkfifo(sdir / "exec.fifo", 0o600)
-        fifo = os.fspath(sdir / "exec.fifo")
+        fifo = os.path.join(sdir, "exec.fifo")
+        os.mkfifo(fifo, 0o600)
     parent_pid = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -206,31 +213,34 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
     if helper == 0:
         if pty_socks:
             pty_socks[0].close()
-        child.helper_main(cfg, os.fspath(bundle), ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
+        child.helper_main(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
     master = None
     if pty_socks:
         pty_socks[1].close()
     os.close(ch.up_w)
     os.close(ch.down_r)
-    rec = {"id": cid, "bundle": os.fspath(bundle), "annotations": cfg.get("annotations") or {}, "pid": 0}
-    up = os.fdopen(ch.up_r, "rb", buffering=0)
+    rec = {"id": cid, "bundle": bundle, "annotations": cfg.get("annotations") or {}, "pid": 0}
+    up = os.fdopen(ch.up_r, "rb")
     pid = 0
     try:
         while True:
-            line = _readline(up)
-            if line is None:
+            raw = up.readline()
+            if not raw:
                 break
+            line = raw.rstrip(b"\n").decode()
             verb, _, arg = line.partition(" ")
             if verb == "userns":
                 _write_maps(helper, cfg["linux"])
                 os.write(ch.down_w, b"ok\n")
             elif verb == "pid":
+                # The container builds its root filesystem meanwhile, and waits for "go" before
+                # anything shows outside: by then its pid is recorded and it is our child.
                 pid = int(arg)
-                os.waitpid(helper, 0)
-                helper = 0
                 rec["pid"] = pid
                 rec["starttime"] = _starttime(pid)
                 _write_record(sdir, rec)
+                os.waitpid(helper, 0)
+                helper = 0
                 os.write(ch.down_w, b"go\n")
             elif verb == "hooks":
                 from .hooks import run_hooks
@@ -271,30 +281,19 @@ def _launch(cfg: dict[str, Any], bundle: Path, cid: str, sdir: Path, mode: str, 
     return pid, master
 
 
-def _readline(f) -> str | None:
-    buf = bytearray()
-    while True:
-        b = f.read(1)
-        if not b:
-            return buf.decode() if buf else None
-        if b == b"\n":
-            return buf.decode()
-        buf += b
-
-
 def _child_error(text: str) -> Exception:
     kind, _, msg = text.partition(" ")
     return RuntimeSpecError(msg) if kind == "spec" else ContainerError(msg)
 
 
-def _load(bundle: Path) -> dict[str, Any]:
+def _load(bundle: str) -> dict[str, Any]:
     from .spec import load_config
 
     cfg = load_config(bundle)
-    root = cfg["root"]["path"]
-    rootfs = Path(root) if os.path.isabs(root) else bundle / root
+    rootfs = os.path.join(bundle, cfg["root"]["path"])  # an absolute root.path stands as it is
     meta = None
-    if os.path.exists(bundle / "ocikit-bundle.json"):  # skip importing the record's module for plain bundles
+    record = os.path.join(bundle, "ocikit-bundle.json")
+    if os.path.exists(record):  # skip importing the record's module for plain bundles
         from ..bundle import BundleMeta
 
         meta = BundleMeta.load(bundle)
@@ -302,19 +301,19 @@ def _load(bundle: Path) -> dict[str, Any]:
         cfg["_layered"] = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
         for p in meta.layers:
             if not os.path.isdir(p):
-                raise RuntimeSpecError(f"{bundle / 'ocikit-bundle.json'}: layer directory {p} does not exist")
-    elif not rootfs.is_dir():
+                raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")
+    elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
-    cfg["_rootfs"] = os.fspath(rootfs)
+    cfg["_rootfs"] = rootfs
     return _prepare(cfg)
 
 
-def run(bundle: Path, cid: str | None = None, root: Path | None = None) -> int:
+def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) -> int:
     """Run the bundle's process in the foreground; returns its exit status (128+N for signal N)."""
-    bundle = Path(bundle).absolute()
+    bundle = os.path.abspath(bundle)
     cfg = _load(bundle)
     cid = cid or f"ocikit-{os.getpid()}"
-    sdir = _claim(Path(root or default_root()), cid)
+    sdir = _claim(root or default_root(), cid)
     terminal = bool(cfg["process"].get("terminal"))
     master = None
     pty_socks = None
@@ -411,13 +410,13 @@ def _relay(master: int, pid: int) -> None:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def create(cid: str, bundle: Path, root: Path | None = None) -> dict[str, Any]:
+def create(cid: str, bundle: StrPath, root: StrPath | None = None) -> dict[str, Any]:
     """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state."""
-    bundle = Path(bundle).absolute()
+    bundle = os.path.abspath(bundle)
     cfg = _load(bundle)
     if cfg["process"].get("terminal"):
         raise RuntimeSpecError("config.json: field 'process.terminal' is only supported by 'ocikit run'")
-    sdir = _claim(Path(root or default_root()), cid)
+    sdir = _claim(root or default_root(), cid)
     try:
         pid, _ = _launch(cfg, bundle, cid, sdir, "create", None)
     except BaseException:
@@ -429,21 +428,21 @@ def create(cid: str, bundle: Path, root: Path | None = None) -> dict[str, Any]:
     return _public(rec, "created")
 
 
-def start(cid: str, root: Path | None = None) -> None:
+def start(cid: str, root: StrPath | None = None) -> None:
     """Let a created container execute its process, then run the poststart hooks."""
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     if st["status"] != "created":
         raise ContainerError(f"container {cid!r} is {st['status']}, not created")
     try:
-        fd = os.open(sdir / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(os.path.join(sdir, "exec.fifo"), os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ContainerError(f"container {cid!r} is not waiting to start ({exc.strerror})") from None
     try:
         os.write(fd, b"0")
     finally:
         os.close(fd)
-    os.unlink(sdir / "exec.fifo")
+    os.unlink(os.path.join(sdir, "exec.fifo"))
     rec = _read_record(sdir) or {}
     if rec.get("config_hooks", {}).get("poststart"):
         from .hooks import run_hooks
@@ -463,7 +462,7 @@ def parse_signal(text: str) -> int:
     return int(sig)
 
 
-def kill(cid: str, sig: int = signal.SIGTERM, root: Path | None = None) -> None:
+def kill(cid: str, sig: int = signal.SIGTERM, root: StrPath | None = None) -> None:
     """Send ``sig`` to the container's process."""
     st = state(cid, root)
     if st["status"] not in ("created", "running"):
@@ -471,7 +470,7 @@ def kill(cid: str, sig: int = signal.SIGTERM, root: Path | None = None) -> None:
     os.kill(st["pid"], sig)
 
 
-def delete(cid: str, root: Path | None = None, force: bool = False) -> None:
+def delete(cid: str, root: StrPath | None = None, force: bool = False) -> None:
     """Remove a stopped container's state and run its poststop hooks; ``force`` kills a live one first."""
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)

@@ -5,8 +5,12 @@ Accepts exactly ``run BUNDLE [--id ID] [--root DIR]``; prints errors as the CLI 
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def parse_run_args(argv: list[str]) -> tuple[str, str | None, str | None] | None:
@@ -32,6 +36,17 @@ def parse_run_args(argv: list[str]) -> tuple[str, str | None, str | None] | None
     return None if bundle is None else (bundle, cid, root)
 
 
+def _exit(code: int) -> NoReturn:
+    """Flush our output and end the process without the interpreter's teardown.
+
+    Module clean-up and a final collection would add several milliseconds to every
+    short container's run; nothing the run path opens needs them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str]) -> None:
     """Run ``ocikit run`` without the full CLI when the arguments allow; exits the process."""
     parsed = parse_run_args(argv)
@@ -45,17 +60,17 @@ def main(argv: list[str]) -> None:
 
     bundle, cid, root = parsed
     try:
-        code = run(Path(bundle), cid, Path(root) if root else None)
+        code = run(bundle, cid, root or None)
     except OCIError as exc:
         print(f"ocikit: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ocikit: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        sys.exit(1)
+        _exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code)
+        _exit(130)
+    _exit(code)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ Identity, capabilities, limits and the program lookup, in the order the kernel n
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import RuntimeSpecError
 from . import linux as L
 from .spec import CAP_NUMBER, RLIMITS
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _mask(names: list[str] | None) -> int:

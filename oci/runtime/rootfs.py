@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from ..errors import RuntimeSpecError
 from . import linux as L
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any
 
 _FLAGS: dict[str, tuple[bool, int]] = {
     # option: (clear?, flag)

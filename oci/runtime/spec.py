@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
 
 from ..errors import BundleError, RuntimeSpecError
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
 
@@ -70,12 +72,13 @@ def _str_list(obj: Any, field: str) -> list[str]:
 
 def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse and validate ``BUNDLE/config.json``; returns the config as a dict."""
-    bundle = Path(bundle)
-    if not bundle.is_dir():
+    bundle = os.fspath(bundle)
+    if not os.path.isdir(bundle):
         raise BundleError(f"{bundle}: bundle directory does not exist")
-    path = bundle / "config.json"
+    path = os.path.join(bundle, "config.json")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise BundleError(f"{path}: missing (a bundle needs a runtime-spec config.json)") from None
     try:

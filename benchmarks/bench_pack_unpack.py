@@ -3,7 +3,7 @@
 
 Uses a real Debian root filesystem (--rootfs PATH; else a debootstrap minbase bookworm
 tree cached in benchmarks/.cache/).
-Each tool runs in the same run on the same tree; prints best wall times, ratios
+The tools run alternately in the same run on the same tree; prints best wall times, ratios
 ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
 --profile writes cProfile output of one in-process pack and unpack.
 
@@ -20,17 +20,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, debian_rootfs, timed
+from common import REPO, debian_rootfs, installed_like_env, timed
 
 
-def best(runs: int, prepare, argv_of) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    times, rss = [], 0
-    for i in range(runs):
-        prepare(i)
-        wall, peak = timed(argv_of(i), cwd=REPO)
-        times.append(wall)
-        rss = max(rss, peak)
-    return min(times), rss
+def duel(runs: int, ours: tuple, theirs: tuple) -> tuple[float, float, int]:  # type: ignore[type-arg]
+    """Best wall times of ocikit and the peer, run alternately (so a change in machine
+    load hits both), and ocikit's peak RSS. Each side is (prepare, argv)."""
+    env = installed_like_env()
+    mine, peer, rss = [], [], 0
+    for _ in range(runs):
+        for (prepare, argv), times in ((ours, mine), (theirs, peer)):
+            prepare()
+            wall, peak = timed(argv, cwd=REPO, env=env)
+            times.append(wall)
+            if times is mine:
+                rss = max(rss, peak)
+    return min(mine), min(peer), rss
 
 
 def fresh(path: Path) -> None:
@@ -51,26 +56,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)
 
-        def prep_ocikit_pack(i: int) -> None:
-            fresh(work / "o-layout")
-
-        o_pack, o_pack_rss = best(args.runs, prep_ocikit_pack,
-                                  lambda i: [*ocikit, "pack", str(rootfs), f"{work}/o-layout:t", "-q", "--cmd", "/bin/sh"])
-
-        def prep_umoci_pack(i: int) -> None:
+        def prep_umoci_pack() -> None:
             fresh(work / "u-layout")
             subprocess.run(["umoci", "init", "--layout", str(work / "u-layout")], check=True)
             subprocess.run(["umoci", "new", "--image", f"{work}/u-layout:t"], check=True)
 
-        u_pack, _ = best(args.runs, prep_umoci_pack,
-                         lambda i: ["umoci", "insert", "--image", f"{work}/u-layout:t", str(rootfs), "/"])
-
-        o_unpack, o_unpack_rss = best(args.runs, lambda i: fresh(work / "o-bundle"),
-                                      lambda i: [*ocikit, "unpack", f"{work}/o-layout:t", str(work / "o-bundle"), "-q"])
-        u_unpack, _ = best(args.runs, lambda i: fresh(work / "u-bundle"),
-                           lambda i: ["umoci", "unpack", "--image", f"{work}/o-layout:t", str(work / "u-bundle")])
+        o_pack, u_pack, o_pack_rss = duel(
+            args.runs,
+            (lambda: fresh(work / "o-layout"), [*ocikit, "pack", str(rootfs), f"{work}/o-layout:t", "-q", "--cmd", "/bin/sh"]),
+            (prep_umoci_pack, ["umoci", "insert", "--image", f"{work}/u-layout:t", str(rootfs), "/"]),
+        )
+        o_unpack, u_unpack, o_unpack_rss = duel(
+            args.runs,
+            (lambda: fresh(work / "o-bundle"), [*ocikit, "unpack", f"{work}/o-layout:t", str(work / "o-bundle"), "-q"]),
+            (lambda: fresh(work / "u-bundle"), ["umoci", "unpack", "--image", f"{work}/o-layout:t", str(work / "u-bundle")]),
+        )
         size = sum(p.stat().st_size for p in (work / "o-layout" / "blobs" / "sha256").iterdir())
-        print(f"rootfs: {rootfs}  image: {size / 1e6:.1f} MB (gzip)")
+        u_size = sum(p.stat().st_size for p in (work / "u-layout" / "blobs" / "sha256").iterdir())
+        print(f"rootfs: {rootfs}  image: ocikit {size / 1e6:.1f} MB, umoci {u_size / 1e6:.1f} MB (gzip)")
         print(f"pack    ocikit {o_pack:7.2f}s  umoci {u_pack:7.2f}s  ratio {o_pack / u_pack:.2f}  (target <= 0.5)  ocikit peak RSS {o_pack_rss / 1024:.0f} MB")
         print(f"unpack  ocikit {o_unpack:7.2f}s  umoci {u_unpack:7.2f}s  ratio {o_unpack / u_unpack:.2f}  (target <= 0.5)  ocikit peak RSS {o_unpack_rss / 1024:.0f} MB")
         print(f"peak RSS target < 150 MB: {'met' if max(o_pack_rss, o_unpack_rss) < 150 * 1024 else 'NOT met'}")

@@ -35,10 +35,18 @@ def debian_rootfs(given: str | None) -> Path:
     return root
 
 
-def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
+def installed_like_env() -> dict[str, str]:
+    """This environment, but with Python bytecode cached (under benchmarks/.cache) even where
+    PYTHONDONTWRITEBYTECODE is set: an installed ocikit runs from the bytecode pip compiled."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache")
+    return env
+
+
+def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, int]:
     """Run ``argv`` (exiting when it fails); return (wall seconds, its peak RSS in KiB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:

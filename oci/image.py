@@ -209,7 +209,7 @@ def _copy_blobs(src: Layout, dst: Layout, descs: list[Descriptor]) -> None:
 
 def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
     with layout.blob_writer() as w:
-        res = write_layer(w, **kw)
+        res = write_layer(w.hashing, **kw)
     if w.digest != res.digest:
         raise DigestMismatchError(f"layer {res.digest}: stored bytes hash to {w.digest}")
     return Descriptor(media_type=res.media_type, digest=str(res.digest), size=res.size), str(res.diff_id)

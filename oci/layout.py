@@ -435,6 +435,11 @@ class BlobWriter:
         self.digest: Digest = Digest(inner.algorithm, "")
         self.size = 0
 
+    @property
+    def hashing(self) -> HashingWriter:
+        """The hashing file below, for writers that want the running digest without hashing twice."""
+        return self._inner
+
     def write(self, data: bytes) -> int:
         return self._inner.write(data)
 

@@ -62,7 +62,7 @@ def _warn_stderr(message: str) -> None:
 
 
 def write_layer(
-    out: BinaryIO,
+    out: BinaryIO | HashingWriter,
     new: Path,
     old: Path | TreeSnapshot | None = None,
     *,
@@ -81,6 +81,7 @@ def write_layer(
     overlayfs upper dir whose whiteouts and opaque dirs become their tar forms.
     ``source_date_epoch`` clamps mtimes to at most that time. Skipped entries
     (sockets) are reported through ``warn`` (default: one stderr line each).
+    An ``out`` that is a sha256 HashingWriter gives the layer digest without a second hash.
     """
     if compression not in MEDIA_TYPES:
         raise UsageError(f"unknown compression {compression!r} (choose none, gzip or zstd)")
@@ -345,9 +346,10 @@ class _TarStream:
         self.compressor.write(data)
 
 
-def _write(out: BinaryIO, items: Iterable[_Item], compression: str, level: int | None,
+def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: str, level: int | None,
            sde: int | None, progress: Progress | None) -> LayerResult:
-    sink = HashingWriter(out)
+    # A caller's HashingWriter (a layout's blob writer) already hashes what it stores: hash once.
+    sink = out if isinstance(out, HashingWriter) and out.algorithm == "sha256" else HashingWriter(out)
     compressor = open_compressor(sink, compression, level)  # type: ignore[arg-type]
     try:
         tar, count = _write_entries(items, compressor, sde, progress)

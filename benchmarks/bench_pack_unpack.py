@@ -19,28 +19,32 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from common import REPO, debian_rootfs, installed_like_env, timed
 
 
-def duel(runs: int, ours: tuple, theirs: tuple) -> tuple[float, float, int]:  # type: ignore[type-arg]
+def duel(runs: int, ours: Callable[[int], list[str]], theirs: Callable[[int], list[str]]) -> tuple[float, float, int]:
     """Best wall times of ocikit and the peer, run alternately (so a change in machine
-    load hits both), and ocikit's peak RSS. Each side is (prepare, argv)."""
+    load hits both), and ocikit's peak RSS. Each side maps the run number to a command.
+
+    Every run writes to a new path and nothing is deleted until the end: ext4 makes
+    file creation several times slower while many inodes were deleted moments ago,
+    which would time the file system's recovery from the previous run, not the tool.
+    """
     env = installed_like_env()
-    mine, peer, rss = [], [], 0
-    for _ in range(runs):
-        for (prepare, argv), times in ((ours, mine), (theirs, peer)):
-            prepare()
+    mine: list[float] = []
+    peer: list[float] = []
+    rss = 0
+    for i in range(runs):
+        for argv_of, times in ((ours, mine), (theirs, peer)):
+            argv = argv_of(i)
+            os.sync()  # the previous run's writeback must not land in this one's time
             wall, peak = timed(argv, cwd=REPO, env=env)
             times.append(wall)
             if times is mine:
                 rss = max(rss, peak)
     return min(mine), min(peer), rss
-
-
-def fresh(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
 
 
 def main() -> None:
@@ -56,23 +60,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)
 
-        def prep_umoci_pack() -> None:
-            fresh(work / "u-layout")
-            subprocess.run(["umoci", "init", "--layout", str(work / "u-layout")], check=True)
-            subprocess.run(["umoci", "new", "--image", f"{work}/u-layout:t"], check=True)
+        def umoci_pack(i: int) -> list[str]:
+            layout = work / f"u-layout-{i}"
+            subprocess.run(["umoci", "init", "--layout", str(layout)], check=True)
+            subprocess.run(["umoci", "new", "--image", f"{layout}:t"], check=True)
+            return ["umoci", "insert", "--image", f"{layout}:t", str(rootfs), "/"]
 
         o_pack, u_pack, o_pack_rss = duel(
             args.runs,
-            (lambda: fresh(work / "o-layout"), [*ocikit, "pack", str(rootfs), f"{work}/o-layout:t", "-q", "--cmd", "/bin/sh"]),
-            (prep_umoci_pack, ["umoci", "insert", "--image", f"{work}/u-layout:t", str(rootfs), "/"]),
+            lambda i: [*ocikit, "pack", str(rootfs), f"{work}/o-layout-{i}:t", "-q", "--cmd", "/bin/sh"],
+            umoci_pack,
         )
+        image = f"{work}/o-layout-0:t"
         o_unpack, u_unpack, o_unpack_rss = duel(
             args.runs,
-            (lambda: fresh(work / "o-bundle"), [*ocikit, "unpack", f"{work}/o-layout:t", str(work / "o-bundle"), "-q"]),
-            (lambda: fresh(work / "u-bundle"), ["umoci", "unpack", "--image", f"{work}/o-layout:t", str(work / "u-bundle")]),
+            lambda i: [*ocikit, "unpack", image, str(work / f"o-bundle-{i}"), "-q"],
+            lambda i: ["umoci", "unpack", "--image", image, str(work / f"u-bundle-{i}")],
         )
-        size = sum(p.stat().st_size for p in (work / "o-layout" / "blobs" / "sha256").iterdir())
-        u_size = sum(p.stat().st_size for p in (work / "u-layout" / "blobs" / "sha256").iterdir())
+        size = sum(p.stat().st_size for p in (work / "o-layout-0" / "blobs" / "sha256").iterdir())
+        u_size = sum(p.stat().st_size for p in (work / "u-layout-0" / "blobs" / "sha256").iterdir())
         print(f"rootfs: {rootfs}  image: ocikit {size / 1e6:.1f} MB, umoci {u_size / 1e6:.1f} MB (gzip)")
         print(f"pack    ocikit {o_pack:7.2f}s  umoci {u_pack:7.2f}s  ratio {o_pack / u_pack:.2f}  (target <= 0.5)  ocikit peak RSS {o_pack_rss / 1024:.0f} MB")
         print(f"unpack  ocikit {o_unpack:7.2f}s  umoci {u_unpack:7.2f}s  ratio {o_unpack / u_unpack:.2f}  (target <= 0.5)  ocikit peak RSS {o_unpack_rss / 1024:.0f} MB")
@@ -89,7 +95,6 @@ def profile(rootfs: Path, work: Path) -> None:
     from oci.image import ConfigChanges, pack, unpack
     from oci.layout import Layout
 
-    fresh(work / "p-layout")
     layout = Layout.init(work / "p-layout")
     for label, call in (
         ("pack", lambda: pack(rootfs, layout, "t", config=ConfigChanges(cmd=["/bin/sh"]))),

@@ -264,6 +264,12 @@ def _text(raw: bytes) -> str:
 
 def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
     """A numeric header field: NUL/space-terminated octal, or GNU base-256."""
+    digits = field.rstrip(b"\0 ")  # the usual form, "0000644\0", in one step
+    if digits.isdigit():
+        try:
+            return int(digits, 8)
+        except ValueError:
+            reader._corrupt(at, f"{what} field {bytes(field)!r} is not octal")
     first = field[0] if field else 0
     if first == 0x80:
         return int.from_bytes(field[1:], "big")

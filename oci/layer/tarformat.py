@@ -39,21 +39,19 @@ def _pax_record(key: bytes, value: bytes) -> bytes:
 
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix pad
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12s")
-# The checksum counts its own field as eight spaces, plus the constant magic and version.
-_CHECKSUM_BASE = 8 * ord(" ") + sum(b"ustar\x0000")
+_BLANK_SUM = b" " * 8  # the checksum counts its own field as eight spaces
 
 
 def _ustar(name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
            linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
-    fields = [_octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12)]
     # uname/gname stay empty: layers carry numeric owners only.
     if typeflag in (CHARDEV, BLOCKDEV):
-        dev = [_octal(devmajor, 8), _octal(devminor, 8)]
+        major, minor = _octal(devmajor, 8), _octal(devminor, 8)
     else:
-        dev = [b"", b""]
-    checksum = _CHECKSUM_BASE + sum(name) + sum(linkname) + typeflag[0] + sum(map(sum, fields)) + sum(map(sum, dev))
-    return _USTAR.pack(name, *fields, b"%06o\0 " % checksum, typeflag, linkname, b"ustar\0", b"00",
-                       b"", b"", *dev, b"", b"")
+        major = minor = b""
+    block = _USTAR.pack(name, _octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12),
+                        _BLANK_SUM, typeflag, linkname, b"ustar\0", b"00", b"", b"", major, minor, b"", b"")
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
 
 
 def _fits(field: bytes) -> bool:

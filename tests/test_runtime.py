@@ -38,6 +38,25 @@ def test_process_is_pid_1(tmp_path):
     assert run_probe(tmp_path, "echo $$").stdout == "1\n"
 
 
+def test_processes_the_container_starts_share_its_pid_namespace(tmp_path):
+    # The inner sh is forked (it is not the last command): it must land beside pid 1, not on the host.
+    res = run_probe(tmp_path, "readlink /proc/1/ns/pid; sh -c 'readlink /proc/self/ns/pid'; true")
+    outer, inner = res.stdout.split()
+    assert inner == outer != os.readlink("/proc/self/ns/pid"), res.stderr
+
+
+def test_containers_run_one_after_another_in_one_process(tmp_path):
+    bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "echo $$"]))
+    # After each run, the caller's own children must start in its pid namespace again.
+    script = (
+        "import os, sys; from oci.runtime.container import run\n"
+        "codes = [run(sys.argv[1], f'c{i}', sys.argv[2]) for i in range(2)]\n"
+        "print(codes, os.readlink('/proc/self/ns/pid_for_children') == os.readlink('/proc/self/ns/pid'), flush=True)"
+    )
+    res = subprocess.run([sys.executable, "-c", script, bundle, tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    assert res.stdout.splitlines() == ["1", "1", "[0, 0] True"], res.stderr
+
+
 def test_hostname_is_set(tmp_path):
     assert run_probe(tmp_path, "hostname").stdout == "probe\n"
 

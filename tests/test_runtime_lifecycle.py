@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -206,6 +207,16 @@ def test_run_hooks_wrap_the_process(env, tmp_path):
     b = make(["true"], {k: [_recorder(log, k)] for k in ("prestart", "poststart", "poststop")})
     assert ocikit("run", b, "--root", root).code == 0
     assert [l.split()[0] for l in log.read_text().splitlines()] == ["prestart", "poststart", "poststop"]
+
+
+def test_run_runtime_hooks_run_in_the_runtime_pid_namespace(env, tmp_path):
+    make, root = env
+    log = tmp_path / "ns.log"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/pid >> {log}"]}
+    b = make(["true"], {k: [hook] for k in ("prestart", "createRuntime", "poststart", "poststop")})
+    res = ocikit("run", b, "--root", root)
+    assert res.code == 0, res.stderr
+    assert log.read_text().split() == [os.readlink("/proc/self/ns/pid")] * 4
 
 
 def test_start_container_hook_runs_inside_the_container_before_the_process(env, tmp_path):

@@ -40,37 +40,43 @@ def _fail(ch, exc: BaseException) -> NoReturn:
         os._exit(1)
 
 
+def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
+    """Join the namespaces given by path and create the others, the user namespace first.
+
+    ``made`` holds the flags of namespaces the parent has already made for us.
+    """
+    joined = {}
+    for i, ns in enumerate(nss):
+        if ns.get("path"):
+            try:
+                joined[ns["type"]] = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise RuntimeSpecError(f"config.json: field 'linux.namespaces[{i}].path' cannot be opened: {exc.strerror}") from None
+    if "user" in joined:
+        L.setns(joined.pop("user"), L.CLONE_NEWUSER)
+    if any(n["type"] == "user" and not n.get("path") for n in nss):
+        L.unshare(L.CLONE_NEWUSER)
+        ch.send_up("userns")
+        ch.wait_down()
+    for t, fd in joined.items():
+        try:
+            L.setns(fd, _NS_FLAG[t])
+        except OSError as exc:
+            raise RuntimeSpecError(f"config.json: field 'linux.namespaces' cannot join the {t} namespace: {exc.strerror}") from None
+        os.close(fd)
+    flags = 0
+    for n in nss:
+        if n["type"] != "user" and not n.get("path"):
+            flags |= _NS_FLAG[n["type"]]
+    L.unshare(flags & ~made)
+
+
 def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
         os.close(ch.down_w)
-        linux = cfg["linux"]
-        nss = linux.get("namespaces") or []
-        joined = {}
-        for i, ns in enumerate(nss):
-            if ns.get("path"):
-                try:
-                    joined[ns["type"]] = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as exc:
-                    raise RuntimeSpecError(f"config.json: field 'linux.namespaces[{i}].path' cannot be opened: {exc.strerror}") from None
-        if "user" in joined:
-            L.setns(joined.pop("user"), L.CLONE_NEWUSER)
-        if any(n["type"] == "user" and not n.get("path") for n in nss):
-            L.unshare(L.CLONE_NEWUSER)
-            ch.send_up("userns")
-            ch.wait_down()
-        for t, fd in joined.items():
-            try:
-                L.setns(fd, _NS_FLAG[t])
-            except OSError as exc:
-                raise RuntimeSpecError(f"config.json: field 'linux.namespaces' cannot join the {t} namespace: {exc.strerror}") from None
-            os.close(fd)
-        flags = 0
-        for n in nss:
-            if n["type"] != "user" and not n.get("path"):
-                flags |= _NS_FLAG[n["type"]]
-        L.unshare(flags)
+        _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
         pid = os.fork()
         if pid == 0:
             init_main(cfg, bundle, ch, mode, tty_sock, fifo, parent_pid)
@@ -78,6 +84,18 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
+
+
+def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
+    """The container's first process when the parent forked it into a pid namespace it made:
+    enter the other namespaces, then set up as ``init_main``."""
+    try:
+        os.close(ch.up_r)
+        os.close(ch.down_w)
+        _enter_namespaces(ch, cfg["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
+        _fail(ch, exc)
+    init_main(cfg, bundle, ch, mode, tty_sock, fifo, parent_pid)
 
 
 def _loopback_up() -> None:

@@ -3,11 +3,12 @@
 
 Uses a real Debian root filesystem (--rootfs PATH; else a debootstrap minbase bookworm
 tree cached in benchmarks/.cache/).
-The tools run alternately in the same run on the same tree; prints best wall times, ratios
-ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
+The tools run alternately in the same run on the same tree, writing to a new ext4 file
+system on a loop device (as root; --dir DIR to write elsewhere); prints best wall times,
+ratios ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
 --profile writes cProfile output of one in-process pack and unpack.
 
-Usage: python3 benchmarks/bench_pack_unpack.py [--rootfs PATH] [--runs N] [--profile]
+Usage: python3 benchmarks/bench_pack_unpack.py [--rootfs PATH] [--runs N] [--dir DIR] [--profile]
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from common import REPO, debian_rootfs, installed_like_env, timed
+from common import REPO, debian_rootfs, installed_like_env, scratch_dir, timed
 
 
 def duel(runs: int, ours: Callable[[int], list[str]], theirs: Callable[[int], list[str]]) -> tuple[float, float, int]:
@@ -51,14 +51,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rootfs", help="root filesystem to pack (default: a Debian minbase tree)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", help="write the images and bundles under DIR (default: a new ext4 file system as root)")
     ap.add_argument("--profile", action="store_true", help="also profile one in-process pack and unpack")
     args = ap.parse_args()
     if shutil.which("umoci") is None:
         sys.exit("bench_pack_unpack: umoci is not installed")
     rootfs = debian_rootfs(args.rootfs)
     ocikit = [sys.executable, "-m", "oci"]
-    with tempfile.TemporaryDirectory(prefix="bench-pack-", dir=os.environ.get("BENCH_TMP")) as tmp:
-        work = Path(tmp)
+    with scratch_dir(args.dir or os.environ.get("BENCH_TMP")) as (work, where):
+        print(f"writing to {where}")
 
         def umoci_pack(i: int) -> list[str]:
             layout = work / f"u-layout-{i}"

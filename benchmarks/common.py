@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -52,3 +55,31 @@ def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None =
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(map(str, argv))} failed")
     return wall, usage.ru_maxrss
+
+
+@contextlib.contextmanager
+def scratch_dir(given: str | None, size_gib: int = 8) -> Iterator[tuple[Path, str]]:
+    """A directory to write into, and a description of it: ``given``, or else (as root with
+    mkfs.ext4) a new ext4 file system on a loop device, so every run of every tool starts
+    from the same, typical state whatever the host's own file system has just been through
+    (ext4 without a journal, for one, slows inode allocation for minutes after mass deletes).
+    """
+    if given:
+        with tempfile.TemporaryDirectory(prefix="bench-", dir=given) as tmp:
+            yield Path(tmp), f"a directory under {given}"
+        return
+    if os.geteuid() != 0 or shutil.which("mkfs.ext4") is None:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            yield Path(tmp), "the default temporary directory (not root, or no mkfs.ext4)"
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-fs-") as tmp:
+        image, mnt = Path(tmp) / "fs.img", Path(tmp) / "mnt"
+        mnt.mkdir()
+        with open(image, "wb") as f:
+            f.truncate(size_gib << 30)  # sparse
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+        try:
+            yield mnt, f"a new {size_gib} GiB ext4 file system (loop device)"
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)

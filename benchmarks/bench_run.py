@@ -1,12 +1,22 @@
 """Benchmark: wall time of ``ocikit run BUNDLE`` running ``true`` against ``runc run`` on the same bundle.
 
-Runs both alternately (after a warm-up) and prints medians and the ratio. Also
-times the typer-free run entry (``python3 -m oci.runtime.fastcli BUNDLE``).
-Needs root, runc and busybox-static.  Usage: python3 benchmarks/bench_run.py [ROUNDS]
+Target: at most 1.5x runc. Measure the ``ocikit`` console script of a clean install, as users run it:
+
+    python3 -m venv /tmp/ocikit-venv && /tmp/ocikit-venv/bin/pip install .
+    python3 benchmarks/bench_run.py --ocikit /tmp/ocikit-venv/bin/ocikit
+
+Without --ocikit or --python it measures ``python3 -m oci`` on the source tree with this
+interpreter, whose start-up includes whatever .pth files its site-packages holds.
+Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
+printed with their ratio to runc, beside each interpreter's bare start-up for reference.
+Needs root, runc and busybox-static.
+
+Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -17,42 +27,89 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from runtime_helpers import base_config, write_bundle  # noqa: E402
+from runtime_helpers import base_config, busybox_rootfs, write_bundle  # noqa: E402
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+    # A blocking wait: subprocess's wait with a timeout polls at growing intervals, which
+    # would round every time up to the next poll.
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO, timeout=60, env=env)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
+    _, status = os.waitpid(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"bench_run: {' '.join(cmd)} exited with {proc.returncode}")
+    return wall
+
+
+def shebang_python(script: str) -> str:
+    """The interpreter a console script starts (its #! line)."""
+    with open(script, "rb") as f:
+        first = f.readline()
+    if not first.startswith(b"#!"):
+        sys.exit(f"bench_run: {script} is not a script with a #! line")
+    return first[2:].decode().split()[0]
+
+
+def layered_bundle(root: Path) -> Path:
+    """A bundle whose rootfs is an overlay of one busybox layer, as 'ocikit unpack --layered' writes."""
+    from oci.bundle import BundleMeta
+
+    layer = busybox_rootfs(root / "layers" / "busybox")
+    bundle = write_bundle(root / "layered", base_config(["true"]), rootfs=False)
+    BundleMeta(layered=True, layers=[str(layer)]).save(bundle)
+    return bundle
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rounds", nargs="?", type=int, default=20)
+    ap.add_argument("--ocikit", action="append", default=[], metavar="SCRIPT", help="an installed ocikit console script (repeatable)")
+    ap.add_argument("--python", action="append", default=[], metavar="PY", help="run 'PY -m oci' on the source tree (repeatable)")
+    ap.add_argument("--layered", action="store_true", help="also time each ocikit on a layered (overlay) bundle")
+    opts = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc"):
         sys.exit("bench_run: needs root and runc")
+    pythons = opts.python or ([] if opts.ocikit else [sys.executable])
+    for script in opts.ocikit:
+        if not os.access(script, os.X_OK):
+            sys.exit(f"bench_run: {script} is not an executable ocikit script")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = write_bundle(Path(tmp) / "bundle", base_config(["true"]))
+        bundles = {"": bundle, " (layered bundle)": layered_bundle(Path(tmp))} if opts.layered else {"": bundle}
         state = Path(tmp) / "state"
-        cmds = {
-            "runc run": ["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench"],
-            "ocikit run": [sys.executable, "-m", "oci", "run", str(bundle), "--id", "bench", "--root", str(state / "ocikit")],
-            "ocikit run (fast entry)": [sys.executable, "-m", "oci.runtime.fastcli", str(bundle), "--id", "bench", "--root", str(state / "ocikit")],
-        }
-        # Installed Python code runs from cached bytecode: make sure ours does too, outside the tree.
+        # name -> (argv, cwd); installed scripts run outside the tree so they import their own install.
+        cmds: dict[str, tuple[list[str], Path]] = {"runc run": (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench"], REPO)}
+        interpreters: list[str] = []
+        for script in opts.ocikit:
+            for suffix, b in bundles.items():
+                cmds[f"{script} run{suffix}"] = ([script, "run", str(b), "--id", "bench", "--root", str(state / "ocikit")], Path(tmp))
+            interpreters.append(shebang_python(script))
+        for py in pythons:
+            for suffix, b in bundles.items():
+                cmds[f"{py} -m oci run{suffix} (source tree)"] = ([py, "-m", "oci", "run", str(b), "--id", "bench", "--root", str(state / "ocikit")], REPO)
+            interpreters.append(py)
+        for py in dict.fromkeys(interpreters):
+            cmds[f"{py} -c pass (interpreter start-up)"] = ([py, "-c", "pass"], Path(tmp))
+        # Installed Python code runs from cached bytecode: make sure the source tree's does too, outside the tree.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         times: dict[str, list[float]] = {k: [] for k in cmds}
-        for cmd in cmds.values():
-            timed(cmd, env)
-        for _ in range(rounds):
-            for name, cmd in cmds.items():
-                times[name].append(timed(cmd, env))
+        load_before = os.getloadavg()[0]
+        for argv, cwd in cmds.values():
+            timed(argv, env, cwd)
+        for _ in range(opts.rounds):
+            for name, (argv, cwd) in cmds.items():
+                times[name].append(timed(argv, env, cwd))
     base = statistics.median(times["runc run"])
+    print(f"runc: {shutil.which('runc')}; {opts.rounds} alternating rounds; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    width = max(map(len, times))
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<26} median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x  ({rounds} rounds)")
+        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x")
 
 
 if __name__ == "__main__":

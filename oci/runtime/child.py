@@ -16,6 +16,7 @@ import struct
 
 from ..errors import OCIError, RuntimeSpecError
 from . import linux as L
+from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
 if TYPE_CHECKING:
@@ -112,9 +113,6 @@ def _loopback_up() -> None:
 
 def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
-    # Everything used after pivot_root must be imported now: the host's files vanish then.
-    from . import process, rootfs
-
     try:
         for s in range(1, signal.NSIG):
             try:
@@ -144,12 +142,10 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         L.mount(None, "/", None, L.MS_REC | start_prop)
         lay = cfg.get("_layered")
         if lay:
-            from pathlib import Path
-
             from .overlay import mount_overlay
 
             os.makedirs(root, exist_ok=True)
-            mount_overlay([Path(p) for p in lay["layers"]], Path(lay["upper"]), Path(lay["work"]), Path(root), lay["userxattr"])
+            mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
         else:
             L.mount(root, root, None, L.MS_BIND | L.MS_REC)
         for i, m in enumerate(cfg.get("mounts") or []):

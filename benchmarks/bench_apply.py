@@ -16,10 +16,9 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from common import REPO, timed
+from common import REPO, installed_like_env, scratch_dir, timed
 
 
 def synthetic_tree(root: Path, files: int) -> None:
@@ -40,9 +39,11 @@ def main() -> None:
     ap.add_argument("--tree", help="tree to pack into the layer (default: a synthetic one)")
     ap.add_argument("--files", type=int, default=20000, help="files in the synthetic tree")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", help="work under DIR (default: a new ext4 file system as root)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
-        work = Path(tmp)
+    env = installed_like_env()
+    with scratch_dir(args.dir) as (work, where):
+        print(f"writing to {where}")
         tree = Path(args.tree) if args.tree else work / "tree"
         if not args.tree:
             tree.mkdir()
@@ -70,11 +71,11 @@ def main() -> None:
                 out = work / f"out-{run}-{name.split()[0]}"
                 if name != "umoci raw unpack":
                     out.mkdir()
-                wall, peak = timed(argv(out), cwd=REPO)
+                os.sync()
+                wall, peak = timed(argv(out), cwd=REPO, env=env)  # outputs stay: see scratch_dir
                 best[name] = min(best[name], wall)
                 if name == "ocikit apply":
                     rss = max(rss, peak)
-                shutil.rmtree(out)
         size = layer.stat().st_size / 2**20
         print(f"layer: {size:.1f} MiB gzip, {tar.stat().st_size / 2**20:.1f} MiB tar "
               f"(best of {args.runs} runs, {os.cpu_count()} CPUs)")

@@ -7,6 +7,7 @@ whole-second mtimes, device numbers, and xattrs as binary-safe ``SCHILY.xattr.*`
 from __future__ import annotations
 
 import struct
+from zlib import adler32
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
@@ -22,6 +23,12 @@ _MAX12 = 8**11 - 1
 def padding(size: int) -> bytes:
     """Zero bytes that round ``size`` up to a whole block."""
     return b"\0" * (-size % BLOCK)
+
+
+def byte_sum(block: bytes | memoryview) -> int:
+    """The sum of a 512-byte block's bytes (the header checksum), computed in C: the low half
+    of Adler-32 is 1 + the byte sum mod 65521, exact for 256 bytes (at most 65,280)."""
+    return (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -51,7 +58,7 @@ def _ustar(name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: in
         major = minor = b""
     block = _USTAR.pack(name, _octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12),
                         _BLANK_SUM, typeflag, linkname, b"ustar\0", b"00", b"", b"", major, minor, b"", b"")
-    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+    return block[:148] + b"%06o\0 " % byte_sum(block) + block[156:]
 
 
 def _fits(field: bytes) -> bool:

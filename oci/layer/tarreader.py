@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..errors import LayerError
-from .tarformat import BLOCK
+from .tarformat import BLOCK, byte_sum
 
 _CHUNK = 1 << 20
 _MAX_META = 16 << 20  # PAX / GNU long-name data held in memory: far above any real header
@@ -231,7 +231,7 @@ class TarReader:
 
     def _check_sum(self, block: bytes, field: bytes, at: int) -> None:
         stored = _number(field, "checksum", self, at)
-        unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+        unsigned = byte_sum(block) - sum(block[148:156]) + 8 * 32
         if stored != unsigned and stored != _signed_sum(block):
             self._corrupt(at, "header checksum mismatch")
 

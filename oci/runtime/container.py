@@ -2,8 +2,9 @@
 
 The parent forks a helper that enters or creates the namespaces and forks the
 container's first process (pid 1 in a new pid namespace), which builds the root
-filesystem and executes ``process``. Pipes carry the handshake; an error line
-from either child becomes the parent's one-line error.
+filesystem and executes ``process``; when no user or time namespace is involved,
+``run`` forks that process itself. Pipes carry the handshake; an error line from
+either child becomes the parent's one-line error.
 """
 
 from __future__ import annotations

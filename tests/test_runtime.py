@@ -446,6 +446,18 @@ def test_mount_destination_symlinks_stay_inside_the_rootfs(tmp_path):
     assert not (Path("/elsewhere")).exists()
 
 
+def test_run_imports_nothing_heavy(tmp_path):
+    # Start-up is most of a short container's run: the run path must not load the full CLI,
+    # schema validation or modules it can do without. -S keeps site's own imports out of the list.
+    bundle = write_bundle(tmp_path / "b", base_config(["true"]))
+    res = subprocess.run([sys.executable, "-S", "-X", "importtime", "-m", "oci", "run", bundle, "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    loaded = {line.rsplit("|", 1)[1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    heavy = {"typer", "click", "jsonschema", "oci.cli.app", "oci.schema", "typing", "pathlib", "dataclasses", "socket", "platform", "subprocess"}
+    assert "oci.runtime.container" in loaded
+    assert loaded & heavy == set()
+
+
 def test_fast_run_entry_behaves_like_the_cli(tmp_path):
     bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "echo $$; exit 42"]))
     res = subprocess.run([sys.executable, "-m", "oci.runtime.fastcli", bundle, "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)

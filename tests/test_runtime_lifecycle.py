@@ -112,6 +112,27 @@ def test_delete_of_a_running_container_needs_force(env, tmp_path):
     assert mountinfo() == before
 
 
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_forced_delete_kills_the_process(env, tmp_path):
+    make, root = env
+    create("c9", make(["sleep", "30"]), root, tmp_path)
+    assert ocikit("start", "c9", "--root", root).code == 0
+    pid = json.loads(ocikit("state", "c9", "--root", root).stdout)["pid"]
+    assert ocikit("delete", "--force", "c9", "--root", root).code == 0
+    for _ in range(100):
+        if _exited(pid):
+            break
+        time.sleep(0.05)
+    assert _exited(pid)
+
+
 def test_delete_of_a_created_container_needs_force(env, tmp_path):
     make, root = env
     create("c8", make(["sleep", "30"]), root, tmp_path)

@@ -513,15 +513,30 @@ def delete(cid: str, root: StrPath | None = None, force: bool = False) -> None:
     if st["status"] in ("created", "running") and not force:
         raise ContainerError(f"container {cid!r} is {st['status']}, not stopped (kill it first or use --force)")
     if st["status"] in ("created", "running"):
-        os.kill(st["pid"], signal.SIGKILL)
-        import time
-
-        for _ in range(500):
-            if _starttime(st["pid"]) != rec.get("starttime"):
-                break
-            time.sleep(0.01)
+        _kill_and_wait(st["pid"], rec.get("starttime"))
     _remove_state(sdir)
     if rec.get("config_hooks", {}).get("poststop"):
         from .hooks import run_hooks
 
         run_hooks({"hooks": rec["config_hooks"]}, "poststop", _public(rec, "stopped"), fatal=False)
+
+
+def _kill_and_wait(pid: int, starttime: str | None, timeout: float = 5.0) -> None:
+    """SIGKILL the container's process and return once it has exited (it need not be our child).
+
+    A pidfd names the process itself, so a recycled pid is never signalled, and it
+    becomes readable when the process exits: no polling.
+    """
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if _starttime(pid) != starttime:  # gone, and the pid reused, since we read the state
+            return
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)

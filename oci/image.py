@@ -19,7 +19,7 @@ from typing import Any
 from .bundle import BundleMeta
 from .convert import layers_reader, rootfs_reader, runtime_config
 from .digest import Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, UsageError
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer.apply import apply_layer
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
@@ -181,7 +181,10 @@ def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Pl
 def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
     """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
     with layout.open_blob(layer.digest, layer.size) as stream:
-        result = apply_layer(stream, target, **kw)
+        try:
+            result = apply_layer(stream, target, **kw)
+        except LayerError as exc:
+            raise type(exc)(f"layer {layer.digest}: {exc}") from None
         stream.drain()  # the decompressor may stop short of the blob's end; check all of it
     if str(result.diff_id) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")

@@ -214,7 +214,7 @@ class _Verifier:
         """Stream one layer blob: check digest and size; return its diffIDs by algorithm (or why it failed)."""
         import hashlib
 
-        from .layer.compression import open_decompressed
+        from .layer.compression import decompression_errors, is_io_error, open_decompressed
 
         try:
             digest = Digest.parse(desc.digest)
@@ -237,10 +237,10 @@ class _Verifier:
                             h.update(chunk)
                         if self.on_blob:
                             self.on_blob(0)
-                except OSError:
-                    compressed.close()
-                    raise
-                except Exception as exc:  # decompressor errors (zlib, zstd, EOF) have no common base
+                except decompression_errors() as exc:
+                    if is_io_error(exc):
+                        compressed.close()
+                        raise
                     reason = f"cannot decompress as {compression}: {exc}"
                     compressed.drain()
                     if compressed.digest() != digest:

@@ -385,7 +385,18 @@ def test_cli_reports_a_hostile_whiteout_in_one_line(tmp_path, ocikit):
 def test_cli_reports_a_truncated_gzip_layer_in_one_line(tmp_path, ocikit):
     blob = gzip.compress(tar_bytes(F("f", os.urandom(50_000))))
     (tmp_path / "l.tgz").write_bytes(blob[: len(blob) // 2])
-    assert_one_line_error(ocikit("apply", tmp_path / "l.tgz", tmp_path / "root"), "corrupt")
+    assert_one_line_error(ocikit("apply", tmp_path / "l.tgz", tmp_path / "root"), "l.tgz", "corrupt")
+
+
+# A gzip header followed by a deflate block of the reserved type 3: the decompressor's own error.
+INVALID_DEFLATE = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\x07" + bytes(50)
+
+
+def test_cli_reports_an_invalid_deflate_block_in_one_line_naming_the_file(tmp_path, ocikit):
+    (tmp_path / "l.tgz").write_bytes(INVALID_DEFLATE)
+    res = ocikit("apply", tmp_path / "l.tgz", tmp_path / "root")
+    assert_one_line_error(res, "l.tgz", "corrupt")
+    assert res.code == 1 and not (tmp_path / "root").exists()
 
 
 def test_cli_rejects_userxattr_without_overlay(tmp_path, ocikit):

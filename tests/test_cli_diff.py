@@ -201,6 +201,14 @@ def test_layer_ls_of_corrupt_data_is_a_one_line_error(ocikit, tmp_path: Path, ma
     assert_one_line_error(ocikit("layer", "ls", bad), "bad.tar")
 
 
+def test_layer_ls_of_an_invalid_deflate_block_is_a_one_line_error(ocikit, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\x07" + bytes(50))
+    res = ocikit("layer", "ls", bad)
+    assert_one_line_error(res, "bad.tar.gz", "not a readable layer")
+    assert res.code == 1  # a clear error, not an internal one
+
+
 def test_snapshot_then_diff_finds_in_place_changes(ocikit, trees, tmp_path: Path) -> None:
     _, new = trees
     snap = tmp_path / "new.snap"

@@ -136,3 +136,16 @@ def test_image_copied_by_skopeo_verifies_clean(tmp_path, ocikit):
     subprocess.run(["skopeo", "copy", f"oci:{tmp_path}/src:latest", f"oci:{tmp_path}/dst:copied"], check=True, capture_output=True)
     res = ocikit("verify", f"{tmp_path}/dst:copied")
     assert res.code == 0, res.stderr + res.stdout
+
+
+def test_layer_that_cannot_be_decompressed_is_reported_naming_it(tmp_path, ocikit):
+    from oci.models import MT_MANIFEST, Descriptor, Manifest
+
+    layout, desc = build_image(tmp_path / "l")
+    manifest = layout.read_manifest(desc)
+    invalid_deflate = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\x07" + bytes(50)  # reserved block type
+    digest, size = layout.put_blob(invalid_deflate)
+    manifest.layers[0] = Descriptor(media_type=manifest.layers[0].media_type, digest=str(digest), size=size)
+    layout.set_tag("latest", layout.put_json(Manifest.to_json(manifest), MT_MANIFEST))
+    res = ocikit("verify", tmp_path / "l:latest")
+    assert_one_line_error(res, str(digest), "cannot decompress as gzip")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import UsageError
+from ..errors import LayerError, UsageError
 from .app import app, print_json
 
 
@@ -43,9 +43,11 @@ def apply(
         with stream:
             result = apply_layer(stream, directory, overlay=overlay, userxattr=userxattr,
                                  rootless=True if rootless else None, progress=progress)
-    except BaseException:
+    except BaseException as exc:
         if created:  # a directory we made holds nothing but the failed layer
             shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(exc, LayerError):
+            raise type(exc)(f"{'stdin' if layer == '-' else layer}: {exc}") from None
         raise
     for warning in result.warnings:
         print(f"ocikit: warning: {warning}", file=sys.stderr)

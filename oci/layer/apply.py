@@ -31,7 +31,7 @@ from typing import BinaryIO
 from ..digest import Digest, ReadAheadHashingReader
 from ..errors import LayerError, OCIError, UnsafePathError
 from ..progress import Progress
-from .compression import open_detected
+from .compression import decompression_errors, is_io_error, open_detected
 from .paths import RootDir, clean, remove_tree_at
 from .tarreader import TarEntry, TarReader
 from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
@@ -118,7 +118,9 @@ class _TarSource:
             data = self.raw.read(n)
         except OCIError:
             raise
-        except _decompression_errors() as exc:
+        except decompression_errors() as exc:
+            if is_io_error(exc):
+                raise
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
         self.pos += len(data)
         return data
@@ -126,15 +128,6 @@ class _TarSource:
     def drain(self) -> None:
         while self.read(_CHUNK):
             pass
-
-
-def _decompression_errors() -> tuple[type[BaseException], ...]:
-    import zlib
-
-    from isal.igzip_lib import IsalError
-    from zstandard import ZstdError
-
-    return (EOFError, OSError, ValueError, zlib.error, IsalError, ZstdError)
 
 
 def _key(parts: list[str]) -> str:

@@ -29,6 +29,22 @@ def detect(head: bytes) -> str | None:
     return None
 
 
+def decompression_errors() -> tuple[type[BaseException], ...]:
+    """What the decompressors raise on damaged data; they share no base class. OSError is
+    among them (a bad gzip header); one that carries an errno is an I/O failure instead."""
+    import zlib
+
+    from isal.igzip_lib import IsalError
+    from zstandard import ZstdError
+
+    return (EOFError, OSError, ValueError, zlib.error, IsalError, ZstdError)
+
+
+def is_io_error(exc: BaseException) -> bool:
+    """An OSError from the operating system (reading the blob), not from a decompressor."""
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
 def open_decompressed(stream: BinaryIO, compression: str | None) -> BinaryIO:
     """A reader of the uncompressed bytes of ``stream`` (compression 'gzip', 'zstd' or None)."""
     if compression in (None, "none"):

@@ -9,7 +9,7 @@ import posixpath
 from typing import BinaryIO, Iterator
 
 from ..errors import LayerError
-from .compression import open_detected
+from .compression import decompression_errors, is_io_error, open_detected
 from .tarreader import TarEntry, TarReader
 from .whiteout import is_opaque_marker, whiteout_target
 
@@ -19,17 +19,14 @@ def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     Whiteouts come out as ``{"type": "whiteout", "name": deleted path}`` and opaque
     markers as ``{"type": "opaque", "name": directory}``.
     """
-    import zstandard
-
     try:
         reader, _ = open_detected(stream)
         for member in TarReader(reader.read):
             yield _row(member, where)
     except LayerError as exc:
         raise LayerError(f"{where}: {exc}") from None
-    except (EOFError, OSError, ValueError, zstandard.ZstdError) as exc:
-        # zlib/zstd report corrupt input as OSError/ValueError subclasses.
-        if isinstance(exc, OSError) and exc.filename:
+    except decompression_errors() as exc:
+        if is_io_error(exc):
             raise
         raise LayerError(f"{where}: not a readable layer tar: {exc}") from None
 

@@ -9,63 +9,75 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 from .errors import BundleError
 
 META_NAME = "ocikit-bundle.json"
+_FIELDS = ("layered", "layers", "upper", "work", "userxattr", "image", "version")
 
 
-@dataclass
 class BundleMeta:
     """ocikit's record of a bundle.
 
     ``layers`` are absolute paths of overlay-form layer directories, bottom-most first
     (empty for a flat bundle). ``upper`` and ``work`` are relative to the bundle.
+    ``image``: layout, manifest digest, config digest, tag. ``extra``: unknown fields, kept.
     """
 
-    layered: bool = False
-    layers: list[str] = field(default_factory=list)
-    upper: str = "upper"
-    work: str = "work"
-    userxattr: bool = False
-    image: dict[str, Any] = field(default_factory=dict)  # layout, manifest digest, config digest, tag
-    version: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    # A plain class on os.path, not a dataclass on pathlib: `ocikit run` of a layered bundle
+    # loads this module, and those imports cost more than the rest of its Python start-up.
+    def __init__(self, layered: bool = False, layers: list[str] | None = None, upper: str = "upper",
+                 work: str = "work", userxattr: bool = False, image: dict[str, object] | None = None,
+                 version: int = 1, extra: dict[str, object] | None = None) -> None:
+        self.layered = layered
+        self.layers = list(layers or [])
+        self.upper = upper
+        self.work = work
+        self.userxattr = userxattr
+        self.image = dict(image or {})
+        self.version = version
+        self.extra = dict(extra or {})
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object saved: unknown fields first, then the known ones."""
+        return {**self.extra, **{name: getattr(self, name) for name in _FIELDS}}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BundleMeta) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"BundleMeta({self.to_dict()!r})"
 
     @classmethod
     def load(cls, bundle: str | os.PathLike[str]) -> "BundleMeta | None":
         """The bundle's record, or None when the bundle has none (not written by ocikit)."""
-        path = Path(bundle) / META_NAME
+        path = os.path.join(bundle, META_NAME)
         try:
-            obj = json.loads(path.read_bytes())
+            with open(path, "rb") as f:
+                obj = json.loads(f.read())
         except FileNotFoundError:
             return None
         except ValueError as exc:
             raise BundleError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(obj, dict):
             raise BundleError(f"{path}: expected a JSON object")
-        known = {k: obj[k] for k in ("layered", "layers", "upper", "work", "userxattr", "image", "version") if k in obj}
+        known = {k: obj[k] for k in _FIELDS if k in obj}
         if not isinstance(known.get("layers", []), list) or not all(isinstance(p, str) for p in known.get("layers", [])):
             raise BundleError(f"{path}: field 'layers' must be a list of paths")
         for key in ("upper", "work"):
             value = known.get(key, key)
-            if not isinstance(value, str) or os.path.isabs(value) or ".." in Path(value).parts:
+            if not isinstance(value, str) or os.path.isabs(value) or ".." in value.split("/"):
                 raise BundleError(f"{path}: field {key!r} must be a relative path inside the bundle")
         return cls(**known, extra={k: v for k, v in obj.items() if k not in known})
 
     def save(self, bundle: str | os.PathLike[str]) -> None:
-        path = Path(bundle) / META_NAME
-        data = asdict(self)
-        extra = data.pop("extra")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({**extra, **data}, indent=2) + "\n")
-        os.replace(tmp, path)
+        path = os.path.join(bundle, META_NAME)
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(path + ".tmp", path)
 
-    def upper_dir(self, bundle: str | os.PathLike[str]) -> Path:
-        return Path(bundle) / self.upper
+    def upper_dir(self, bundle: str | os.PathLike[str]) -> str:
+        return os.path.join(bundle, self.upper)
 
-    def work_dir(self, bundle: str | os.PathLike[str]) -> Path:
-        return Path(bundle) / self.work
+    def work_dir(self, bundle: str | os.PathLike[str]) -> str:
+        return os.path.join(bundle, self.work)

@@ -31,3 +31,10 @@ def test_the_wheel_ships_every_module_and_schema(tmp_path: Path) -> None:
     assert sources and schemas
     assert sources - shipped == set(), "modules missing from the wheel"
     assert schemas - shipped == set(), "schemas missing from the wheel"
+
+
+def test_version_option_prints_the_package_version(ocikit) -> None:
+    import oci
+
+    res = ocikit("--version", check=True)
+    assert res.stdout.strip() == f"ocikit {oci.__version__}"

@@ -23,9 +23,19 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"ocikit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback when a command fails."),
+    version: bool = typer.Option(False, "--version", help="Print ocikit's version and exit.",
+                                 callback=_print_version, is_eager=True),
 ) -> None:
     """ocikit: a toolkit for OCI container images and runtime bundles.
 

@@ -8,7 +8,8 @@ system on a loop device (as root; --dir DIR to write elsewhere); prints best wal
 ratios ocikit/umoci (target: at most 0.5) and ocikit's peak RSS (target: under 150 MB).
 --profile writes cProfile output of one in-process pack and unpack.
 
-Usage: python3 benchmarks/bench_pack_unpack.py [--rootfs PATH] [--runs N] [--dir DIR] [--profile]
+Usage: python3 benchmarks/bench_pack_unpack.py [--rootfs PATH] [--runs N] [--dir DIR] [--ocikit SCRIPT] [--profile]
+(e.g. --ocikit /tmp/venv/bin/ocikit after `python3 -m venv /tmp/venv && /tmp/venv/bin/pip install .`)
 """
 
 from __future__ import annotations
@@ -52,14 +53,16 @@ def main() -> None:
     ap.add_argument("--rootfs", help="root filesystem to pack (default: a Debian minbase tree)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", help="write the images and bundles under DIR (default: a new ext4 file system as root)")
+    ap.add_argument("--ocikit", help="an installed ocikit console script to time (default: this interpreter "
+                                     "running the source tree, with whatever its site-packages load at start-up)")
     ap.add_argument("--profile", action="store_true", help="also profile one in-process pack and unpack")
     args = ap.parse_args()
     if shutil.which("umoci") is None:
         sys.exit("bench_pack_unpack: umoci is not installed")
     rootfs = debian_rootfs(args.rootfs)
-    ocikit = [sys.executable, "-m", "oci"]
+    ocikit = [args.ocikit] if args.ocikit else [sys.executable, "-m", "oci"]
     with scratch_dir(args.dir or os.environ.get("BENCH_TMP")) as (work, where):
-        print(f"writing to {where}")
+        print(f"writing to {where}; ocikit: {' '.join(ocikit)}")
 
         def umoci_pack(i: int) -> list[str]:
             layout = work / f"u-layout-{i}"

@@ -804,3 +804,17 @@ def test_umoci_stacking_a_snapshot_changeset_gives_the_tree_as_changed_in_place(
     os.unlink(tree / "etc/passwd-link")
     write(tree / "srv/new/file", "new")
     assert_trees_equal(tree, umoci_unpack(tmp_path, base, layer(tree, snap)[0]))
+
+
+@pytest.mark.parametrize("size", [10, 65536, 1 << 20, (1 << 20) + 7, 3 << 20])
+def test_a_file_whose_size_changed_since_its_header_is_an_error(tmp_path: Path, size: int) -> None:
+    from oci.layer.generate import _copy_file, _TarStream
+
+    f = tmp_path / "f"
+    f.write_bytes(os.urandom(size))
+    out = io.BytesIO()
+    _copy_file(str(f), size, _TarStream(out))  # the size the header said: fine
+    with pytest.raises(LayerError, match="f: file grew"):
+        _copy_file(str(f), size - 1, _TarStream(io.BytesIO()))
+    with pytest.raises(LayerError, match="f: file shrank"):
+        _copy_file(str(f), size + 1, _TarStream(io.BytesIO()))

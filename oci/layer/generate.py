@@ -428,15 +428,18 @@ def _copy_file(path: str, size: int, tar: _TarStream) -> None:
     try:
         left = size
         while left:
-            chunk = os.read(fd, min(_CHUNK, left))
+            # Asking for one byte more than should be left finds growth without another read.
+            chunk = os.read(fd, min(left + 1, _CHUNK))
             if not chunk:
                 raise LayerError(f"{path}: file shrank while being read ({size - left} of {size} bytes)")
+            if len(chunk) > left:
+                raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
             left -= len(chunk)
             if len(chunk) >= 65536:
                 tar.write_large(chunk)
             else:
                 tar.write(chunk)
-        if os.read(fd, 1):
+        if size % _CHUNK == 0 and size and os.read(fd, 1):  # the last read had no byte to spare
             raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
     finally:
         os.close(fd)

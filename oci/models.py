@@ -268,6 +268,31 @@ def _descriptors(value: Any, where: str) -> list[Descriptor]:
     return [Descriptor.from_dict(d, f"{where}[{i}]") for i, d in enumerate(value)]
 
 
+def _document_fields(obj: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """Check what manifests and indexes share (schemaVersion 2, the required fields, string
+    media and artifact types, string annotations); return those fields, subject parsed."""
+    _expect(obj, dict, where)
+    for key in ("schemaVersion", *required):
+        if key not in obj:
+            raise InvalidDocumentError(f"{where}.{key}: required field is missing")
+    if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
+        raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
+    for key in ("mediaType", "artifactType"):
+        if key in obj:
+            _expect(obj[key], str, f"{where}.{key}")
+    annotations = obj.get("annotations")
+    if annotations is not None:
+        _str_map(annotations, f"{where}.annotations")
+    subject = obj.get("subject")
+    return {
+        "schema_version": 2,
+        "media_type": obj.get("mediaType"),
+        "artifact_type": obj.get("artifactType"),
+        "subject": Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
+        "annotations": annotations,
+    }
+
+
 @dataclass
 class Manifest(_Model):
     config: Descriptor
@@ -291,32 +316,12 @@ class Manifest(_Model):
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any], where: str = "manifest") -> "Manifest":
-        _expect(obj, dict, where)
-        if "schemaVersion" not in obj:
-            raise InvalidDocumentError(f"{where}.schemaVersion: required field is missing")
-        if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
-            raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
-        if "config" not in obj:
-            raise InvalidDocumentError(f"{where}.config: required field is missing")
-        if "layers" not in obj:
-            raise InvalidDocumentError(f"{where}.layers: required field is missing")
-        if "mediaType" in obj:
-            _expect(obj["mediaType"], str, f"{where}.mediaType")
-        if "artifactType" in obj:
-            _expect(obj["artifactType"], str, f"{where}.artifactType")
-        annotations = obj.get("annotations")
-        if annotations is not None:
-            _str_map(annotations, f"{where}.annotations")
-        subject = obj.get("subject")
+        common = _document_fields(obj, where, ("config", "layers"))
         return cls(
-            schema_version=2,
-            media_type=obj.get("mediaType"),
-            artifact_type=obj.get("artifactType"),
             config=Descriptor.from_dict(obj["config"], f"{where}.config"),
             layers=_descriptors(obj["layers"], f"{where}.layers"),
-            subject=Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
-            annotations=annotations,
             extra=cls._extra(obj),
+            **common,
         )
 
 
@@ -341,29 +346,13 @@ class Index(_Model):
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any], where: str = "index") -> "Index":
-        _expect(obj, dict, where)
-        if "schemaVersion" not in obj:
-            raise InvalidDocumentError(f"{where}.schemaVersion: required field is missing")
-        if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
-            raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
-        if "manifests" not in obj:
-            raise InvalidDocumentError(f"{where}.manifests: required field is missing")
+        common = _document_fields(obj, where, ("manifests",))
         manifests = obj["manifests"]
-        if "mediaType" in obj:
-            _expect(obj["mediaType"], str, f"{where}.mediaType")
-        annotations = obj.get("annotations")
-        if annotations is not None:
-            _str_map(annotations, f"{where}.annotations")
-        subject = obj.get("subject")
         return cls(
-            schema_version=2,
-            media_type=obj.get("mediaType"),
-            artifact_type=obj.get("artifactType"),
             # umoci writes "manifests": null for an empty layout; read it as empty.
             manifests=_descriptors(manifests, f"{where}.manifests") if manifests is not None else [],
-            subject=Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
-            annotations=annotations,
             extra=cls._extra(obj),
+            **common,
         )
 
     def to_dict(self) -> dict[str, Any]:

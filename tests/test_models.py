@@ -124,3 +124,13 @@ def test_descriptor_negative_size_rejected():
 def test_layout_header_and_canonical_json():
     assert LayoutHeader().to_json() == b'{"imageLayoutVersion":"1.0.0"}'
     assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+@pytest.mark.parametrize("cls, doc", [
+    (Manifest, {"schemaVersion": 2, "config": {"mediaType": "a/b", "digest": "sha256:" + "0" * 64, "size": 1},
+                "layers": [], "artifactType": 5}),
+    (Index, {"schemaVersion": 2, "manifests": [], "artifactType": 5}),
+])
+def test_a_non_string_artifact_type_is_named(cls, doc) -> None:
+    with pytest.raises(InvalidDocumentError, match="artifactType"):
+        cls.from_dict(doc)

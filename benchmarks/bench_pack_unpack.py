@@ -40,7 +40,10 @@ def duel(runs: int, ours: Callable[[int], list[str]], theirs: Callable[[int], li
     for i in range(runs):
         for argv_of, times in ((ours, mine), (theirs, peer)):
             argv = argv_of(i)
-            os.sync()  # the previous run's writeback must not land in this one's time
+            # The previous run's writeback must not land in this one's time; twice, since a
+            # loop device's file system passes its data on to the host's file system.
+            os.sync()
+            os.sync()
             wall, peak = timed(argv, cwd=REPO, env=env)
             times.append(wall)
             if times is mine:

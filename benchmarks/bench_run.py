@@ -20,29 +20,15 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from common import installed_like_env, timed  # noqa: E402
 from runtime_helpers import base_config, busybox_rootfs, write_bundle  # noqa: E402
-
-
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    # A blocking wait: subprocess's wait with a timeout polls at growing intervals, which
-    # would round every time up to the next poll.
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
-    _, status = os.waitpid(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"bench_run: {' '.join(cmd)} exited with {proc.returncode}")
-    return wall
 
 
 def shebang_python(script: str) -> str:
@@ -94,16 +80,14 @@ def main() -> None:
             interpreters.append(py)
         for py in dict.fromkeys(interpreters):
             cmds[f"{py} -c pass (interpreter start-up)"] = ([py, "-c", "pass"], Path(tmp))
-        # Installed Python code runs from cached bytecode: make sure the source tree's does too, outside the tree.
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        env = installed_like_env()
         times: dict[str, list[float]] = {k: [] for k in cmds}
         load_before = os.getloadavg()[0]
         for argv, cwd in cmds.values():
-            timed(argv, env, cwd)
+            timed(argv, cwd, env)
         for _ in range(opts.rounds):
             for name, (argv, cwd) in cmds.items():
-                times[name].append(timed(argv, env, cwd))
+                times[name].append(timed(argv, cwd, env)[0])
     base = statistics.median(times["runc run"])
     print(f"runc: {shutil.which('runc')}; {opts.rounds} alternating rounds; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     width = max(map(len, times))

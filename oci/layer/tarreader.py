@@ -20,8 +20,14 @@ from ..errors import LayerError
 from .tarformat import BLOCK, byte_sum
 
 _CHUNK = 1 << 20
-_MAX_META = 16 << 20  # PAX / GNU long-name data held in memory: far above any real header
+_MAX_META = 1 << 20  # one PAX / GNU long-name header's data, Go archive/tar's limit too
+_MAX_GLOBAL = 64 << 10  # PAX global records kept: each later entry pays for merging them
 _XATTR_PAX = "SCHILY.xattr."
+_SPARSE_PAX = "GNU.sparse."
+_GLOBAL_KEPT = frozenset(("uid", "gid", "mtime", "atime"))
+# Go's archive/tar ignores global records, GNU tar and tarfile apply them: records that
+# would decide which entries the archive holds, or their names, get no second reading.
+_GLOBAL_REFUSED = frozenset(("path", "linkpath", "size"))
 
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
@@ -144,9 +150,9 @@ class TarReader:
             if typeflag in (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK):
                 data = self._meta_data(size, at)
                 if typeflag == _PAX:
-                    pax.update(_pax_records(data, self, at))
+                    pax = _pax_records(data, self, at)  # the last one wins, as in Go, GNU tar and tarfile
                 elif typeflag == _PAX_GLOBAL:
-                    self._global.update(_pax_records(data, self, at))
+                    self._add_global(_pax_records(data, self, at), at)
                 elif typeflag == _GNU_LONGNAME:
                     long_name = data.split(b"\0", 1)[0]
                 else:
@@ -163,9 +169,11 @@ class TarReader:
         raw_name = name.split(b"\0", 1)[0]
         if magic == b"ustar\0" and prefix[0]:
             raw_name = prefix.split(b"\0", 1)[0] + b"/" + raw_name
-        raw_name = pax.get("path") or long_name or raw_name
-        raw_link = pax.get("linkpath") or long_link or linkname.split(b"\0", 1)[0]
-        if typeflag == _GNU_SPARSE or any(k.startswith("GNU.sparse.") for k in pax):
+        raw_link = linkname.split(b"\0", 1)[0]
+        if pax or long_name or long_link:
+            raw_name = _override(raw_name, long_name, pax.get("path"), "path", at)
+            raw_link = _override(raw_link, long_link, pax.get("linkpath"), "linkpath", at)
+        if typeflag == _GNU_SPARSE or any(k.startswith(_SPARSE_PAX) for k in pax):
             raise LayerError(f"{_text(raw_name)}: sparse files are not supported (offset {at})")
         if typeflag == b"\0" and raw_name.endswith(b"/"):
             typeflag = b"5"  # pre-POSIX archives mark directories by a trailing slash only
@@ -188,8 +196,6 @@ class TarReader:
             _apply_pax(entry, pax, at)
         if typeflag in _HEADER_ONLY:
             entry.size = 0
-        if entry.size < 0:
-            raise LayerError(f"{entry.name}: negative size in tar header (offset {at})")
         self._pending = entry.size + (-entry.size % BLOCK)
         self._current = entry
         return entry
@@ -220,6 +226,17 @@ class TarReader:
         self.last = entry.name
 
     # -- checks -------------------------------------------------------------------
+
+    def _add_global(self, records: dict[str, bytes], at: int) -> None:
+        for key, value in records.items():
+            if key in _GLOBAL_REFUSED and value:
+                self._corrupt(at, f"PAX global header sets {key} for every entry")
+            if not value:
+                self._global.pop(key, None)  # POSIX: an empty value deletes the record
+            elif key in _GLOBAL_KEPT or key.startswith((_XATTR_PAX, _SPARSE_PAX)):
+                self._global[key] = value
+        if sum(len(k) + len(v) for k, v in self._global.items()) > _MAX_GLOBAL:
+            self._corrupt(at, f"PAX global headers hold over {_MAX_GLOBAL} bytes of records")
 
     def _meta_data(self, size: int, at: int) -> bytes:
         if size > _MAX_META:
@@ -262,8 +279,20 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def _override(field: bytes, gnu: bytes | None, pax: bytes | None, key: str, at: int) -> bytes:
+    """The name (or link target) an entry's GNU long-name and PAX headers give it."""
+    if pax and b"\0" in pax:
+        raise LayerError(f"{_text(field)}: PAX {key} {_text(pax)!r} holds a NUL byte (offset {at})")
+    if gnu and pax and gnu != pax:
+        # Go's archive/tar takes the GNU name, GNU tar the PAX one: refuse rather than pick.
+        gnu_key = "name" if key == "path" else "link"
+        raise LayerError(f"{_text(field)}: GNU long {gnu_key} {_text(gnu)!r} and PAX {key} {_text(pax)!r} "
+                         f"disagree (offset {at})")
+    return pax or gnu or field
+
+
 def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
-    """A numeric header field: NUL/space-terminated octal, or GNU base-256."""
+    """A numeric header field: NUL/space-padded octal, or GNU base-256; only mtime may be negative."""
     digits = field.rstrip(b"\0 ")  # the usual form, "0000644\0", in one step
     if digits.isdigit():
         try:
@@ -271,11 +300,18 @@ def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
         except ValueError:
             reader._corrupt(at, f"{what} field {bytes(field)!r} is not octal")
     first = field[0] if field else 0
-    if first == 0x80:
-        return int.from_bytes(field[1:], "big")
-    if first == 0xFF:
-        return int.from_bytes(field, "big", signed=True)
-    digits = field.split(b"\0", 1)[0].strip(b" ")
+    if first & 0x80:
+        # Base-256: two's complement in every bit after the marker bit (0x40 is the sign).
+        top = 1 << (8 * len(field) - 1)
+        value = int.from_bytes(field, "big") & (top - 1)
+        if first & 0x40:
+            value -= top
+            if what != "mtime":
+                reader._corrupt(at, f"{what} field is negative ({value})")
+        return value
+    # Leading NULs and spaces are padding to Go and GNU tar: reading such a size as 0
+    # would turn file data into headers those tools never see.
+    digits = field.strip(b"\0 ").split(b"\0", 1)[0].rstrip(b" ")
     if not digits:
         return 0
     if not digits.isdigit():
@@ -310,25 +346,28 @@ def _pax_records(data: bytes, reader: TarReader, at: int) -> dict[str, bytes]:
         key, eq, value = data[space + 1:end - 1].partition(b"=")
         if not eq or not key:
             reader._corrupt(at, f"PAX record at byte {pos} has no keyword")
+        if b"\0" in key:
+            reader._corrupt(at, f"PAX record at byte {pos} has a NUL byte in its keyword")
         out[_text(key)] = value
         pos = end
     return out
 
 
 def _pax_number(entry: TarEntry, key: str, value: bytes, at: int) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise LayerError(f"{entry.name}: PAX {key} {value!r} is not a number (offset {at})") from None
+    # Digits only: int() would also take signs, spaces and underscores, and raise on
+    # thousands of digits; 19 digits is Go's int64.
+    if not value.isdigit() or len(value) > 19:
+        raise LayerError(f"{entry.name}: PAX {key} {value[:40]!r} is not a number (offset {at})")
+    return int(value)
 
 
 def _pax_time(entry: TarEntry, key: str, value: bytes, at: int) -> int:
     """A PAX time ("SECONDS[.FRACTION]", maybe negative) in exact nanoseconds."""
     text = value.decode("ascii", "replace")
     sign = -1 if text.startswith("-") else 1
-    whole, _, frac = text.lstrip("-").partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
-        raise LayerError(f"{entry.name}: PAX {key} {text!r} is not a time (offset {at})")
+    whole, _, frac = text[1:].partition(".") if sign < 0 else text.partition(".")
+    if not whole.isdigit() or len(whole) > 19 or (frac and not frac.isdigit()):
+        raise LayerError(f"{entry.name}: PAX {key} {text[:40]!r} is not a time (offset {at})")
     return sign * (int(whole) * 1_000_000_000 + int((frac + "000000000")[:9]))
 
 

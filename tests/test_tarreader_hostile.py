@@ -18,6 +18,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from oci.errors import LayerError
 from oci.layer.apply import apply_layer
@@ -252,12 +254,25 @@ def test_a_gnu_long_name_over_one_mebibyte_is_refused() -> None:
         read_all(meta(b"L", b"n" * ((1 << 20) + 1)) + header() + END)
 
 
-def test_global_headers_accumulate_only_up_to_a_bound() -> None:
+def test_global_headers_accumulate_only_up_to_a_size_bound() -> None:
     # Global records are merged into every later entry: unbounded, they cost memory and
     # time per entry.
-    globals_ = b"".join(pax((b"SCHILY.xattr.user.k%d" % i, b"v" * 1000), typeflag=b"g") for i in range(100))
-    with pytest.raises(LayerError, match="global"):
+    globals_ = b"".join(pax((b"SCHILY.xattr.user.k%d" % i, b"v" * 5000), typeflag=b"g") for i in range(20))
+    with pytest.raises(LayerError, match="global headers hold over 65536 bytes"):
         read_all(globals_ + header() + END)
+
+
+def test_global_headers_hold_only_a_few_records() -> None:
+    # Thousands of tiny records fit in 64 KiB and made each later entry 100 times slower.
+    many = pax(*[(b"SCHILY.xattr.user.%d" % i, b"v") for i in range(3000)], typeflag=b"g")
+    with pytest.raises(LayerError, match="global headers hold over 32 records"):
+        read_all(many + header() + END)
+
+
+def test_a_few_global_records_apply_to_every_entry() -> None:
+    few = pax(*[(b"SCHILY.xattr.user.%d" % i, b"v") for i in range(32)], typeflag=b"g")
+    entries = read_all(few + header(b"a") + header(b"b") + END)
+    assert [len(e.xattrs) for e, _ in entries] == [32, 32]
 
 
 @pytest.mark.parametrize("key", [b"path", b"linkpath", b"size"])
@@ -323,3 +338,105 @@ def test_apply_layer_reports_a_negative_extended_header_size_as_a_layer_error(tm
     with within(10), pytest.raises(LayerError, match="size"):
         apply_layer(io.BytesIO(raw), target)
     assert list(target.iterdir()) == []
+
+
+# -- every truncation, and fuzzed header fields with valid checksums -----------------------
+
+
+def _sample() -> tuple[bytes, list[int]]:
+    """An archive of several header forms, and the offsets of its header blocks."""
+    parts = [
+        pax((b"path", b"p" * 200), (b"mtime", b"1700000000.5"), (b"SCHILY.xattr.user.a", b"\x00\xff")),
+        header(b"ignored", size=700) + padded(b"d" * 700),
+        meta(b"L", b"l" * 150 + b"\0"),
+        header(b"short", b"5"),
+        meta(b"K", b"t" * 150 + b"\0"),
+        header(b"link", b"2"),
+        header(b"dev", b"3"),
+        header(b"old/", b"\0", magic=b"\0" * 6, version=b"\0\0"),
+    ]
+    offsets = [sum(len(p) for p in parts[:i]) for i in range(len(parts))]  # each part starts with a header
+    return b"".join(parts) + END, offsets
+
+
+def test_the_sample_archive_reads_whole() -> None:
+    data, _ = _sample()
+    assert names(data) == ["p" * 200, "l" * 150, "link", "dev", "old/"]
+
+
+def test_the_sample_archive_cut_at_any_byte_before_its_first_end_block_is_an_error() -> None:
+    data, _ = _sample()
+    end = len(data) - len(END)
+    for cut in range(0, end + 1, 7):
+        with pytest.raises(LayerError):
+            read_all(data[:cut])
+
+
+# (offset, width) of every header field but the checksum, which is fixed up after.
+_FIELD_SPOTS = [(0, 100), (100, 8), (108, 8), (116, 8), (124, 12), (136, 12), (156, 1), (157, 100), (257, 6),
+                (263, 2), (329, 8), (337, 8), (345, 155)]
+
+
+def _field_values(width: int) -> st.SearchStrategy[bytes]:
+    octal = st.tuples(st.sampled_from([b"", b"\0", b" ", b"\0\0 "]), st.text("01234567", max_size=width),
+                      st.sampled_from([b"", b"\0", b" ", b" \0", b"\0x"]))
+    return st.one_of(
+        st.binary(max_size=width),
+        octal.map(lambda t: t[0] + t[1].encode() + t[2]),
+        st.integers(-(2**70), 2**70).map(lambda n: base256(n, width) if width >= 8 else b"\x80"),
+        st.sampled_from([b"x", b"g", b"L", b"K", b"S", b"0", b"1", b"2", b"5", b"\0", b"ustar\0", b"ustar "]),
+    )
+
+
+@st.composite
+def _field_edits(draw) -> list[tuple[int, bytes]]:  # type: ignore[no-untyped-def]
+    edits = []
+    for _ in range(draw(st.integers(1, 4))):
+        pos, width = draw(st.sampled_from(_FIELD_SPOTS))
+        edits.append((pos, draw(_field_values(width))[:width]))
+    return edits
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_field_edits(), st.integers(0, 7))
+def test_header_fields_fuzzed_with_valid_checksums_fail_only_as_layer_errors(edits, which: int) -> None:
+    # Random bytes fail the checksum; fixing it up reaches the field parsers instead.
+    data, offsets = _sample()
+    buf = bytearray(data)
+    at = offsets[which]
+    for pos, value in edits:
+        buf[at + pos:at + pos + len(value)] = value
+    buf[at + 148:at + 156] = b" " * 8
+    buf[at + 148:at + 156] = b"%06o\0 " % sum(buf[at:at + 512])
+    try:
+        with within(10):
+            list(list_layer(io.BytesIO(bytes(buf)), "fuzz.tar"))
+    except LayerError:
+        pass
+
+
+_PAX_KEYS = [b"path", b"linkpath", b"size", b"uid", b"gid", b"mtime", b"atime", b"SCHILY.xattr.user.x",
+             b"GNU.sparse.major", b"comment", b"", b"a\0b"]
+_PAX_VALUES = st.one_of(
+    st.binary(max_size=40),
+    st.text("0123456789.-+_ ", max_size=30).map(str.encode),
+    st.integers(0, 6000).map(lambda n: b"9" * n),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([b"x", b"g", b"L", b"K"]),
+                          st.lists(st.tuples(st.sampled_from(_PAX_KEYS), _PAX_VALUES), max_size=4)),
+                min_size=1, max_size=4),
+       st.sampled_from([b"0", b"1", b"2", b"5", b"\0"]))
+def test_extended_header_records_fuzzed_fail_only_as_layer_errors(metas, typeflag: bytes) -> None:
+    data = b""
+    for kind, records in metas:
+        body = b"".join(record(k, v) for k, v in records)
+        data += pax(*records, typeflag=kind) if kind in (b"x", b"g") else meta(kind, body)
+    data += header(b"entry/", typeflag, size=3) + padded(b"abc") + END
+    try:
+        with within(10):
+            list(list_layer(io.BytesIO(data), "fuzz.tar"))
+    except LayerError:
+        pass

@@ -21,7 +21,8 @@ from .tarformat import BLOCK, byte_sum
 
 _CHUNK = 1 << 20
 _MAX_META = 1 << 20  # one PAX / GNU long-name header's data, Go archive/tar's limit too
-_MAX_GLOBAL = 64 << 10  # PAX global records kept: each later entry pays for merging them
+# PAX global records kept: every later entry pays for merging them, so few and small.
+_MAX_GLOBAL, _MAX_GLOBAL_RECORDS = 64 << 10, 32
 _XATTR_PAX = "SCHILY.xattr."
 _SPARSE_PAX = "GNU.sparse."
 _GLOBAL_KEPT = frozenset(("uid", "gid", "mtime", "atime"))
@@ -235,6 +236,8 @@ class TarReader:
                 self._global.pop(key, None)  # POSIX: an empty value deletes the record
             elif key in _GLOBAL_KEPT or key.startswith((_XATTR_PAX, _SPARSE_PAX)):
                 self._global[key] = value
+        if len(self._global) > _MAX_GLOBAL_RECORDS:
+            self._corrupt(at, f"PAX global headers hold over {_MAX_GLOBAL_RECORDS} records")
         if sum(len(k) + len(v) for k, v in self._global.items()) > _MAX_GLOBAL:
             self._corrupt(at, f"PAX global headers hold over {_MAX_GLOBAL} bytes of records")
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_one_line_error
 from oci.errors import LayerError
 from oci.layer.apply import apply_layer
 from oci.layer.listing import list_layer
@@ -440,3 +441,29 @@ def test_extended_header_records_fuzzed_fail_only_as_layer_errors(metas, typefla
             list(list_layer(io.BytesIO(data), "fuzz.tar"))
     except LayerError:
         pass
+
+
+# -- at the command line ----------------------------------------------------------------
+
+
+def test_layer_ls_on_a_pax_time_of_thousands_of_digits_prints_one_error_line(tmp_path: Path, ocikit) -> None:
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(pax((b"mtime", b"9" * 5000)) + header() + END)
+    assert_one_line_error(ocikit("layer", "ls", layer), "layer.tar", "mtime")
+
+
+def test_apply_of_a_negative_extended_header_size_prints_one_error_line_and_leaves_no_dir(tmp_path: Path,
+                                                                                          ocikit) -> None:
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(header(b"././@meta", b"L", size=base256(-1000, 12)) + END)
+    res = run_ocikit_within(ocikit, 30, "apply", layer, tmp_path / "rootfs")
+    assert_one_line_error(res, "size")
+    assert not (tmp_path / "rootfs").exists()
+
+
+def run_ocikit_within(ocikit, seconds: float, *args):  # type: ignore[no-untyped-def]
+    try:
+        with within(seconds):
+            return ocikit(*args)
+    except TimeoutError:
+        pytest.fail(f"ocikit {' '.join(map(str, args))} still running after {seconds} s")

@@ -6,6 +6,15 @@ print it as a single line.
 
 from __future__ import annotations
 
+# Control characters (C0, DEL, C1) from names in hostile input must not reach a terminal
+# raw: a newline would forge a second message line, an escape sequence rewrite the screen.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: control characters shown as ``\\xNN``."""
+    return text.translate(_CONTROLS)
+
 
 class OCIError(Exception):
     """Base of every error ocikit raises deliberately."""

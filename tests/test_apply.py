@@ -550,3 +550,15 @@ def test_detection_never_closes_the_callers_stream():
     del reader
     gc.collect()
     assert not stream.closed
+
+
+HOSTILE_NAME = "evil\nocikit: all fine \x1b[31mred"
+
+
+def test_an_error_naming_a_hostile_entry_is_still_one_line_with_no_escape_codes(tmp_path, ocikit):
+    ti, _ = F(HOSTILE_NAME)
+    ti.type = b"Z"  # an unsupported type: the error names the entry
+    (tmp_path / "l.tar").write_bytes(tar_bytes((ti, b"")))
+    res = ocikit("apply", tmp_path / "l.tar", tmp_path / "root")
+    assert_one_line_error(res, "evil\\x0aocikit: all fine \\x1b[31mred")
+    assert "\x1b" not in res.stderr

@@ -224,3 +224,14 @@ def test_snapshot_then_diff_finds_in_place_changes(ocikit, trees, tmp_path: Path
 def test_help_has_an_example(ocikit, cmd) -> None:
     res = ocikit(*cmd, "--help", check=True)
     assert "Example:" in res.stdout
+
+
+def test_layer_ls_escapes_control_characters_in_names(ocikit, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo("evil\nD etc/passwd\x1b[2J")
+        tar.addfile(ti, io.BytesIO(b""))
+    (tmp_path / "l.tar").write_bytes(buf.getvalue())
+    out = ocikit("layer", "ls", tmp_path / "l.tar", check=True).stdout
+    assert out.splitlines() == [out.strip()], "one entry, one line"
+    assert "evil\\x0aD etc/passwd\\x1b[2J" in out and "\x1b" not in out

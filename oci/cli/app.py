@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from ..errors import OCIError
+from ..errors import OCIError, one_line
 
 app = typer.Typer(
     name="ocikit",
@@ -65,7 +65,7 @@ def parse_pairs(values: "list[str] | None", option: str) -> dict[str, str]:
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one error line on stderr and return the Exit to raise."""
-    print(f"ocikit: error: {message}", file=sys.stderr)
+    print(f"ocikit: error: {one_line(message)}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -91,13 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     except OCIError as exc:
         if debug:
             traceback.print_exc()
-        print(f"ocikit: error: {exc}", file=sys.stderr)
+        print(f"ocikit: error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"ocikit: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(one_line(f"ocikit: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("ocikit: interrupted", file=sys.stderr)
@@ -105,5 +105,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        print(one_line(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"), file=sys.stderr)
         sys.exit(70)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from .app import app, parse_pairs, print_json
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def unpack(
         progress=_progress("unpack", quiet),
     )
     for warning in result.warnings:
-        print(f"ocikit: warning: {warning}", file=sys.stderr)
+        print(f"ocikit: warning: {one_line(warning)}", file=sys.stderr)
     if json_out:
         print_json({"bundle": str(result.bundle), "manifest": result.manifest.digest, "config": result.config,
                     "layered": result.layered, "layers": result.layers, "extracted": result.extracted,

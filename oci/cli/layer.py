@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from .app import app, print_json
 
 layer_app = typer.Typer(help="Inspect layer tars and snapshot trees for later diffs.", no_args_is_help=True)
@@ -146,8 +146,9 @@ def layer_ls(
 
 
 def _shown(name: str) -> str:
-    # Names are bytes on disk; show undecodable ones escaped rather than failing to print.
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    # Names are bytes on disk; show undecodable ones escaped rather than failing to print,
+    # and control characters escaped so a name cannot forge lines or terminal sequences.
+    return one_line(os.fsencode(name).decode("utf-8", "backslashreplace"))
 
 
 def _format(e: dict) -> str:

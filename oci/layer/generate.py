@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
-from ..errors import LayerError, UsageError
+from ..errors import LayerError, UsageError, one_line
 from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
 from ..progress import Progress
 from . import tarformat as tf
@@ -58,7 +58,7 @@ class _Item:
 
 
 def _warn_stderr(message: str) -> None:
-    print(f"ocikit: warning: {message}", file=sys.stderr)
+    print(f"ocikit: warning: {one_line(message)}", file=sys.stderr)
 
 
 def write_layer(

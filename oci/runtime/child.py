@@ -14,7 +14,7 @@ import resource  # noqa: F401  (process.set_rlimits)
 import signal
 import struct
 
-from ..errors import OCIError, RuntimeSpecError
+from ..errors import OCIError, RuntimeSpecError, one_line
 from . import linux as L
 from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
@@ -213,7 +213,7 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         if ch.up_w < 0:
             try:
-                os.write(2, f"ocikit: error: {exc}\n".encode())
+                os.write(2, f"ocikit: error: {one_line(str(exc))}\n".encode(errors="backslashreplace"))
             finally:
                 os._exit(127)
         _fail(ch, exc)

@@ -385,9 +385,7 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
             from .hooks import run_hooks
 
             run_hooks(cfg, "poststart", _public(rec, "running"), fatal=False)
-        if terminal:
-            _relay(master, pid)
-        _, status = os.waitpid(pid, 0)
+        status = _wait_forwarding(pid, master if terminal else None)
         code = os.waitstatus_to_exitcode(status)
         if (cfg.get("hooks") or {}).get("poststop"):
             from .hooks import run_hooks
@@ -412,8 +410,47 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def _relay(master: int, pid: int) -> None:
-    """Copy between our terminal and the container's pty until the container closes it."""
+def _wait_forwarding(pid: int, master: int | None) -> int:
+    """Wait for the container's process (relaying its terminal, if any); return its wait status.
+
+    A signal is forwarded by its Python handler, which runs only between bytecodes: one that
+    lands just before a blocking wait would sit unhandled until the process ends, which may
+    be never, since the process waits for it. So signals also wake the wait through a pipe.
+    """
+    import select
+
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    previous = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    try:
+        if master is not None:
+            _relay(master, wake_r)
+        try:
+            exited = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd (Linux < 5.3): a plain wait
+            return os.waitpid(pid, 0)[1]
+        try:
+            while not select.select([exited, wake_r], [], [])[0].count(exited):
+                _drain(wake_r)
+        finally:
+            os.close(exited)
+        return os.waitpid(pid, 0)[1]
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _relay(master: int, wake: int) -> None:
+    """Copy between our terminal and the container's pty until the container closes it;
+    a byte on ``wake`` (a signal arrived) only interrupts the wait."""
     import select
     import termios
     import tty
@@ -421,12 +458,14 @@ def _relay(master: int, pid: int) -> None:
     saved = termios.tcgetattr(0)
     tty.setraw(0)
     try:
-        fds = [0, master]
+        fds = [0, master, wake]
         while True:
             try:
                 ready, _, _ = select.select(fds, [], [])
             except InterruptedError:
                 continue
+            if wake in ready:
+                _drain(wake)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
@@ -438,7 +477,7 @@ def _relay(master: int, pid: int) -> None:
             if 0 in ready:
                 data = os.read(0, 65536)
                 if not data:
-                    fds = [master]
+                    fds = [master, wake]
                 else:
                     os.write(master, data)
     finally:

@@ -415,37 +415,30 @@ def _wait_forwarding(pid: int, master: int | None) -> int:
 
     A signal is forwarded by its Python handler, which runs only between bytecodes: one that
     lands just before a blocking wait would sit unhandled until the process ends, which may
-    be never, since the process waits for it. So signals also wake the wait through a pipe.
+    be never, since the process waits for it. So every signal, the child's exit (SIGCHLD)
+    included, also writes a byte to a pipe, and the wait is a read of that pipe.
     """
-    import select
-
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
     previous = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    chld = signal.signal(signal.SIGCHLD, _no_op)  # a handler of our own, so an exit wakes the pipe
     try:
         if master is not None:
             _relay(master, wake_r)
-        try:
-            exited = os.pidfd_open(pid)
-        except (AttributeError, OSError):  # no pidfd (Linux < 5.3): a plain wait
-            return os.waitpid(pid, 0)[1]
-        try:
-            while not select.select([exited, wake_r], [], [])[0].count(exited):
-                _drain(wake_r)
-        finally:
-            os.close(exited)
-        return os.waitpid(pid, 0)[1]
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            os.read(wake_r, 512)
     finally:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL if chld is None else chld)
         signal.set_wakeup_fd(previous)
         os.close(wake_r)
         os.close(wake_w)
 
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
+def _no_op(*_: object) -> None:
+    pass
 
 
 def _relay(master: int, wake: int) -> None:
@@ -465,7 +458,7 @@ def _relay(master: int, wake: int) -> None:
             except InterruptedError:
                 continue
             if wake in ready:
-                _drain(wake)
+                os.read(wake, 512)
             if master in ready:
                 try:
                     data = os.read(master, 65536)

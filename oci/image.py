@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import BundleMeta
-from .convert import layers_reader, rootfs_reader, runtime_config
 from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
-from .layer.apply import apply_layer
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
@@ -38,7 +36,6 @@ from .models import (
 )
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
-from .store import LayerStore, chain_ids, default_store
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -180,6 +177,8 @@ def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Pl
 
 def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
     """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
+    from .layer.apply import apply_layer
+
     with layout.open_blob(layer.digest, layer.size) as stream:
         try:
             result = apply_layer(stream, target, **kw)
@@ -325,6 +324,9 @@ def unpack(
     Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
     """
+    from .convert import layers_reader, rootfs_reader, runtime_config
+    from .store import LayerStore, chain_ids, default_store
+
     bundle = Path(bundle).absolute()
     img = load_image(layout, ref, platform)
     tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")

@@ -1,11 +1,11 @@
 """The host's OCI platform and picking a manifest for a platform out of an index.
 
-Maps ``platform.machine()`` to Go's GOARCH names, as the image-spec asks.
+Maps the kernel's machine name (``uname -m``) to Go's GOARCH names, as the image-spec asks.
 """
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 
 from .errors import InvalidDocumentError, PlatformError
 from .layout import Layout
@@ -33,7 +33,7 @@ _MACHINES: dict[str, tuple[str, str | None]] = {
 
 def host_platform(machine: str | None = None) -> Platform:
     """The platform this process runs on, in image-spec (GOOS/GOARCH) terms."""
-    machine = machine or _platform.machine()
+    machine = machine or os.uname().machine
     arch, variant = _MACHINES.get(machine.lower(), (machine.lower(), None))
     # arm64's variant is implied; leave it unset so images without a variant still match.
     if arch == "arm64":

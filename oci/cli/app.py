@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from typing import Any
 
 import typer
@@ -81,6 +80,12 @@ def _register() -> None:
                 raise
 
 
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _register()
@@ -90,12 +95,12 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="ocikit")
     except OCIError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"ocikit: error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         where = f"{exc.filename}: " if exc.filename else ""
         print(one_line(f"ocikit: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         sys.exit(1)
@@ -104,6 +109,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(one_line(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"), file=sys.stderr)
         sys.exit(70)

@@ -16,6 +16,14 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+def error_line(exc: OSError | OCIError) -> str:
+    """The one line the command line prints for a deliberate error or a failed system call."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return one_line(f"ocikit: error: {where}{exc.strerror or exc}")
+    return f"ocikit: error: {one_line(str(exc))}"
+
+
 class OCIError(Exception):
     """Base of every error ocikit raises deliberately."""
 

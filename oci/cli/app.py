@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ..errors import OCIError, one_line
+from ..errors import OCIError, error_line, one_line
 
 app = typer.Typer(
     name="ocikit",
@@ -108,13 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     except OCIError as exc:
         if debug:
             _print_traceback()
-        print(f"ocikit: error: {one_line(str(exc))}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             _print_traceback()
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(one_line(f"ocikit: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("ocikit: interrupted", file=sys.stderr)

@@ -55,18 +55,17 @@ def main(argv: list[str]) -> None:
 
         full(["run", *argv])
         return
-    from ..errors import OCIError, one_line
+    from ..errors import OCIError, error_line
     from .container import run
 
     bundle, cid, root = parsed
     try:
         code = run(bundle, cid, root or None)
     except OCIError as exc:
-        print(f"ocikit: error: {one_line(str(exc))}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         _exit(exc.exit_code)
     except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(one_line(f"ocikit: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         _exit(1)
     except KeyboardInterrupt:
         _exit(130)

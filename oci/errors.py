@@ -29,6 +29,10 @@ class OCIError(Exception):
 
     exit_code = 1
 
+    def within(self, where: str) -> "OCIError":
+        """The same error, its message prefixed with where it happened (a file, a blob)."""
+        return type(self)(f"{where}: {self}")
+
 
 class UsageError(OCIError):
     """The caller asked for something malformed (bad reference, bad option value)."""

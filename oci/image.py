@@ -183,7 +183,7 @@ def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Pat
         try:
             result = apply_layer(stream, target, **kw)
         except LayerError as exc:
-            raise type(exc)(f"layer {layer.digest}: {exc}") from None
+            raise exc.within(f"layer {layer.digest}") from None
         stream.drain()  # the decompressor may stop short of the blob's end; check all of it
     if str(result.diff_id) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")

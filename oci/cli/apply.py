@@ -47,7 +47,7 @@ def apply(
         if created:  # a directory we made holds nothing but the failed layer
             shutil.rmtree(directory, ignore_errors=True)
         if isinstance(exc, LayerError):
-            raise type(exc)(f"{'stdin' if layer == '-' else layer}: {exc}") from None
+            raise exc.within("stdin" if layer == "-" else layer) from None
         raise
     for warning in result.warnings:
         print(f"ocikit: warning: {one_line(warning)}", file=sys.stderr)

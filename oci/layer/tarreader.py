@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 from ..errors import LayerError
 from .tarformat import BLOCK, byte_sum
@@ -261,7 +261,7 @@ class TarReader:
             raise LayerError("layer is not a tar archive: " + ("it is empty" if not held else f"only {held} bytes"))
         raise LayerError(f"truncated tar: no end-of-archive block after entry {self.last!r} (offset {at})")
 
-    def _corrupt(self, at: int, why: str) -> None:
+    def _corrupt(self, at: int, why: str) -> NoReturn:
         if at == 0:
             raise LayerError(f"layer is not a tar archive: {why}")
         raise LayerError(f"corrupt tar header after entry {self.last!r} (offset {at}): {why}")
@@ -297,33 +297,28 @@ def _override(field: bytes, gnu: bytes | None, pax: bytes | None, key: str, at: 
 def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
     """A numeric header field: NUL/space-padded octal, or GNU base-256; only mtime may be negative."""
     digits = field.rstrip(b"\0 ")  # the usual form, "0000644\0", in one step
-    if digits.isdigit():
-        try:
-            return int(digits, 8)
-        except ValueError:
-            reader._corrupt(at, f"{what} field {bytes(field)!r} is not octal")
-    first = field[0] if field else 0
-    if first & 0x80:
-        # Base-256: two's complement in every bit after the marker bit (0x40 is the sign).
-        top = 1 << (8 * len(field) - 1)
-        value = int.from_bytes(field, "big") & (top - 1)
-        if first & 0x40:
-            value -= top
-            if what != "mtime":
-                reader._corrupt(at, f"{what} field is negative ({value})")
-        return value
-    # Leading NULs and spaces are padding to Go and GNU tar: reading such a size as 0
-    # would turn file data into headers those tools never see.
-    digits = field.strip(b"\0 ").split(b"\0", 1)[0].rstrip(b" ")
-    if not digits:
-        return 0
     if not digits.isdigit():
-        reader._corrupt(at, f"{what} field {bytes(field)!r} is not a number")
+        first = field[0] if field else 0
+        if first & 0x80:
+            # Base-256: two's complement in every bit after the marker bit (0x40 is the sign).
+            top = 1 << (8 * len(field) - 1)
+            value = int.from_bytes(field, "big") & (top - 1)
+            if first & 0x40:
+                value -= top
+                if what != "mtime":
+                    reader._corrupt(at, f"{what} field is negative ({value})")
+            return value
+        # Leading NULs and spaces are padding to Go and GNU tar: reading such a size as 0
+        # would turn file data into headers those tools never see.
+        digits = field.strip(b"\0 ").split(b"\0", 1)[0].rstrip(b" ")
+        if not digits:
+            return 0
+        if not digits.isdigit():
+            reader._corrupt(at, f"{what} field {bytes(field)!r} is not a number")
     try:
         return int(digits, 8)
     except ValueError:
         reader._corrupt(at, f"{what} field {bytes(field)!r} is not octal")
-    raise AssertionError("unreachable")
 
 
 def _signed_sum(block: bytes) -> int:

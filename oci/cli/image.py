@@ -106,6 +106,8 @@ _LABEL = typer.Option(None, "--label", help="Label KEY=VALUE (repeatable).")
 _EXPOSE = typer.Option(None, "--expose", help="Exposed port PORT or PORT/PROTO (tcp, udp, sctp) (repeatable).")
 _VOL = typer.Option(None, "--volume", help="Volume mount point (repeatable).")
 _SIG = typer.Option(None, "--stop-signal", help="Signal that stops the container, e.g. SIGTERM.")
+_COMPRESSION = typer.Option("gzip", "--compression", help="Layer compression: gzip, zstd or none.")
+_LEVEL = typer.Option(None, "--level", help="Compression level.")
 _AUTHOR = typer.Option(None, "--author", help="Author of the image.")
 _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); default now, or SOURCE_DATE_EPOCH when set.")
 
@@ -114,8 +116,8 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 def pack(
     directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
     target: str = typer.Argument(..., help="LAYOUT:TAG to write (the layout is created if missing)."),
-    compression: str = typer.Option("gzip", "--compression", help="Layer compression: gzip, zstd or none."),
-    level: Optional[int] = typer.Option(None, "--level", help="Compression level."),
+    compression: str = _COMPRESSION,
+    level: Optional[int] = _LEVEL,
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
     base: Optional[str] = typer.Option(None, "--base", help="LAYOUT:TAG of a base image; the new layer holds only DIR's differences from it."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
@@ -205,8 +207,8 @@ def unpack(
 def commit(
     bundle: Path = typer.Argument(..., help="Bundle made by ocikit unpack."),
     target: str = typer.Argument(..., help="LAYOUT:TAG to write the new image to."),
-    compression: str = typer.Option("gzip", "--compression", help="Layer compression: gzip, zstd or none."),
-    level: Optional[int] = typer.Option(None, "--level", help="Compression level."),
+    compression: str = _COMPRESSION,
+    level: Optional[int] = _LEVEL,
     author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
     comment: Optional[str] = typer.Option(None, "--comment", help="Comment for the history entry."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),

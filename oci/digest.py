@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from .errors import DigestMismatchError, InvalidDigestError
 
@@ -173,15 +173,6 @@ def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, 
     h = hashlib.new(algorithm)
     size = 0
     while chunk := stream.read(CHUNK):
-        h.update(chunk)
-        size += len(chunk)
-    return Digest(algorithm, h.hexdigest()), size
-
-
-def digest_chunks(chunks: Iterable[bytes], algorithm: str = "sha256") -> tuple[Digest, int]:
-    h = hashlib.new(algorithm)
-    size = 0
-    for chunk in chunks:
         h.update(chunk)
         size += len(chunk)
     return Digest(algorithm, h.hexdigest()), size

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -194,10 +195,12 @@ class Layout:
         fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
         raw = os.fdopen(fd, "wb", buffering=CHUNK)
         fcntl.flock(raw.fileno(), fcntl.LOCK_EX)  # marks it as live for gc
-        writer = BlobWriter(HashingWriter(_EarlyWriteback(raw), algorithm))  # type: ignore[arg-type]
+        behind = _WriteBehind(raw)
+        writer = BlobWriter(HashingWriter(behind, algorithm))  # type: ignore[arg-type]
         try:
             yield writer
             raw.flush()
+            behind.finish()
             os.fsync(raw.fileno())
             writer.finish()
             final = self.blob_path(writer.digest)
@@ -210,6 +213,7 @@ class Layout:
                 os.unlink(tmp)
             raise
         finally:
+            behind.finish_quietly()
             raw.close()
 
     def delete_blob(self, digest: str | Digest) -> int:
@@ -456,18 +460,27 @@ class BlobWriter:
             raise DigestMismatchError(f"blob {self._expected}: content hashes to {self.digest}")
 
 
-class _EarlyWriteback:
-    """A file that starts the kernel's writeback of every few MiB as they are written,
-    so the fsync that makes a large blob durable has little left to wait for."""
+class _WriteBehind:
+    """A file that gets what is written to it onto the disk as it goes: the kernel's
+    writeback starts every few MiB, and a background fdatasync every few tens of MiB
+    lets the device's flush overlap the writing, so the final fsync has little left.
+
+    ``finish`` waits for the background sync and raises its error: the kernel reports a
+    failed writeback once per open file, so an error seen there would not reach the fsync.
+    """
 
     _STEP = 8 << 20
+    _SYNC_STEP = 32 << 20
     _SYNC_FILE_RANGE_WRITE = 2
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.written = 0
         self.started = 0  # bytes whose writeback has been asked for
+        self.synced = 0  # bytes a background sync was started after
         self._call: Callable[[int, int, int], None] | None = _sync_file_range()
+        self._syncing: threading.Thread | None = None
+        self._error: Exception | None = None
 
     def write(self, data: bytes) -> int:
         n = self.raw.write(data)
@@ -476,10 +489,32 @@ class _EarlyWriteback:
             self.raw.flush()
             self._call(self.raw.fileno(), self.started, self.written - self.started)
             self.started = self.written
+            if self.written - self.synced >= self._SYNC_STEP and not (self._syncing and self._syncing.is_alive()):
+                self.synced = self.written
+                self._syncing = threading.Thread(target=self._sync, name="ocikit-sync", daemon=True)
+                self._syncing.start()
         return n
+
+    def _sync(self) -> None:
+        try:
+            os.fdatasync(self.raw.fileno())
+        except Exception as exc:  # raised by finish, in the writing thread
+            self._error = exc
 
     def flush(self) -> None:
         self.raw.flush()
+
+    def finish(self) -> None:
+        """Wait for the background sync; raise what it met."""
+        if self._syncing is not None:
+            self._syncing.join()
+        if self._error is not None:
+            raise self._error
+
+    def finish_quietly(self) -> None:
+        """Wait for the background sync, whatever it met (the file is being given up or closed)."""
+        if self._syncing is not None:
+            self._syncing.join()
 
 
 def _sync_file_range() -> Callable[[int, int, int], None] | None:
@@ -494,7 +529,7 @@ def _sync_file_range() -> Callable[[int, int, int], None] | None:
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 
     def call(fd: int, offset: int, length: int) -> None:
-        fn(fd, offset, length, _EarlyWriteback._SYNC_FILE_RANGE_WRITE)
+        fn(fd, offset, length, _WriteBehind._SYNC_FILE_RANGE_WRITE)
 
     return call
 

@@ -14,11 +14,13 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import require_root, require_tool
 from umocitools import umoci_unpack
 from oci.errors import LayerError, UsageError
-from oci.layer.compression import open_detected
+from oci.layer.compression import BLOCK_SIZE, open_detected
 from oci.layer.generate import write_layer
 from oci.layer.snapshot import TreeSnapshot, snapshot_tree, write_snapshot
 from treecmp import assert_trees_equal
@@ -710,8 +712,7 @@ def test_umoci_adds_and_unpacks_our_layer_identically(tree: Path, tmp_path: Path
 def test_gnu_tar_extracts_generated_trees_exactly(tmp_path_factory) -> None:
     require_root()
     require_tool("tar")
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck
 
     name = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1, max_size=120).filter(
         lambda n: n not in (".", "..") and not n.startswith(".wh.") and len(n.encode()) < 250)
@@ -806,15 +807,54 @@ def test_umoci_stacking_a_snapshot_changeset_gives_the_tree_as_changed_in_place(
     assert_trees_equal(tree, umoci_unpack(tmp_path, base, layer(tree, snap)[0]))
 
 
-@pytest.mark.parametrize("size", [10, 65536, 1 << 20, (1 << 20) + 7, 3 << 20])
-def test_a_file_whose_size_changed_since_its_header_is_an_error(tmp_path: Path, size: int) -> None:
+_B = BLOCK_SIZE
+
+
+@pytest.mark.parametrize("size", [10, 65536, _B - 1, _B, _B + 7, 3 * _B])
+@pytest.mark.parametrize("offset", [0, 1, _B - 3])
+def test_a_file_whose_size_changed_since_its_header_is_an_error(tmp_path: Path, size: int, offset: int) -> None:
     from oci.layer.generate import _copy_file, _TarStream
 
     f = tmp_path / "f"
-    f.write_bytes(os.urandom(size))
+    content = os.urandom(size)
+    f.write_bytes(content)
     out = io.BytesIO()
-    _copy_file(str(f), size, _TarStream(out))  # the size the header said: fine
-    with pytest.raises(LayerError, match="f: file grew"):
-        _copy_file(str(f), size - 1, _TarStream(io.BytesIO()))
-    with pytest.raises(LayerError, match="f: file shrank"):
-        _copy_file(str(f), size + 1, _TarStream(io.BytesIO()))
+    tar = _TarStream(out)
+    tar.write(b"h" * offset)  # the file starts that far into a block
+    _copy_file(str(f), size, tar)  # the size the header said: fine
+    tar.flush()
+    assert out.getvalue() == b"h" * offset + content
+    for said, what in ((size - 1, "grew"), (size + 1, "shrank")):
+        tar = _TarStream(io.BytesIO())
+        tar.write(b"h" * offset)
+        with pytest.raises(LayerError, match=f"f: file {what}"):
+            _copy_file(str(f), said, tar)
+
+
+class _Writes(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+        self.sizes.append(len(data))
+        return super().write(data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 1024), st.sampled_from([_B - 1, _B, _B + 1]), st.integers(0, 3 * _B)),
+                max_size=12))
+def test_the_tar_stream_sends_whole_blocks_and_hashes_what_it_sends(sizes: list[int]) -> None:
+    from oci.layer.generate import _TarStream
+
+    out = _Writes()
+    tar = _TarStream(out)
+    pieces = [(i.to_bytes(2, "big") * (n // 2 + 1))[:n] for i, n in enumerate(sizes)]
+    for piece in pieces:
+        tar.write(piece)
+    tar.flush()
+    whole = b"".join(pieces)
+    assert out.getvalue() == whole
+    assert tar.size == len(whole) and tar.hash.hexdigest() == hashlib.sha256(whole).hexdigest()
+    # Every block is full but the last: the gzip blocks (and so the bytes) depend on the content only.
+    assert all(n == _B for n in out.sizes[:-1]) and all(0 < n <= _B for n in out.sizes)

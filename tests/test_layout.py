@@ -67,6 +67,56 @@ def test_failed_writer_leaves_no_blob_and_no_temporary(tmp_path):
     assert list((tmp_path / "l" / TMP_DIR).iterdir()) == []
 
 
+class _CountingSync:
+    """os.fdatasync as the blob writer's background sync calls it: counted, or failing."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls = 0
+        self.fail = fail
+        self.real = os.fdatasync
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.fail:
+            raise OSError(5, "Input/output error")
+        self.real(fd)
+
+
+def _small_sync_steps(monkeypatch) -> None:
+    from oci import layout as layout_module
+
+    monkeypatch.setattr(layout_module._WriteBehind, "_STEP", 1 << 16)
+    monkeypatch.setattr(layout_module._WriteBehind, "_SYNC_STEP", 1 << 18)
+
+
+def test_a_large_blob_is_synced_as_it_is_written_and_stored_whole(tmp_path, monkeypatch):
+    _small_sync_steps(monkeypatch)
+    sync = _CountingSync()
+    monkeypatch.setattr(os, "fdatasync", sync)
+    layout = Layout.init(tmp_path / "l")
+    payload = os.urandom(4 << 20)
+    with layout.blob_writer() as w:
+        for i in range(0, len(payload), 1 << 16):
+            w.write(payload[i:i + (1 << 16)])
+    assert sync.calls >= 1  # background syncs ran while writing
+    assert w.digest == Digest.from_bytes(payload)
+    assert layout.read_blob(w.digest, limit=1 << 30) == payload
+
+
+def test_a_failed_background_sync_fails_the_blob_and_stores_nothing(tmp_path, monkeypatch):
+    # The kernel reports a writeback error once per open file: the background sync may be
+    # the only call that sees it, so it must not be lost.
+    _small_sync_steps(monkeypatch)
+    monkeypatch.setattr(os, "fdatasync", _CountingSync(fail=True))
+    layout = Layout.init(tmp_path / "l")
+    with pytest.raises(OSError, match="Input/output error"):
+        with layout.blob_writer() as w:
+            for _ in range(64):
+                w.write(os.urandom(1 << 16))
+    assert list(layout.walk_blobs()) == []
+    assert list((tmp_path / "l" / TMP_DIR).iterdir()) == []
+
+
 def test_open_blob_detects_flipped_byte(tmp_path):
     layout = Layout.init(tmp_path / "l")
     digest, size = layout.put_blob(b"hello world")

@@ -15,6 +15,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _OTHER_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 COMPRESSIONS = ("none", "gzip", "zstd")
+# What a block compressor takes per write. 2 MiB blocks keep the gzip workers busier than
+# 1 MiB ones (about 7% faster pack on 2 cores) for about 15 MB more memory.
+BLOCK_SIZE = 2 << 20
+# One thread walking and reading a tree feeds at most about this many compressor threads;
+# more would only hold more blocks in memory.
+MAX_THREADS = 4
 
 
 def detect(head: bytes) -> str | None:
@@ -150,19 +156,28 @@ class _ZstdReader(io.RawIOBase):
 
 def open_compressor(stream: BinaryIO, compression: str | None, level: int | None = None) -> BinaryIO:
     """A writer that compresses into ``stream``; closing it finishes the format but not ``stream``."""
+    writer = open_block_compressor(stream, compression, level)
+    return io.BufferedWriter(writer, buffer_size=BLOCK_SIZE) if compression == "gzip" else writer  # type: ignore[arg-type]
+
+
+def open_block_compressor(stream: BinaryIO, compression: str | None, level: int | None = None) -> BinaryIO:
+    """Like open_compressor, for a caller that writes whole blocks: each write is at most
+    BLOCK_SIZE bytes and, for gzip, becomes one block of the output as it is (no copy)."""
     if compression in (None, "none"):
         return _NoClose(stream)  # type: ignore[return-value]
-    # Output must not depend on the machine: isal's threaded writer cuts fixed-size
-    # blocks whatever the thread count, and zstd in multi-threaded mode (threads >= 1)
-    # gives the same frames for any worker count; both write no mtime or file name.
+    # Output must not depend on the machine: gzip blocks are cut where the writes end,
+    # whatever the thread count, and zstd in multi-threaded mode (threads >= 1) gives the
+    # same frames for any worker count; both write no mtime or file name.
     # (benchmarks/bench_diff.py --compressors measures these against the alternatives.)
-    threads = os.cpu_count() or 1
+    threads = min(os.cpu_count() or 1, MAX_THREADS)
     if compression == "gzip":
         from isal import igzip_threaded
 
         # isal levels are 0..3; map the familiar 1..9 scale onto them.
         isal_level = 2 if level is None else max(0, min(3, (level - 1) // 3 + 1 if level > 0 else 0))
-        return igzip_threaded.open(_NoClose(stream), "wb", compresslevel=isal_level, threads=threads)  # type: ignore[return-value]
+        buffered = igzip_threaded.open(_NoClose(stream), "wb", compresslevel=isal_level, threads=threads,
+                                       block_size=BLOCK_SIZE)
+        return buffered.detach()  # type: ignore[no-any-return]
     if compression == "zstd":
         import zstandard
 

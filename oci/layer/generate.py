@@ -26,7 +26,7 @@ from ..errors import LayerError, UsageError, one_line
 from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
 from ..progress import Progress
 from . import tarformat as tf
-from .compression import open_compressor
+from .compression import BLOCK_SIZE, open_block_compressor
 from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs
 from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
 
@@ -318,29 +318,57 @@ class _Collector:
 
 
 class _TarStream:
-    """Hash the tar bytes (diffID) and feed them to the compressor, in large writes."""
+    """The tar bytes, gathered into whole blocks for the compressor and hashed (diffID) on
+    the way. File content is read straight into the block, so each byte is copied once."""
 
     def __init__(self, compressor: BinaryIO) -> None:
         self.compressor = compressor
         self.hash = hashlib.sha256()
-        self.buf = bytearray()
-        self.size = 0
+        self.size = 0  # bytes sent on
+        self._block = bytearray(BLOCK_SIZE)
+        self._view = memoryview(self._block)
+        self._pos = 0
+        self._spare = bytearray(1)
 
     def write(self, data: bytes) -> None:
-        self.buf += data
-        if len(self.buf) >= _CHUNK:
-            self.flush()
+        pos, n = self._pos, len(data)
+        if pos + n < BLOCK_SIZE:
+            self._block[pos:pos + n] = data
+            self._pos = pos + n
+            return
+        view = memoryview(data)
+        while view:
+            room = BLOCK_SIZE - self._pos
+            self._view[self._pos:self._pos + min(room, len(view))] = view[:room]
+            self._pos += min(room, len(view))
+            view = view[room:]
+            if self._pos == BLOCK_SIZE:
+                self._send()
 
-    def write_large(self, data: bytes) -> None:
-        self.flush()
-        self._send(data)
+    def copy_from(self, fd: int, path: str, size: int) -> None:
+        """Exactly ``size`` bytes of the open file ``fd``; a file that changed size is an error."""
+        left = size
+        while left:
+            want = min(left, BLOCK_SIZE - self._pos)
+            target = self._view[self._pos:self._pos + want]
+            # Where the file should end, one spare byte more finds growth in the same read.
+            got = os.readv(fd, [target, self._spare] if want == left else [target])
+            if got > left:
+                raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
+            if not got:
+                raise LayerError(f"{path}: file shrank while being read ({size - left} of {size} bytes)")
+            self._pos += got
+            left -= got
+            if self._pos == BLOCK_SIZE:
+                self._send()
 
     def flush(self) -> None:
-        if self.buf:
-            self._send(bytes(self.buf))
-            self.buf.clear()
+        if self._pos:
+            self._send()
 
-    def _send(self, data: bytes) -> None:
+    def _send(self) -> None:
+        data = bytes(self._view[:self._pos])
+        self._pos = 0
         self.hash.update(data)
         self.size += len(data)
         self.compressor.write(data)
@@ -350,7 +378,7 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
            sde: int | None, progress: Progress | None) -> LayerResult:
     # A caller's HashingWriter (a layout's blob writer) already hashes what it stores: hash once.
     sink = out if isinstance(out, HashingWriter) and out.algorithm == "sha256" else HashingWriter(out)
-    compressor = open_compressor(sink, compression, level)  # type: ignore[arg-type]
+    compressor = open_block_compressor(sink, compression, level)  # type: ignore[arg-type]
     try:
         tar, count = _write_entries(items, compressor, sde, progress)
     except BaseException:
@@ -426,20 +454,6 @@ def _copy_file(path: str, size: int, tar: _TarStream) -> None:
     """Stream exactly ``size`` bytes of ``path``; a file that changed size meanwhile is an error."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        left = size
-        while left:
-            # Asking for one byte more than should be left finds growth without another read.
-            chunk = os.read(fd, min(left + 1, _CHUNK))
-            if not chunk:
-                raise LayerError(f"{path}: file shrank while being read ({size - left} of {size} bytes)")
-            if len(chunk) > left:
-                raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
-            left -= len(chunk)
-            if len(chunk) >= 65536:
-                tar.write_large(chunk)
-            else:
-                tar.write(chunk)
-        if size % _CHUNK == 0 and size and os.read(fd, 1):  # the last read had no byte to spare
-            raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
+        tar.copy_from(fd, path, size)
     finally:
         os.close(fd)

@@ -417,7 +417,7 @@ def test_header_fields_fuzzed_with_valid_checksums_fail_only_as_layer_errors(edi
 
 
 _PAX_KEYS = [b"path", b"linkpath", b"size", b"uid", b"gid", b"mtime", b"atime", b"SCHILY.xattr.user.x",
-             b"GNU.sparse.major", b"comment", b"", b"a\0b"]
+             b"GNU.sparse.major", b"GNU.sparse.map", b"GNU.sparse.size", b"comment", b"", b"a\0b"]
 _PAX_VALUES = st.one_of(
     st.binary(max_size=40),
     st.text("0123456789.-+_ ", max_size=30).map(str.encode),

@@ -398,8 +398,13 @@ class _Applier:
         if kind == "file":
             ffd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                for chunk in tar.data():
-                    _write_all(ffd, chunk)
+                if info.sparse is None:
+                    for chunk in tar.data():
+                        _write_all(ffd, chunk)
+                else:  # the fragments where they belong; the rest stays holes
+                    for offset, chunk in tar.fragments():
+                        _pwrite_all(ffd, chunk, offset)
+                    os.ftruncate(ffd, info.size)
                 self._own(ffd, None, info)
                 self._xattrs(ffd, None, info)
                 os.fchmod(ffd, info.mode)  # after chown, which clears setuid
@@ -546,3 +551,11 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n

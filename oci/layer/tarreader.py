@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, NoReturn
 
 from ..errors import LayerError
+from . import tarsparse
 from .tarformat import BLOCK, byte_sum
 
 _CHUNK = 1 << 20
@@ -24,11 +25,15 @@ _MAX_META = 1 << 20  # one PAX / GNU long-name header's data, Go archive/tar's l
 # PAX global records kept: every later entry pays for merging them, so few and small.
 _MAX_GLOBAL, _MAX_GLOBAL_RECORDS = 64 << 10, 32
 _XATTR_PAX = "SCHILY.xattr."
-_SPARSE_PAX = "GNU.sparse."
 _GLOBAL_KEPT = frozenset(("uid", "gid", "mtime", "atime"))
 # Go's archive/tar ignores global records, GNU tar and tarfile apply them: records that
 # would decide which entries the archive holds, or their names, get no second reading.
 _GLOBAL_REFUSED = frozenset(("path", "linkpath", "size"))
+# The old GNU sparse header: 4 map slots (offset, length: 12 octal bytes each) from byte 386,
+# a flag saying extension blocks (21 slots each, then their own flag) follow, the real size.
+_OLD_SPARSE = (386, 4, 482)
+_OLD_SPARSE_EXTENSION = (0, 21, 504)
+_OLD_SPARSE_REAL_SIZE = slice(483, 495)
 
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
@@ -61,6 +66,8 @@ class TarEntry:
     atime_ns: int | None = None
     xattrs: dict[str, bytes] = field(default_factory=dict)
     offset: int = 0  # of the entry's first header block
+    # A sparse file's data fragments, (offset in the file, length); what is not in one is a hole.
+    sparse: list[tuple[int, int]] | None = None
 
 
 class TarReader:
@@ -78,6 +85,7 @@ class TarReader:
         self._base = 0  # archive offset of _buf[0]
         self._global: dict[str, bytes] = {}
         self._pending = 0  # unread data + padding of the current entry
+        self._stored = 0  # data bytes the archive holds for the current entry
         self._current: TarEntry | None = None
         self.last = "start of archive"  # name of the last complete entry, for messages
 
@@ -148,6 +156,7 @@ class TarReader:
             self._check_sum(block, fields[6], at)
             typeflag = fields[7]
             size = _number(fields[4], "size", self, at)
+            old_sparse = self._old_gnu_sparse(block, fields, at) if typeflag == _GNU_SPARSE else None
             if typeflag in (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK):
                 data = self._meta_data(size, at)
                 if typeflag == _PAX:
@@ -159,12 +168,12 @@ class TarReader:
                 else:
                     long_link = data.split(b"\0", 1)[0]
                 continue
-            return self._entry(fields, size, pax, long_name, long_link, start)
+            return self._entry(fields, size, pax, long_name, long_link, start, at, old_sparse)
 
     def _entry(self, fields: tuple, size: int, pax: dict[str, bytes], long_name: bytes | None,
-               long_link: bytes | None, start: int) -> TarEntry:
+               long_link: bytes | None, start: int, at: int,
+               old_sparse: tuple[int, tarsparse.Fragments] | None) -> TarEntry:
         (name, mode, uid, gid, _, mtime, _, typeflag, linkname, magic, _, _, _, devmajor, devminor, prefix) = fields
-        at = self.offset - BLOCK
         if self._global:
             pax = {**self._global, **pax}
         raw_name = name.split(b"\0", 1)[0]
@@ -174,8 +183,14 @@ class TarReader:
         if pax or long_name or long_link:
             raw_name = _override(raw_name, long_name, pax.get("path"), "path", at)
             raw_link = _override(raw_link, long_link, pax.get("linkpath"), "linkpath", at)
-        if typeflag == _GNU_SPARSE or any(k.startswith(_SPARSE_PAX) for k in pax):
-            raise LayerError(f"{_text(raw_name)}: sparse files are not supported (offset {at})")
+        try:
+            sparse_format = tarsparse.pax_format(pax) if pax else None
+        except tarsparse.SparseMapError as exc:
+            raise LayerError(f"{_text(raw_name)}: {exc} (offset {at})") from None
+        if old_sparse is not None:
+            if sparse_format:
+                raise LayerError(f"{_text(raw_name)}: both an old GNU and a PAX sparse map (offset {at})")
+            typeflag = b"0"  # an old GNU sparse file is a regular file
         if typeflag == b"\0" and raw_name.endswith(b"/"):
             typeflag = b"5"  # pre-POSIX archives mark directories by a trailing slash only
         entry = TarEntry(
@@ -196,26 +211,103 @@ class TarReader:
         if pax:
             _apply_pax(entry, pax, at)
         if typeflag in _HEADER_ONLY:
+            if sparse_format:
+                raise LayerError(f"{entry.name}: a sparse map on an entry of type {typeflag!r} (offset {at})")
             entry.size = 0
-        self._pending = entry.size + (-entry.size % BLOCK)
+        self._stored = entry.size
+        if old_sparse is not None or sparse_format:
+            self._sparse(entry, pax, sparse_format, old_sparse, at)
+        self._pending = self._stored + (-self._stored % BLOCK)
         self._current = entry
         return entry
 
+    def _sparse(self, entry: TarEntry, pax: dict[str, bytes], sparse_format: str | None,
+                old_sparse: tuple[int, tarsparse.Fragments] | None, at: int) -> None:
+        """Make ``entry`` the sparse file its maps describe: real size, fragments, name."""
+        try:
+            if old_sparse is not None:
+                size, fragments = old_sparse
+            else:
+                name = pax.get(tarsparse.NAME)
+                if name:
+                    if b"\0" in name:
+                        raise tarsparse.SparseMapError(f"{tarsparse.NAME} {_text(name)!r} holds a NUL byte")
+                    entry.name = _text(name)
+                size = tarsparse.real_size(pax)
+                if size is None:
+                    raise tarsparse.SparseMapError("GNU sparse records without the file's real size")
+                if sparse_format == "1.0":
+                    fragments = tarsparse.map_1x0(self._map_block)  # _map_block counts what it takes
+                else:
+                    fragments = tarsparse.map_0x(pax)
+            tarsparse.check(fragments, size, self._stored)
+        except tarsparse.SparseMapError as exc:
+            raise LayerError(f"{entry.name}: {exc} (offset {at})") from None
+        entry.size = size
+        entry.sparse = fragments
+
+    def _map_block(self) -> bytes | None:
+        """The next block of the current entry's data, for a sparse map kept there."""
+        if self._stored < BLOCK:
+            return None
+        block = self._take(BLOCK)
+        if block is None:
+            return None
+        self._stored -= BLOCK
+        return block
+
+    def _old_gnu_sparse(self, block: bytes, fields: tuple, at: int) -> tuple[int, tarsparse.Fragments]:
+        """The real size and map of an old GNU sparse header, reading its extension blocks."""
+        if fields[9] != b"ustar " or fields[10] != b" \0":
+            self._corrupt(at, "a GNU sparse entry without the GNU magic")  # star uses the flag otherwise
+        size = _number(block[_OLD_SPARSE_REAL_SIZE], "sparse real size", self, at)
+        fragments: tarsparse.Fragments = []
+        (start, slots, flag), area = _OLD_SPARSE, block
+        while True:
+            for i in range(start, start + 24 * slots, 24):
+                if area[i] == 0:  # the first empty slot ends the list, as in GNU tar and Go
+                    break
+                fragments.append((_number(area[i:i + 12], "sparse offset", self, at),
+                                  _number(area[i + 12:i + 24], "sparse length", self, at)))
+            if not area[flag]:
+                return size, fragments
+            if len(fragments) > tarsparse.MAX_FRAGMENTS:
+                self._corrupt(at, f"sparse map of over {tarsparse.MAX_FRAGMENTS} fragments")
+            extension = self._take(BLOCK)
+            if extension is None:
+                self._truncated_header(self.offset)
+            (start, slots, flag), area = _OLD_SPARSE_EXTENSION, extension
+
     def data(self) -> Iterator[memoryview]:
-        """The current entry's data in chunks (views valid until the next chunk is asked for)."""
+        """The current entry's data in chunks (views valid until the next chunk is asked for).
+        For a sparse file that is its fragments back to back: ``fragments`` places them."""
         entry = self._current
         if entry is None:
             return
-        remaining = entry.size
+        remaining = stored = self._stored
         while remaining:
             if self._pos >= len(self._buf) and not self._fill(1):
                 raise LayerError(f"{entry.name}: truncated tar: data ends {remaining} bytes short "
-                                 f"of its {entry.size} (offset {entry.offset})")
+                                 f"of its {stored} (offset {entry.offset})")
             step = min(remaining, len(self._buf) - self._pos)
             yield self._view[self._pos:self._pos + step]
             self._pos += step
             remaining -= step
             self._pending -= step
+
+    def fragments(self) -> Iterator[tuple[int, memoryview]]:
+        """The current entry's data in chunks, each with its offset in the file: in order
+        for a plain file, and for a sparse one wherever its map puts it."""
+        entry = self._current
+        if entry is None:
+            return
+        if entry.sparse is None:
+            offset = 0
+            for chunk in self.data():
+                yield offset, chunk
+                offset += len(chunk)
+        else:
+            yield from tarsparse.place(entry.sparse, self.data())
 
     def _finish_current(self) -> None:
         entry = self._current
@@ -230,11 +322,11 @@ class TarReader:
 
     def _add_global(self, records: dict[str, bytes], at: int) -> None:
         for key, value in records.items():
-            if key in _GLOBAL_REFUSED and value:
+            if (key in _GLOBAL_REFUSED or key.startswith(tarsparse.PREFIX)) and value:
                 self._corrupt(at, f"PAX global header sets {key} for every entry")
             if not value:
                 self._global.pop(key, None)  # POSIX: an empty value deletes the record
-            elif key in _GLOBAL_KEPT or key.startswith((_XATTR_PAX, _SPARSE_PAX)):
+            elif key in _GLOBAL_KEPT or key.startswith(_XATTR_PAX):
                 self._global[key] = value
         if len(self._global) > _MAX_GLOBAL_RECORDS:
             self._corrupt(at, f"PAX global headers hold over {_MAX_GLOBAL_RECORDS} records")
@@ -330,6 +422,7 @@ def _signed_sum(block: bytes) -> int:
 def _pax_records(data: bytes, reader: TarReader, at: int) -> dict[str, bytes]:
     """Parse PAX records ("LEN KEY=VALUE\\n"); keys as text, values as raw bytes."""
     out: dict[str, bytes] = {}
+    sparse_0x0: list[bytes] = []  # GNU sparse format 0.0 repeats its two keys: kept in order
     pos = 0
     while pos < len(data):
         if data[pos] == 0:  # some writers pad the record area with NULs
@@ -346,8 +439,19 @@ def _pax_records(data: bytes, reader: TarReader, at: int) -> dict[str, bytes]:
             reader._corrupt(at, f"PAX record at byte {pos} has no keyword")
         if b"\0" in key:
             reader._corrupt(at, f"PAX record at byte {pos} has a NUL byte in its keyword")
-        out[_text(key)] = value
+        text = _text(key)
+        if text in (tarsparse.OFFSET, tarsparse.NUMBYTES):
+            try:
+                tarsparse.collect_0x0(sparse_0x0, text, value)
+            except tarsparse.SparseMapError as exc:
+                reader._corrupt(at, str(exc))
+        else:
+            out[text] = value
         pos = end
+    if sparse_0x0:
+        if tarsparse.MAP in out:
+            reader._corrupt(at, "both a format 0.0 and a format 0.1 sparse map")
+        out[tarsparse.MAP] = b",".join(sparse_0x0)
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Result, assert_one_line_error
+from conftest import REPO, Result, assert_one_line_error, require_tool
 from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
 
 TIMEOUT = 30
@@ -249,3 +249,114 @@ def test_start_container_hook_runs_inside_the_container_before_the_process(env, 
     assert res.code == 0, res.stderr
     st = json.loads(res.stdout)
     assert (st["id"], st["pid"]) == ("sc", 1)
+
+
+# -- a terminal for a created container: the pty master goes over --console-socket, as runc sends it
+
+
+def _terminal_bundle(make, args):
+    b = make(args)
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["terminal"] = True
+    (b / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+def _read_until(fd: int, needle: bytes, seconds: float = 10) -> bytes:
+    import select
+
+    got = b""
+    deadline = time.monotonic() + seconds
+    while needle not in got:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no {needle!r} on the terminal; got {got!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the process closed its side
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_create_sends_the_terminal_to_the_console_socket(env, tmp_path):
+    import socket
+
+    make, root = env
+    b = _terminal_bundle(make, ["sh", "-c", "tty; read line; echo \"got $line\""])
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "console.sock"))
+    listener.listen(1)
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "create", "t1", "--bundle", b, "--root", root,
+                             "--console-socket", tmp_path / "console.sock"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    listener.settimeout(TIMEOUT)
+    conn, _ = listener.accept()
+    name, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    assert proc.wait(TIMEOUT) == 0, proc.stderr.read()
+    assert name == b"/dev/ptmx" and len(fds) == 1
+    master = fds[0]
+    try:
+        assert status("t1", root) == "created"
+        assert ocikit("start", "t1", "--root", root).code == 0
+        assert _read_until(master, b"/dev/pts/").startswith(b"/dev/pts/")  # the process has a real tty
+        os.write(master, b"hello\n")
+        assert b"got hello" in _read_until(master, b"got hello")
+        wait_status("t1", root, "stopped")
+    finally:
+        os.close(master)
+        conn.close()
+        listener.close()
+
+
+def test_runc_hands_over_its_terminal_the_same_way(env, tmp_path):
+    # The receiving side above, unchanged, against runc: a console consumer written for
+    # runc (containerd's shim, runc's recvtty) works with ocikit.
+    import socket
+
+    require_tool("runc")
+    make, _ = env
+    b = _terminal_bundle(make, ["sh", "-c", "tty"])
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "runc-console.sock"))
+    listener.listen(1)
+    cid = f"ocikit-console-{os.getpid()}"
+    proc = subprocess.Popen(["runc", "create", "--bundle", b, "--console-socket", tmp_path / "runc-console.sock", cid],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        listener.settimeout(TIMEOUT)
+        conn, _ = listener.accept()
+        name, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        assert proc.wait(TIMEOUT) == 0, proc.stderr.read()
+        assert name == b"/dev/ptmx" and len(fds) == 1
+        subprocess.run(["runc", "start", cid], check=True, timeout=TIMEOUT)
+        assert _read_until(fds[0], b"\n").startswith(b"/dev/pts/")
+        os.close(fds[0])
+        conn.close()
+    finally:
+        listener.close()
+        subprocess.run(["runc", "delete", "--force", cid], capture_output=True, timeout=TIMEOUT)
+
+
+def test_a_terminal_without_a_console_socket_is_one_line_error(env, tmp_path):
+    make, root = env
+    res = create("t2", _terminal_bundle(make, ["true"]), root, tmp_path)
+    assert_one_line_error(res, "process.terminal", "--console-socket")
+    assert not (root / "t2").exists()
+
+
+def test_a_console_socket_without_a_terminal_is_one_line_error(env, tmp_path):
+    make, root = env
+    res = ocikit("create", "t3", "--bundle", make(["true"]), "--root", root, "--console-socket", tmp_path / "s")
+    assert_one_line_error(res, "--console-socket", "terminal")
+    assert not (root / "t3").exists()
+
+
+def test_a_console_socket_nobody_listens_on_is_one_line_error_and_leaves_no_container(env, tmp_path):
+    make, root = env
+    b = _terminal_bundle(make, ["true"])
+    res = ocikit("create", "t4", "--bundle", b, "--root", root, "--console-socket", tmp_path / "nobody.sock")
+    assert_one_line_error(res, "console socket", "nobody.sock")
+    assert not (root / "t4").exists()

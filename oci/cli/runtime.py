@@ -32,14 +32,18 @@ def create(
     container_id: str = typer.Argument(..., help="Container id."),
     bundle: Path = typer.Option(Path("."), "--bundle", "-b", help="Bundle directory."),
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+    console_socket: Optional[Path] = typer.Option(
+        None, "--console-socket", help="Unix socket to send the pty master to (as runc does), for a process "
+                                       "with terminal: true."),
 ) -> None:
     """Set up a container and leave its process waiting for 'ocikit start'.
 
     Example: ocikit create web --bundle ./bundle
+    Example: ocikit create shell --bundle ./bundle --console-socket /run/console.sock
     """
     from ..runtime.container import create as create_container
 
-    create_container(container_id, bundle, root)
+    create_container(container_id, bundle, root, console_socket)
 
 
 @app.command()

@@ -477,22 +477,57 @@ def _relay(master: int, wake: int) -> None:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def create(cid: str, bundle: StrPath, root: StrPath | None = None) -> dict[str, Any]:
-    """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state."""
+def create(cid: str, bundle: StrPath, root: StrPath | None = None,
+           console_socket: StrPath | None = None) -> dict[str, Any]:
+    """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state.
+
+    A process with ``terminal: true`` gets a pty whose master is sent, as runc sends it,
+    over the Unix socket ``console_socket`` (one message, SCM_RIGHTS, named /dev/ptmx).
+    """
     bundle = os.path.abspath(bundle)
     cfg = _load(bundle)
-    if cfg["process"].get("terminal"):
-        raise RuntimeSpecError("config.json: field 'process.terminal' is only supported by 'ocikit run'")
-    sdir = _claim(root or default_root(), cid)
+    terminal = bool(cfg["process"].get("terminal"))
+    if terminal and console_socket is None:
+        raise RuntimeSpecError("config.json: field 'process.terminal' is true: 'create' needs --console-socket "
+                               "to hand the terminal to")
+    if console_socket is not None and not terminal:
+        raise UsageError("--console-socket is for a process with 'terminal: true' in config.json")
+    import socket
+
+    console = _connect_console(console_socket) if terminal else None
+    pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if terminal else None
     try:
-        pid, _ = _launch(cfg, bundle, cid, sdir, "create", None)
-    except BaseException:
-        _remove_state(sdir)
-        raise
+        sdir = _claim(root or default_root(), cid)
+        try:
+            pid, master = _launch(cfg, bundle, cid, sdir, "create", pty_socks)
+            if console is not None and master is not None:
+                try:
+                    socket.send_fds(console, [b"/dev/ptmx"], [master])
+                finally:
+                    os.close(master)
+        except BaseException:
+            _remove_state(sdir)
+            raise
+    finally:
+        for sock in (console, *(pty_socks or ())):
+            if sock is not None:
+                sock.close()
     rec = _read_record(sdir) or {}
     rec["config_hooks"] = cfg.get("hooks") or {}
     _write_record(sdir, rec)
     return _public(rec, "created")
+
+
+def _connect_console(path: StrPath | None) -> "socket.socket":
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.fspath(path))  # type: ignore[arg-type]
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"console socket {path}: {exc.strerror or exc}") from None
+    return sock
 
 
 def start(cid: str, root: StrPath | None = None) -> None:

@@ -346,7 +346,7 @@ class Layout:
         ``referrers``, manifests whose ``subject`` is reachable count as reachable too
         (signatures and other OCI 1.1 referrers).
         """
-        subjects = self._subject_map() if referrers else {}
+        subjects = self.subject_map() if referrers else {}
         seen: dict[str, Descriptor] = {}
         stack = list(self.index().manifests if roots is None else roots)
         while stack:
@@ -361,9 +361,9 @@ class Layout:
 
     def referrers(self, digest: str) -> list[Descriptor]:
         """Manifests and indexes in the layout whose ``subject`` is ``digest``."""
-        return self._subject_map().get(digest, [])
+        return self.subject_map().get(digest, [])
 
-    def _subject_map(self) -> dict[str, list[Descriptor]]:
+    def subject_map(self) -> dict[str, list[Descriptor]]:
         """subject digest -> descriptors of the manifests/indexes that name it, from one scan of the blobs."""
         found: dict[str, list[Descriptor]] = {}
         for d in self.walk_blobs():

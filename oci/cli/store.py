@@ -1,4 +1,4 @@
-"""Commands over an image layout as a store: init, tag, ls, rm, inspect, verify, gc, validate."""
+"""Commands over an image layout as a store: init, tag, ls, rm, copy, inspect, verify, gc, validate."""
 
 from __future__ import annotations
 
@@ -77,6 +77,50 @@ def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
         raise UsageError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
     desc = layout.remove_tag(parsed.tag)
     print(f"removed tag {parsed.tag} ({desc.digest})")
+
+
+@app.command()
+def copy(
+    source: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST to copy."),
+    destination: str = typer.Argument(..., help="LAYOUT[:TAG] to copy into (created if needed; default tag: SOURCE's)."),
+    all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
+    platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
+    referrers: bool = typer.Option(False, "--referrers", help="Also copy signatures, SBOMs and other referrers, with their tags."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Copy an image between layouts, every blob verified, blobs already there skipped.
+
+    As with skopeo copy oci:SRC:TAG oci:DST:TAG, an index gives the host's image unless --all (or --platform) says otherwise.
+
+    Example: ocikit copy ./build:app ./release:app-1.2
+    Example: ocikit copy --all --referrers ./images:multi /mnt/usb/images
+    """
+    from ..copy import copy_image
+    from ..errors import one_line
+    from ..layout import Layout, Reference
+    from ..models import Platform
+    from ..progress import Progress
+
+    src, ref = _open(source)
+    dst_ref = Reference.parse(destination, None)
+    if dst_ref.digest:
+        from ..errors import UsageError
+
+        raise UsageError(f"destination {destination!r}: give a tag, not a digest")
+    tag = dst_ref.tag or ref.tag
+    desc = src.resolve(ref.tag, ref.digest)
+    dst = Layout.open_or_init(dst_ref.layout)
+    result = copy_image(src, desc, dst, tag, platform=Platform.parse(platform) if platform else None,
+                        all_platforms=all_platforms, referrers=referrers,
+                        progress=Progress("copy", enabled=False if quiet else None),
+                        warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
+    if json_out:
+        print_json({"manifest": result.manifest.digest, "mediaType": result.manifest.media_type,
+                    "tags": result.tags, "copied": result.copied, "present": result.present,
+                    "bytes": result.bytes, "skipped": result.skipped})
+    else:
+        print(f"{dst.root}:{tag} -> {result.manifest.digest}" if tag else result.manifest.digest)
 
 
 @app.command()

@@ -81,46 +81,79 @@ def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
 
 @app.command()
 def copy(
-    source: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST to copy."),
-    destination: str = typer.Argument(..., help="LAYOUT[:TAG] to copy into (created if needed; default tag: SOURCE's)."),
+    source: str = typer.Argument(..., help="LAYOUT[:TAG], LAYOUT@DIGEST or docker-archive:FILE[:NAME:TAG] to copy."),
+    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's) or "
+                                                "docker-archive:FILE[:NAME:TAG]."),
     all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
     referrers: bool = typer.Option(False, "--referrers", help="Also copy signatures, SBOMs and other referrers, with their tags."),
+    compression: Optional[str] = typer.Option(None, "--compression", help="From a docker archive: store its plain layers as none, gzip or zstd (default: as they are)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Copy an image between layouts, every blob verified, blobs already there skipped.
+    """Copy an image between layouts, or from or to a docker archive; every blob verified.
 
-    As with skopeo copy oci:SRC:TAG oci:DST:TAG, an index gives the host's image unless --all (or --platform) says otherwise.
+    As with skopeo copy oci:SRC:TAG oci:DST:TAG, an index gives the host's image unless --all (or --platform) says otherwise. Blobs the destination has are not copied again. A docker archive is what docker save writes and docker load reads.
 
     Example: ocikit copy ./build:app ./release:app-1.2
     Example: ocikit copy --all --referrers ./images:multi /mnt/usb/images
+    Example: ocikit copy docker-archive:app.tar ./images:app --compression gzip
+    Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
     """
-    from ..copy import copy_image
-    from ..errors import one_line
+    from ..dockerarchive import ArchiveRef, export_archive, import_archive, is_archive_ref
+    from ..errors import UsageError, one_line
     from ..layout import Layout, Reference
     from ..models import Platform
+    from ..platform import resolve_manifest
     from ..progress import Progress
 
+    progress = Progress("copy", enabled=False if quiet else None)
+    plat = Platform.parse(platform) if platform else None
+    if is_archive_ref(source) and is_archive_ref(destination):
+        raise UsageError("copy from one docker archive to another is not supported: copy into a layout first")
+    if compression is not None and not is_archive_ref(source):
+        raise UsageError("--compression applies to copies from a docker archive")
+    if is_archive_ref(source):
+        dst_ref = _destination(destination)
+        dst = Layout.open_or_init(dst_ref.layout)
+        tag = dst_ref.tag or "latest"
+        desc = import_archive(ArchiveRef.parse(source), dst, tag, compression=compression, progress=progress)
+        _report_copy(json_out, desc, [tag], f"{dst.root}:{tag}")
+        return
     src, ref = _open(source)
-    dst_ref = Reference.parse(destination, None)
-    if dst_ref.digest:
-        from ..errors import UsageError
-
-        raise UsageError(f"destination {destination!r}: give a tag, not a digest")
-    tag = dst_ref.tag or ref.tag
     desc = src.resolve(ref.tag, ref.digest)
+    if is_archive_ref(destination):
+        archive = ArchiveRef.parse(destination)
+        manifest, _ = resolve_manifest(src, desc, plat)
+        export_archive(src, manifest, archive, progress=progress)
+        _report_copy(json_out, manifest, [archive.name] if archive.name else [], str(archive.path))
+        return
+    from ..copy import copy_image
+
+    dst_ref = _destination(destination)
+    tag = dst_ref.tag or ref.tag
     dst = Layout.open_or_init(dst_ref.layout)
-    result = copy_image(src, desc, dst, tag, platform=Platform.parse(platform) if platform else None,
-                        all_platforms=all_platforms, referrers=referrers,
-                        progress=Progress("copy", enabled=False if quiet else None),
-                        warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
+    result = copy_image(src, desc, dst, tag, platform=plat, all_platforms=all_platforms, referrers=referrers,
+                        progress=progress, warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
+    _report_copy(json_out, result.manifest, result.tags, f"{dst.root}:{tag}" if tag else str(dst.root),
+                 {"copied": result.copied, "present": result.present, "bytes": result.bytes, "skipped": result.skipped})
+
+
+def _destination(text: str):  # type: ignore[no-untyped-def]
+    from ..errors import UsageError
+    from ..layout import Reference
+
+    ref = Reference.parse(text, None)
+    if ref.digest:
+        raise UsageError(f"destination {text!r}: give a tag, not a digest")
+    return ref
+
+
+def _report_copy(json_out: bool, desc, tags: list[str], where: str, extra: dict | None = None) -> None:  # type: ignore[no-untyped-def]
     if json_out:
-        print_json({"manifest": result.manifest.digest, "mediaType": result.manifest.media_type,
-                    "tags": result.tags, "copied": result.copied, "present": result.present,
-                    "bytes": result.bytes, "skipped": result.skipped})
+        print_json({"manifest": desc.digest, "mediaType": desc.media_type, "tags": tags, **(extra or {})})
     else:
-        print(f"{dst.root}:{tag} -> {result.manifest.digest}" if tag else result.manifest.digest)
+        print(f"{where} -> {desc.digest}")
 
 
 @app.command()

@@ -22,7 +22,7 @@ from .digest import Digest, HashingWriter
 from .errors import DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer import tarformat as tf
 from .layer.compression import decompression_errors, is_io_error, open_compressor, open_detected
-from .layer.tarreader import TarReader
+from .layer.tarreader import TarReader, read_tar
 from .layout import Layout
 from .models import MT_CONFIG, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_MANIFEST, Descriptor, ImageConfig, Manifest, canonical_json
 from .progress import Progress
@@ -92,18 +92,8 @@ def import_archive(ref: ArchiveRef, layout: Layout, tag: str | None, *, compress
 
 def _entries(path: Path) -> Iterator[tuple[Any, TarReader]]:
     """The archive's tar entries (any compression of the whole archive is undone)."""
-    try:
-        with open(path, "rb") as raw:
-            stream, _ = open_detected(raw)
-            reader = TarReader(stream.read)
-            for entry in reader:
-                yield entry, reader
-    except LayerError as exc:
-        raise LayerError(f"{path}: {exc}") from None
-    except decompression_errors() as exc:
-        if is_io_error(exc):
-            raise
-        raise LayerError(f"{path}: not a readable docker archive: {exc}") from None
+    with open(path, "rb") as raw:
+        yield from read_tar(raw, str(path), "docker archive")
 
 
 def _scan(path: Path) -> tuple[dict[str, bytes], dict[str, str]]:

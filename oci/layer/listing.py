@@ -9,8 +9,7 @@ import posixpath
 from typing import BinaryIO, Iterator
 
 from ..errors import LayerError
-from .compression import decompression_errors, is_io_error, open_detected
-from .tarreader import TarEntry, TarReader
+from .tarreader import TarEntry, read_tar
 from .whiteout import is_opaque_marker, whiteout_target
 
 def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
@@ -19,16 +18,8 @@ def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     Whiteouts come out as ``{"type": "whiteout", "name": deleted path}`` and opaque
     markers as ``{"type": "opaque", "name": directory}``.
     """
-    try:
-        reader, _ = open_detected(stream)
-        for member in TarReader(reader.read):
-            yield _row(member, where)
-    except LayerError as exc:
-        raise LayerError(f"{where}: {exc}") from None
-    except decompression_errors() as exc:
-        if is_io_error(exc):
-            raise
-        raise LayerError(f"{where}: not a readable layer tar: {exc}") from None
+    for member, _ in read_tar(stream, where):
+        yield _row(member, where)
 
 
 def _row(m: TarEntry, where: str) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NoReturn
+from typing import BinaryIO, Callable, Iterator, NoReturn
 
 from ..errors import LayerError
 from . import tarsparse
@@ -68,6 +68,24 @@ class TarEntry:
     offset: int = 0  # of the entry's first header block
     # A sparse file's data fragments, (offset in the file, length); what is not in one is a hole.
     sparse: list[tuple[int, int]] | None = None
+
+
+def read_tar(stream: BinaryIO, where: str, what: str = "layer tar") -> Iterator[tuple[TarEntry, "TarReader"]]:
+    """Each entry of the tar in ``stream`` (plain, gzip or zstd) with the reader for its data;
+    every failure to read it is a LayerError prefixed with ``where``."""
+    from .compression import decompression_errors, is_io_error, open_detected
+
+    try:
+        plain, _ = open_detected(stream)
+        reader = TarReader(plain.read)
+        for entry in reader:
+            yield entry, reader
+    except LayerError as exc:
+        raise exc.within(where) from None
+    except decompression_errors() as exc:
+        if is_io_error(exc):
+            raise
+        raise LayerError(f"{where}: not a readable {what}: {exc}") from None
 
 
 class TarReader:

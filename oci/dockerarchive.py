@@ -182,12 +182,14 @@ def _store_layer(layout: Layout, chunks: Iterator[memoryview], diff_id: str, whe
     tar_hash = HashingWriter(_Discard())
     with layout.blob_writer() as w:
         out: BinaryIO = open_compressor(w.hashing, target) if target != stored_as else w.hashing  # type: ignore[assignment]
-        for chunk in _chain(first, chunks):
-            out.write(chunk)
-            if stored_as == "none":
-                tar_hash.write(chunk)
-        if out is not w.hashing:
-            out.close()
+        try:
+            for chunk in _chain(first, chunks):
+                out.write(chunk)
+                if stored_as == "none":
+                    tar_hash.write(chunk)
+        finally:
+            if out is not w.hashing:
+                out.close()  # stops the compressor's threads, also when reading failed
     if stored_as == "none":
         got = tar_hash.digest()
     else:  # the diffID is over the uncompressed tar: read the stored blob back through the decompressor

@@ -195,7 +195,7 @@ class Layout:
         fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
         raw = os.fdopen(fd, "wb", buffering=CHUNK)
         fcntl.flock(raw.fileno(), fcntl.LOCK_EX)  # marks it as live for gc
-        behind = _WriteBehind(raw)
+        behind = _WriteBehind(raw, tmp)
         writer = BlobWriter(HashingWriter(behind, algorithm))  # type: ignore[arg-type]
         try:
             yield writer
@@ -473,8 +473,9 @@ class _WriteBehind:
     _SYNC_STEP = 32 << 20
     _SYNC_FILE_RANGE_WRITE = 2
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, path: str) -> None:
         self.raw = raw
+        self.path = path  # for messages
         self.written = 0
         self.started = 0  # bytes whose writeback has been asked for
         self.synced = 0  # bytes a background sync was started after
@@ -508,6 +509,8 @@ class _WriteBehind:
         """Wait for the background sync; raise what it met."""
         if self._syncing is not None:
             self._syncing.join()
+        if isinstance(self._error, OSError):
+            raise OSError(self._error.errno, self._error.strerror, self.path)
         if self._error is not None:
             raise self._error
 

@@ -283,6 +283,8 @@ def test_a_copy_of_the_tree_elsewhere_gives_the_same_digest(tree: Path, tmp_path
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_compressed_bytes_do_not_depend_on_the_cpu_count(tree: Path, compression: str, monkeypatch) -> None:
+    # Several blocks, so the workers share them out and the cuts between blocks count.
+    (tree / "big.bin").write_bytes(os.urandom(BLOCK_SIZE) * 3 + b"tail...")
     outputs = set()
     for cpus in (1, 2, 8):
         monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
@@ -829,6 +831,18 @@ def test_a_file_whose_size_changed_since_its_header_is_an_error(tmp_path: Path, 
         tar.write(b"h" * offset)
         with pytest.raises(LayerError, match=f"f: file {what}"):
             _copy_file(str(f), said, tar)
+
+
+def test_a_file_replaced_by_a_fifo_after_the_walk_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    from oci.layer.generate import _copy_file, _TarStream
+
+    f = tmp_path / "f"
+    f.write_bytes(b"content")
+    seen = os.lstat(f)
+    f.unlink()
+    os.mkfifo(f)  # opening a fifo for reading would wait for a writer forever
+    with pytest.raises(LayerError, match="f: replaced by another file"):
+        _copy_file(str(f), seen.st_size, _TarStream(io.BytesIO()), seen)
 
 
 class _Writes(io.BytesIO):

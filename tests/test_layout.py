@@ -109,10 +109,11 @@ def test_a_failed_background_sync_fails_the_blob_and_stores_nothing(tmp_path, mo
     _small_sync_steps(monkeypatch)
     monkeypatch.setattr(os, "fdatasync", _CountingSync(fail=True))
     layout = Layout.init(tmp_path / "l")
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(OSError, match="Input/output error") as failed:
         with layout.blob_writer() as w:
             for _ in range(64):
                 w.write(os.urandom(1 << 16))
+    assert TMP_DIR in str(failed.value.filename)  # the message names the file being written
     assert list(layout.walk_blobs()) == []
     assert list((tmp_path / "l" / TMP_DIR).iterdir()) == []
 

@@ -428,7 +428,7 @@ def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None
             size = st.st_size
             tar.write(tf.header(name, tf.REGULAR, size=size, **common))
             if size:
-                _copy_file(item.path, size, tar)
+                _copy_file(item.path, size, tar, st)
                 tar.write(tf.padding(size))
         elif stat.S_ISLNK(mode):
             target = os.fsencode(os.readlink(item.path))
@@ -450,10 +450,15 @@ def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None
     return tar, count
 
 
-def _copy_file(path: str, size: int, tar: _TarStream) -> None:
-    """Stream exactly ``size`` bytes of ``path``; a file that changed size meanwhile is an error."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+def _copy_file(path: str, size: int, tar: _TarStream, seen: os.stat_result | None = None) -> None:
+    """Stream exactly ``size`` bytes of ``path``; a file that changed size meanwhile is an error,
+    and so is one replaced since the walk saw it as ``seen`` (a fifo there would block the open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
+        if seen is not None:
+            now = os.fstat(fd)
+            if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+                raise LayerError(f"{path}: replaced by another file while the layer was being written")
         tar.copy_from(fd, path, size)
     finally:
         os.close(fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+from . import jsontext
 from .errors import BundleError
 
 META_NAME = "ocikit-bundle.json"
@@ -54,7 +55,7 @@ class BundleMeta:
         path = os.path.join(bundle, META_NAME)
         try:
             with open(path, "rb") as f:
-                obj = json.loads(f.read())
+                obj = jsontext.loads(f.read())
         except FileNotFoundError:
             return None
         except ValueError as exc:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+from . import jsontext
 from .digest import Digest, HashingWriter
 from .errors import DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer import tarformat as tf
@@ -29,7 +31,10 @@ from .progress import Progress
 
 PREFIX = "docker-archive:"
 _MAX_JSON = 16 << 20  # one JSON file of the archive
-_MAX_ALL_JSON = 64 << 20  # all of them together
+_MAX_METADATA = 64 << 20  # all of them and the symlinks together
+# A docker reference without digest: [registry[:port]/]path[:tag], path components lowercase.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOCKER_NAME = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?$")
 _MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _CHUNK = 1 << 20
 
@@ -57,31 +62,64 @@ def is_archive_ref(text: str) -> bool:
 # -- import ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class ArchiveImage:
+    """One image of a docker archive, read and checked, its layers not yet stored."""
+
+    path: Path
+    config: bytes
+    layer_paths: list[str]  # entries of the archive, bottom layer first
+    diff_ids: list[str]
+
+
 def import_archive(ref: ArchiveRef, layout: Layout, tag: str | None, *, compression: str | None = None,
                    progress: Progress | None = None) -> Descriptor:
     """Store the archive's image (the one ``ref.name`` names, or its only one) in ``layout``
-    as an OCI image, tagged ``tag``; return the manifest's descriptor.
+    as an OCI image, tagged ``tag``; return the manifest's descriptor."""
+    return store_archive_image(read_archive_image(ref), layout, tag, compression=compression, progress=progress)
 
-    Layers are kept as they are stored (a plain tar stays a plain tar) unless ``compression``
-    (none, gzip or zstd) asks for another form of the plain ones.
-    """
-    where = str(ref.path)
-    files, links = _scan(ref.path)
+
+def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
+    """Find and check the image ``ref`` names (or the archive's only one): its config and
+    where its layers are. Reads everything but the layers' data."""
+    path = ref.path
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)"
+                         if path.exists() else f"{path}: no such file")
+    where = str(path)
+    files, links, repeated = _scan(path)
     manifest = _manifest_entry(files, ref, where)
     config_path = _resolve(manifest.get("Config"), links, where, "Config")
     config_bytes = files.get(config_path)
+    if config_bytes is None:  # Docker 25 and later name it blobs/sha256/HEX, without .json
+        config_bytes, found = _fetch(path, config_path)
+        repeated |= {config_path} if found > 1 else set()
+    if config_path in repeated:
+        raise InvalidDocumentError(f"{where}: {config_path} is in the archive more than once")
     if config_bytes is None:
         raise InvalidDocumentError(f"{where}: config {config_path!r} named by manifest.json is not in the archive")
     config = ImageConfig.from_json(config_bytes, f"{where}: {config_path}")
-    layer_paths = [_resolve(p, links, where, "Layers") for p in manifest.get("Layers") or []]
+    layers = manifest.get("Layers")
+    if layers is None:
+        layers = []
+    if not isinstance(layers, list):
+        raise InvalidDocumentError(f"{where}: manifest.json field 'Layers' is not a list")
+    layer_paths = [_resolve(p, links, where, "Layers") for p in layers]
     diff_ids = list(config.rootfs.diff_ids)
     if len(layer_paths) != len(diff_ids):
         raise InvalidDocumentError(f"{where}: manifest.json lists {len(layer_paths)} layers, "
                                    f"the config {len(diff_ids)} diffIDs")
-    stored = _import_layers(ref.path, layout, layer_paths, diff_ids, compression, progress)
-    layers = [stored[p] for p in layer_paths]
-    config_desc = layout.put_json(config_bytes, MT_CONFIG)
-    doc = Manifest(config=config_desc, layers=layers)
+    return ArchiveImage(path, config_bytes, layer_paths, diff_ids)
+
+
+def store_archive_image(image: ArchiveImage, layout: Layout, tag: str | None, *, compression: str | None = None,
+                        progress: Progress | None = None) -> Descriptor:
+    """Store ``image`` in ``layout`` (layers kept as they are, or plain ones compressed with
+    ``compression``: none, gzip or zstd), tagged ``tag``; return the manifest's descriptor.
+    Every layer is checked against its diffID before it is stored."""
+    stored = _import_layers(image.path, layout, image.layer_paths, image.diff_ids, compression, progress)
+    config_desc = layout.put_json(image.config, MT_CONFIG)
+    doc = Manifest(config=config_desc, layers=[stored[p] for p in image.layer_paths])
     desc = layout.put_json(canonical_json(doc.to_dict()), MT_MANIFEST)
     if tag is not None:
         layout.set_tag(tag, desc)
@@ -96,58 +134,101 @@ def _entries(path: Path) -> Iterator[tuple[Any, TarReader]]:
         yield from read_tar(raw, str(path), "docker archive")
 
 
-def _scan(path: Path) -> tuple[dict[str, bytes], dict[str, str]]:
-    """First pass: the archive's JSON files by name, and its symlinks (name -> target)."""
+def _name(entry: Any) -> str:
+    return posixpath.normpath(entry.name.lstrip("/")).removeprefix("./")
+
+
+def _scan(path: Path) -> tuple[dict[str, bytes], dict[str, str], set[str]]:
+    """First pass: the archive's JSON files by name, its symlinks (name -> target), and the
+    names among those that occur more than once (tools disagree on which copy counts)."""
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
-    total = 0
+    repeated: set[str] = set()
+    budget = _MAX_METADATA
     for entry, reader in _entries(path):
-        name = posixpath.normpath(entry.name.lstrip("/")).removeprefix("./")
-        if entry.kind == "symlink":
-            links[name] = entry.linkname
-        elif entry.kind == "file" and name.endswith(".json"):
-            if entry.size > _MAX_JSON or total + entry.size > _MAX_ALL_JSON:
-                raise InvalidDocumentError(f"{path}: {name} is too large for a docker archive's JSON ({entry.size} bytes)")
-            total += entry.size
-            files[name] = b"".join(bytes(c) for c in reader.data())
+        name = _name(entry)
+        if entry.kind == "symlink" or (entry.kind == "file" and name.endswith(".json")):
+            size = len(name) + (len(entry.linkname) if entry.kind == "symlink" else entry.size)
+            if entry.size > _MAX_JSON or size > budget:
+                raise InvalidDocumentError(f"{path}: {name}: more metadata than a docker archive holds "
+                                           f"(over {_MAX_METADATA} bytes of JSON files and links)")
+            budget -= size
+            if name in files or name in links:
+                repeated.add(name)
+            if entry.kind == "symlink":
+                links[name] = entry.linkname
+            else:
+                files[name] = b"".join(bytes(c) for c in reader.data())
     if "manifest.json" not in files:
         raise InvalidDocumentError(f"{path}: no manifest.json: not a docker archive")
-    return files, links
+    if "manifest.json" in repeated:
+        raise InvalidDocumentError(f"{path}: manifest.json is in the archive more than once")
+    return files, links, repeated
+
+
+def _fetch(path: Path, wanted: str) -> tuple[bytes | None, int]:
+    """One more pass for one small file: its content (the first copy) and how often it occurs."""
+    found, data = 0, None
+    for entry, reader in _entries(path):
+        if entry.kind == "file" and _name(entry) == wanted:
+            found += 1
+            if found == 1:
+                if entry.size > _MAX_JSON:
+                    raise InvalidDocumentError(f"{path}: {wanted} is too large for an image config ({entry.size} bytes)")
+                data = b"".join(bytes(c) for c in reader.data())
+    return data, found
 
 
 def _manifest_entry(files: dict[str, bytes], ref: ArchiveRef, where: str) -> dict[str, Any]:
     try:
-        images = json.loads(files["manifest.json"])
+        images = jsontext.loads(files["manifest.json"])
     except ValueError as exc:
         raise InvalidDocumentError(f"{where}: manifest.json is not JSON: {exc}") from None
     if not isinstance(images, list) or not images or not all(isinstance(i, dict) for i in images):
         raise InvalidDocumentError(f"{where}: manifest.json is not a list of images")
+    for image in images:
+        tags = image.get("RepoTags")
+        if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise InvalidDocumentError(f"{where}: manifest.json field 'RepoTags' is not a list of names")
     if ref.name is None:
         if len(images) > 1:
             names = ", ".join(t for i in images for t in i.get("RepoTags") or []) or "untagged images"
             raise UsageError(f"{where}: the archive holds {len(images)} images ({names}): name one, "
-                             f"as docker-archive:{where}:NAME:TAG")
+                             f"as docker-archive:{where}:NAME:TAG or docker-archive:{where}:@N")
         return images[0]
-    wanted = {ref.name, f"docker.io/library/{ref.name}", f"docker.io/{ref.name}"}
-    wanted |= {w + ":latest" for w in wanted if ":" not in w.rsplit("/", 1)[-1]}
+    if ref.name.startswith("@"):
+        number = ref.name[1:]
+        if not number.isdigit() or int(number) >= len(images):
+            raise UsageError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
+        return images[int(number)]
+    wanted = _normalized(ref.name)
     for image in images:
-        if wanted & set(image.get("RepoTags") or []):
+        if wanted in {_normalized(t) for t in image.get("RepoTags") or []}:
             return image
     raise UsageError(f"{where}: no image tagged {ref.name!r} in the archive")
+
+
+def _normalized(name: str) -> str:
+    """A docker image name as docker reads it: docker.io and library/ implied, :latest too."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    name = name.removeprefix("library/")
+    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
 
 
 def _resolve(name: Any, links: dict[str, str], where: str, field: str) -> str:
     """A path inside the archive, following the archive's own symlinks (skopeo writes some)."""
     if not isinstance(name, str) or not name:
-        raise InvalidDocumentError(f"{where}: manifest.json field {field!r} holds {name!r}, not a path")
+        raise InvalidDocumentError(f"{where}: manifest.json field {field!r} holds {str(name)[:60]!r}, not a path")
     path = posixpath.normpath(name.lstrip("/"))
     for _ in range(16):
+        if path.startswith("../") or path == "..":
+            break
         target = links.get(path)
         if target is None:
             return path
         path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-        if path.startswith("../"):
-            break
     raise InvalidDocumentError(f"{where}: {field} path {name!r} leads outside the archive or round in circles")
 
 
@@ -160,8 +241,12 @@ def _import_layers(path: Path, layout: Layout, wanted: list[str], diff_ids: list
             raise InvalidDocumentError(f"{path}: layer {layer_path} is listed with two different diffIDs")
     stored: dict[str, Descriptor] = {}
     for entry, reader in _entries(path):
-        name = posixpath.normpath(entry.name.lstrip("/")).removeprefix("./")
-        if name not in expect or name in stored or entry.kind != "file":
+        name = _name(entry)
+        if name not in expect:
+            continue
+        if name in stored:
+            raise InvalidDocumentError(f"{path}: layer {name} is in the archive more than once")
+        if entry.kind != "file":
             continue
         stored[name] = _store_layer(layout, reader.data(), expect[name], f"{path}: {name}", compression)
         if progress is not None:
@@ -174,33 +259,25 @@ def _import_layers(path: Path, layout: Layout, wanted: list[str], diff_ids: list
 
 def _store_layer(layout: Layout, chunks: Iterator[memoryview], diff_id: str, where: str,
                  compression: str | None) -> Descriptor:
-    """One layer as a blob: as stored, or compressed when it is a plain tar and that is asked."""
+    """One layer as a blob: as stored, or compressed when it is a plain tar and that is asked.
+    Its uncompressed bytes are hashed on the way, so a wrong layer is never stored."""
     first = next(chunks, memoryview(b""))
     head = bytes(first[:8])
     stored_as = "gzip" if head.startswith(b"\x1f\x8b") else "zstd" if head.startswith(b"\x28\xb5\x2f\xfd") else "none"
     target = compression if stored_as == "none" and compression else stored_as
-    tar_hash = HashingWriter(_Discard())
+    plain = _PlainDigest(stored_as, where)
     with layout.blob_writer() as w:
         out: BinaryIO = open_compressor(w.hashing, target) if target != stored_as else w.hashing  # type: ignore[assignment]
         try:
             for chunk in _chain(first, chunks):
+                plain.update(chunk)
                 out.write(chunk)
-                if stored_as == "none":
-                    tar_hash.write(chunk)
         finally:
             if out is not w.hashing:
                 out.close()  # stops the compressor's threads, also when reading failed
-    if stored_as == "none":
-        got = tar_hash.digest()
-    else:  # the diffID is over the uncompressed tar: read the stored blob back through the decompressor
-        with layout.open_blob(w.digest) as blob:
-            reader, _ = open_detected(blob)
-            tar_hash = HashingWriter(_Discard())
-            while chunk := reader.read(_CHUNK):
-                tar_hash.write(chunk)
-        got = tar_hash.digest()
-    if str(got) != diff_id:  # (the stored blob is named by no document: gc removes it)
-        raise DigestMismatchError(f"{where}: layer content hashes to {got}, the config's diffID is {diff_id}")
+        got = plain.digest()
+        if got != diff_id:  # raised inside the writer: nothing is stored
+            raise DigestMismatchError(f"{where}: layer content hashes to {got}, the config's diffID is {diff_id}")
     return Descriptor(media_type=_MEDIA_TYPES[target], digest=str(w.digest), size=w.size)
 
 
@@ -210,12 +287,50 @@ def _chain(first: memoryview, rest: Iterator[memoryview]) -> Iterator[memoryview
     yield from rest
 
 
-class _Discard:
-    def write(self, data: bytes) -> int:
-        return len(data)
+class _PlainDigest:
+    """sha256 of a layer's uncompressed bytes, fed its stored (maybe compressed) bytes."""
 
-    def flush(self) -> None:
-        pass
+    def __init__(self, compression: str, where: str) -> None:
+        import hashlib
+
+        self.hash = hashlib.sha256()
+        self.compression = compression
+        self.where = where
+        self._dec: Any = self._decompressor() if compression != "none" else None
+        self._fed = False  # the current decompressor has input: its member or frame must end
+
+    def _decompressor(self) -> Any:
+        if self.compression == "gzip":
+            import zlib
+
+            return zlib.decompressobj(wbits=31)
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def update(self, data: memoryview) -> None:
+        if self._dec is None:
+            self.hash.update(data)
+            return
+        pending = bytes(data)
+        try:
+            while pending:
+                if not self._fed and not pending.strip(b"\0"):
+                    return  # zeros padding the end of the stream, as gzip tolerates
+                self._fed = True
+                self.hash.update(self._dec.decompress(pending))
+                pending = b""
+                if self._dec.eof:  # another gzip member or zstd frame may follow
+                    pending = self._dec.unused_data
+                    self._dec = self._decompressor()
+                    self._fed = False
+        except decompression_errors() as exc:
+            raise LayerError(f"{self.where}: not a readable {self.compression} layer: {exc}") from None
+
+    def digest(self) -> str:
+        if self._fed:
+            raise LayerError(f"{self.where}: the {self.compression} layer is cut short")
+        return f"sha256:{self.hash.hexdigest()}"
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -233,7 +348,13 @@ def export_archive(layout: Layout, manifest_desc: Descriptor, ref: ArchiveRef,
         raise InvalidDocumentError(f"manifest {manifest_desc.digest}: {len(manifest.layers)} layers but "
                                    f"{len(diff_ids)} diffIDs in its config")
     target = Path(ref.path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+    if target.is_dir():
+        raise UsageError(f"{target}: is a directory; name the archive file to write")
+    if not target.parent.is_dir():
+        raise UsageError(f"{target}: directory {target.parent} does not exist")
+    if ref.name is not None and not _DOCKER_NAME.match(ref.name):
+        raise UsageError(f"{ref.name!r}: not an image name docker load takes (NAME or NAME:TAG, lowercase name)")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w+b") as out:
             config_name = f"{Digest.parse(manifest.config.digest).encoded}.json"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from . import jsontext
 from .digest import CHUNK, Digest, HashingWriter, VerifyingReader
 from .errors import (
     BlobNotFoundError,
@@ -170,9 +170,10 @@ class Layout:
     def put_blob(self, source: BinaryIO | bytes, expected: Digest | None = None, algorithm: str = "sha256") -> tuple[Digest, int]:
         """Store a blob from bytes or a stream; return (digest, size).
 
-        When ``expected`` is given, the stored blob must hash to it or nothing is stored.
+        When ``expected`` is given, the stored blob must hash to it (with its algorithm) or
+        nothing is stored.
         """
-        with self.blob_writer(algorithm) as writer:
+        with self.blob_writer(expected.algorithm if expected is not None else algorithm) as writer:
             if isinstance(source, (bytes, bytearray, memoryview)):
                 writer.write(bytes(source))
             else:
@@ -295,7 +296,7 @@ class Layout:
     def _descriptor_for_blob(self, digest: str) -> Descriptor:
         data = self.read_blob(digest)
         try:
-            media_type = json.loads(data).get("mediaType")
+            media_type = jsontext.loads(data).get("mediaType")
         except (ValueError, AttributeError):
             media_type = None
         if media_type not in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
@@ -377,7 +378,7 @@ class Layout:
             except OSError:
                 continue
             try:
-                obj = json.loads(data)
+                obj = jsontext.loads(data)
             except ValueError:
                 continue
             subject = obj.get("subject") if isinstance(obj, dict) else None

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
+from . import jsontext
 from .errors import InvalidDocumentError
 
 # Media types (image-spec media-types.md).
@@ -64,7 +65,7 @@ def canonical_json(obj: Any) -> bytes:
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     """Parse bytes as a JSON object, raising InvalidDocumentError naming ``what``."""
     try:
-        obj = json.loads(data)
+        obj = jsontext.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidDocumentError(f"{what}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict):

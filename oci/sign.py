@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from . import jsontext
 from .digest import Digest
 from .errors import OCIError, SignatureError
 from .layout import Layout
@@ -399,7 +400,7 @@ def _field(obj: object, name: str) -> object:
 def _payload_problem(payload: bytes, digest: str, required: dict[str, str]) -> str | None:
     """Why a correctly signed payload does not vouch for ``digest`` (None when it does)."""
     try:
-        doc = json.loads(payload)
+        doc = jsontext.loads(payload)
         critical = _field(doc, "critical")
         kind = _field(critical, "type")
         named = _field(_field(critical, "image"), "docker-manifest-digest")

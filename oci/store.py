@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import jsontext
 from .digest import Digest
 from .errors import LayoutError
 
@@ -116,7 +117,7 @@ class LayerStore:
         out: dict[str, list[str]] = {}
         for path in sorted((self.root / "refs").glob("*.json")):
             try:
-                obj = json.loads(path.read_text())
+                obj = jsontext.loads(path.read_text())
                 name, layers = obj["name"], obj["layers"]
             except (ValueError, KeyError, TypeError):
                 raise LayoutError(f"{path}: not a valid layer store reference") from None

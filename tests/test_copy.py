@@ -211,3 +211,66 @@ def test_a_missing_non_distributable_layer_with_urls_is_left_out_with_a_warning(
     res = copy_image(layout, new, Layout.init(tmp_path / "dst"), "t", warn=warnings.append)
     assert res.skipped == [foreign.digest] and "non-distributable" in warnings[0]
     assert _tagged(tmp_path / "dst") == {"t": new.digest}
+
+
+def test_a_copy_by_digest_without_a_tag_is_named_untagged_and_survives_gc(image, tmp_path: Path) -> None:
+    src, desc = image
+    assert run_ocikit("copy", f"{src}@{desc.digest}", str(tmp_path / "dst")).code == 0
+    index = json.loads((tmp_path / "dst" / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [desc.digest]
+    assert "org.opencontainers.image.ref.name" not in (index["manifests"][0].get("annotations") or {})
+    assert run_ocikit("gc", str(tmp_path / "dst")).code == 0
+    assert _blobs(tmp_path / "dst") == _blobs(src)
+
+
+def test_blobs_named_by_sha512_digests_are_copied(tmp_path: Path) -> None:
+    layout, desc = build_image(tmp_path / "src")
+    manifest = layout.read_manifest(desc)
+    payload = b"sha512 content\n"
+    from oci.digest import Digest
+
+    d512 = Digest.from_bytes(payload, "sha512")
+    layout.put_blob(payload, expected=d512)
+    extra = Descriptor(media_type="application/vnd.example.data", digest=str(d512), size=len(payload))
+    top = Manifest(config=manifest.config, layers=[*manifest.layers, extra])
+    top_desc = layout.put_json(canonical_json(top.to_dict()), desc.media_type)
+    res = copy_image(layout, top_desc, Layout.init(tmp_path / "dst"), "t")
+    assert res.copied == len(manifest.layers) + 3
+    assert Layout(tmp_path / "dst").read_blob(str(d512)) == payload
+
+
+def test_a_referrer_whose_blob_is_missing_is_left_out_with_a_warning(image, tmp_path: Path) -> None:
+    src, desc = image
+    generate_key(tmp_path / "key")
+    sign_image(Layout(src), desc, tmp_path / "key.key")
+    referrer = Layout(src).referrers(desc.digest)[0]
+    payload = Layout(src).read_manifest(referrer).layers[0]
+    Layout(src).blob_path(payload.digest).unlink()  # the signature's payload is gone
+    warnings: list[str] = []
+    res = copy_image(Layout(src), desc, Layout.init(tmp_path / "dst"), "t", referrers=True, warn=warnings.append)
+    assert referrer.digest in res.skipped and "referrer" in warnings[0]
+    assert res.tags == ["t"]  # the image itself is copied whole
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--all"], "--all and --referrers"),
+    (["--referrers"], "--all and --referrers"),
+])
+def test_options_for_layouts_only_are_refused_with_a_docker_archive(image, tmp_path: Path, args, message: str) -> None:
+    src, _ = image
+    res = run_ocikit("copy", *args, f"{src}:t", f"docker-archive:{tmp_path / 'a.tar'}")
+    assert_one_line_error(res, message)
+    assert not (tmp_path / "a.tar").exists()
+
+
+@pytest.mark.parametrize("target,message", [
+    ("missing-dir/a.tar", "does not exist"),
+    ("", "is a directory"),
+    ("a.tar:Example/App:1", "not an image name"),
+    ("a.tar:foo@sha256:abc", "not an image name"),
+])
+def test_an_export_target_is_checked_before_anything_is_written(image, tmp_path: Path, target: str, message: str) -> None:
+    src, _ = image
+    res = run_ocikit("copy", f"{src}:t", f"docker-archive:{tmp_path}/{target}" if target else f"docker-archive:{tmp_path}")
+    assert_one_line_error(res, message)
+    assert not list(tmp_path.glob(".*.tar.*"))

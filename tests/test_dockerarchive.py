@@ -182,7 +182,13 @@ def test_a_layer_that_does_not_match_its_diff_id_is_refused(image, tmp_path: Pat
     (lambda f, e: f.pop(e["Config"]), "config"),
     (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "Layers": e["Layers"][:1]}]).encode()}), "1 layers"),
     (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "Layers": ["../../etc/passwd", e["Layers"][1]]}]).encode()}),
-     "not in the archive"),
+     "outside the archive"),
+    (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "Layers": 5}]).encode()}), "'Layers' is not a list"),
+    (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "RepoTags": 5}]).encode()}), "'RepoTags' is not a list"),
+    (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "RepoTags": [["x"]]}]).encode()}), "'RepoTags'"),
+    (lambda f, e: f.update({"manifest.json": json.dumps([{**e, "Config": 7}]).encode()}), "'Config' holds"),
+    (lambda f, e: f.update({"manifest.json": b"[" * 100000}), "nested too deeply"),
+    (lambda f, e: f.update({e["Config"]: b"{\"a\":" * 100000}), "nested too deeply"),
 ])
 def test_a_broken_archive_is_one_clear_error(image, tmp_path: Path, change, message: str) -> None:
     files, entry = _exported(image, tmp_path)
@@ -235,3 +241,86 @@ def test_copy_refuses_archive_to_archive_and_stray_compression(image, tmp_path: 
     assert_one_line_error(run_ocikit("copy", "docker-archive:a.tar", "docker-archive:b.tar"), "not supported")
     assert_one_line_error(run_ocikit("copy", f"{layout.root}:t", str(tmp_path / "d"), "--compression", "gzip"),
                           "--compression")
+
+
+def test_dockers_oci_style_save_with_blobs_named_by_digest_imports(image, tmp_path: Path) -> None:
+    # Docker 25 and later: config and layers as blobs/sha256/HEX, no .json suffix.
+    layout, desc = image
+    files, entry = _exported(image, tmp_path)
+    config_name = "blobs/sha256/" + entry["Config"].removesuffix(".json")
+    layers = [("blobs/sha256/" + name.removesuffix(".tar"), files[name]) for name in entry["Layers"]]
+    manifest = [{"Config": config_name, "RepoTags": ["app:1"], "Layers": [n for n, _ in layers]}]
+    archive = _write_archive(tmp_path / "d25.tar", [(config_name, files[entry["Config"]]), *layers,
+                                                   ("manifest.json", json.dumps(manifest).encode())])
+    got = import_archive(ArchiveRef(archive), Layout.init(tmp_path / "dst"), "t", compression="gzip")
+    assert got.digest == desc.digest
+
+
+@pytest.mark.parametrize("name", ["app:1", "docker.io/library/app:1", "library/app:1", "@0"])
+def test_an_image_is_named_as_docker_and_skopeo_name_it(image, tmp_path: Path, name: str) -> None:
+    layout, desc = image
+    export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "app:1"))
+    assert import_archive(ArchiveRef(tmp_path / "a.tar", name), Layout.init(tmp_path / "dst"), "t").digest
+
+
+def test_a_name_matching_no_image_is_refused(image, tmp_path: Path) -> None:
+    layout, desc = image
+    export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "app:1"))
+    for name in ("app:2", "@1", "@x"):
+        with pytest.raises(UsageError, match="no image"):
+            import_archive(ArchiveRef(tmp_path / "a.tar", name), Layout.init(tmp_path / f"dst{name}"), "t")
+
+
+@pytest.mark.parametrize("which", ["manifest.json", "config", "layer"])
+def test_an_entry_the_image_needs_twice_in_the_archive_is_refused(image, tmp_path: Path, which: str) -> None:
+    # Tools disagree on which copy counts (skopeo takes the first, an extracting docker load the last).
+    files, entry = _exported(image, tmp_path)
+    name = {"manifest.json": "manifest.json", "config": entry["Config"], "layer": entry["Layers"][0]}[which]
+    archive = _write_archive(tmp_path / "dup.tar", [*files.items(), (name, files[name])])
+    with pytest.raises(InvalidDocumentError, match="more than once"):
+        import_archive(ArchiveRef(archive), Layout.init(tmp_path / "dst"), "t")
+
+
+def test_thousands_of_long_symlinks_hit_the_metadata_bound(image, tmp_path: Path, monkeypatch) -> None:
+    import oci.dockerarchive as da
+
+    monkeypatch.setattr(da, "_MAX_METADATA", 1 << 20)
+    files, _ = _exported(image, tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(300):
+            link = tarfile.TarInfo(f"l{i}")
+            link.type, link.linkname = tarfile.SYMTYPE, "x" * 5000
+            tar.addfile(link)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "links.tar").write_bytes(buf.getvalue())
+    with pytest.raises(InvalidDocumentError, match="more metadata"):
+        import_archive(ArchiveRef(tmp_path / "links.tar"), Layout.init(tmp_path / "dst"), "t")
+
+
+@pytest.mark.parametrize("damage", ["bad-deflate", "truncated", "bare-magic"])
+def test_a_damaged_gzipped_layer_is_one_error_and_nothing_is_stored(image, tmp_path: Path, damage: str) -> None:
+    files, entry = _exported(image, tmp_path)
+    name = entry["Layers"][1]
+    gz = gzip.compress(files[name], mtime=0)
+    files[name] = {"bad-deflate": gz[:10] + b"\xff" * 40 + gz[50:], "truncated": gz[: len(gz) // 2],
+                   "bare-magic": b"\x1f\x8b"}[damage]
+    archive = _write_archive(tmp_path / "bad.tar", list(files.items()))
+    res = run_ocikit("copy", f"docker-archive:{archive}", f"{tmp_path / 'dst'}:t")
+    assert_one_line_error(res, "bad.tar", name)
+    dst = Layout(tmp_path / "dst")
+    assert dst.tags() == []
+    assert all(dst.read_blob(d, limit=1 << 30) != files[name] for d in dst.walk_blobs())
+
+
+def test_a_pipe_or_directory_is_not_an_archive(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    for where in (tmp_path / "dir", Path("/dev/stdin")):
+        res = run_ocikit("copy", f"docker-archive:{where}", f"{tmp_path / 'dst'}:t")
+        assert_one_line_error(res, str(where))
+    assert_one_line_error(run_ocikit("copy", f"docker-archive:{tmp_path / 'none.tar'}", f"{tmp_path / 'dst'}:t"),
+                          "no such file")
+    assert not (tmp_path / "dst").exists()  # nothing made for a copy that could not start

@@ -220,3 +220,10 @@ def test_gc_keeps_referrers_of_reachable_manifests(tmp_path):
     layout.remove_tag("latest")
     layout.gc()
     assert list(layout.walk_blobs()) == []
+
+
+def test_a_json_blob_nested_too_deep_to_parse_is_skipped_by_the_referrer_scan(tmp_path):
+    layout, desc = build_image(tmp_path / "l")
+    layout.put_blob(b'{"a":' * 100_000)  # a hostile blob: the scan must not crash on it
+    assert layout.referrers(desc.digest) == []
+    assert desc.digest in layout.reachable(referrers=True)

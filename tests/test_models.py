@@ -101,9 +101,11 @@ def test_malformed_manifest_names_the_field(doc, field):
         Manifest.from_json(json.dumps(doc))
 
 
-def test_not_json_is_an_invalid_document_not_a_crash():
+@pytest.mark.parametrize("data", [b"\xff\xfe not json", b"[" * 100_000, b'{"a":' * 100_000])
+def test_not_json_is_an_invalid_document_not_a_crash(data):
+    # (nesting deeper than the parser goes raises RecursionError, which is not a ValueError)
     with pytest.raises(InvalidDocumentError, match="not valid JSON"):
-        Manifest.from_json(b"\xff\xfe not json")
+        Manifest.from_json(data)
 
 
 def test_platform_parse_and_match():

@@ -354,9 +354,10 @@ def test_missing_config_is_one_line_error(tmp_path):
     assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json")
 
 
-def test_invalid_json_config_is_one_line_error(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", "[" * 100_000])
+def test_invalid_json_config_is_one_line_error(tmp_path, text):
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "config.json").write_text("{not json")
+    (tmp_path / "b" / "config.json").write_text(text)
     assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json", "not valid JSON")
 
 

@@ -100,41 +100,48 @@ def copy(
     Example: ocikit copy docker-archive:app.tar ./images:app --compression gzip
     Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
     """
-    from ..dockerarchive import ArchiveRef, export_archive, import_archive, is_archive_ref
+    from ..dockerarchive import ArchiveRef, export_archive, is_archive_ref, read_archive_image, store_archive_image
     from ..errors import UsageError, one_line
-    from ..layout import Layout, Reference
+    from ..layout import Layout
     from ..models import Platform
     from ..platform import resolve_manifest
     from ..progress import Progress
 
     progress = Progress("copy", enabled=False if quiet else None)
     plat = Platform.parse(platform) if platform else None
-    if is_archive_ref(source) and is_archive_ref(destination):
+    from_archive, to_archive = is_archive_ref(source), is_archive_ref(destination)
+    if from_archive and to_archive:
         raise UsageError("copy from one docker archive to another is not supported: copy into a layout first")
-    if compression is not None and not is_archive_ref(source):
+    if compression is not None and not from_archive:
         raise UsageError("--compression applies to copies from a docker archive")
-    if is_archive_ref(source):
+    if (from_archive or to_archive) and (all_platforms or referrers):
+        raise UsageError("--all and --referrers apply to copies between layouts (a docker archive holds one platform, no referrers)")
+    if from_archive and plat is not None:
+        raise UsageError("--platform applies to copies from a layout")
+    if from_archive:
+        image = read_archive_image(ArchiveRef.parse(source))  # all checks before the destination is touched
         dst_ref = _destination(destination)
         dst = Layout.open_or_init(dst_ref.layout)
         tag = dst_ref.tag or "latest"
-        desc = import_archive(ArchiveRef.parse(source), dst, tag, compression=compression, progress=progress)
+        desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
         _report_copy(json_out, desc, [tag], f"{dst.root}:{tag}")
         return
     src, ref = _open(source)
     desc = src.resolve(ref.tag, ref.digest)
-    if is_archive_ref(destination):
+    if to_archive:
         archive = ArchiveRef.parse(destination)
         manifest, _ = resolve_manifest(src, desc, plat)
         export_archive(src, manifest, archive, progress=progress)
         _report_copy(json_out, manifest, [archive.name] if archive.name else [], str(archive.path))
         return
-    from ..copy import copy_image
+    from ..copy import plan_copy, run_copy
 
     dst_ref = _destination(destination)
+    plan = plan_copy(src, desc, platform=plat, all_platforms=all_platforms, referrers=referrers,
+                     warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
     tag = dst_ref.tag or ref.tag
     dst = Layout.open_or_init(dst_ref.layout)
-    result = copy_image(src, desc, dst, tag, platform=plat, all_platforms=all_platforms, referrers=referrers,
-                        progress=progress, warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
+    result = run_copy(plan, dst, tag, progress)
     _report_copy(json_out, result.manifest, result.tags, f"{dst.root}:{tag}" if tag else str(dst.root),
                  {"copied": result.copied, "present": result.present, "bytes": result.bytes, "skipped": result.skipped})
 

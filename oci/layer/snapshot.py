@@ -16,6 +16,7 @@ from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from .. import jsontext
 from ..errors import LayerError
 
 SNAPSHOT_FORMAT = "ocikit-tree-snapshot/1"
@@ -159,7 +160,7 @@ class TreeSnapshot:
         with open(path, encoding="ascii") as f:
             for lineno, line in enumerate(f, 1):
                 try:
-                    obj = json.loads(line)
+                    obj = jsontext.loads(line)
                     if lineno == 1:
                         if obj.get("format") != SNAPSHOT_FORMAT:
                             raise ValueError(f"not a tree snapshot (format {obj.get('format')!r})")

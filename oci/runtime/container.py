@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 
+from .. import jsontext
 from ..errors import ContainerError, RuntimeSpecError, UsageError
 
 TYPE_CHECKING = False  # typing and pathlib are left out: their import would slow every container's start
@@ -61,7 +62,7 @@ def _read_record(sdir: str) -> dict[str, Any] | None:
     path = os.path.join(sdir, "state.json")
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            return jsontext.loads(f.read())
     except FileNotFoundError:
         return None
     except ValueError:

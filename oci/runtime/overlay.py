@@ -5,9 +5,9 @@ Used by ``ocikit run`` (inside the container's mount namespace) and by ``ocikit 
 
 from __future__ import annotations
 
-import json
 import os
 
+from .. import jsontext
 from ..errors import BundleError
 from . import linux
 
@@ -89,7 +89,7 @@ def _rootfs_path(bundle: str) -> str:
     cfg_path = os.path.join(bundle, "config.json")
     try:
         with open(cfg_path, "rb") as f:
-            rel = json.loads(f.read())["root"]["path"]
+            rel = jsontext.loads(f.read())["root"]["path"]
     except FileNotFoundError:
         rel = "rootfs"
     except (ValueError, KeyError, TypeError):

@@ -5,9 +5,9 @@ Anything the runtime cannot honour is refused up front, naming the field.
 
 from __future__ import annotations
 
-import json
 import os
 
+from .. import jsontext
 from ..errors import BundleError, RuntimeSpecError
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
@@ -82,7 +82,7 @@ def load_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise BundleError(f"{path}: missing (a bundle needs a runtime-spec config.json)") from None
     try:
-        cfg = json.loads(raw)
+        cfg = jsontext.loads(raw)
     except ValueError as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(cfg, dict):

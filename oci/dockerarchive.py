@@ -148,6 +148,7 @@ def _scan(path: Path) -> tuple[dict[str, bytes], dict[str, str], set[str]]:
     for entry, reader in _entries(path):
         name = _name(entry)
         if entry.kind == "symlink" or (entry.kind == "file" and name.endswith(".json")):
+            _plain(entry, path)
             size = len(name) + (len(entry.linkname) if entry.kind == "symlink" else entry.size)
             if entry.size > _MAX_JSON or size > budget:
                 raise InvalidDocumentError(f"{path}: {name}: more metadata than a docker archive holds "
@@ -166,11 +167,19 @@ def _scan(path: Path) -> tuple[dict[str, bytes], dict[str, str], set[str]]:
     return files, links, repeated
 
 
+def _plain(entry: Any, path: Path) -> None:
+    """Docker archives hold plain files; a sparse one (GNU tar --sparse) is refused, not
+    half-read (its data would be only the stored fragments)."""
+    if entry.sparse is not None:
+        raise InvalidDocumentError(f"{path}: {entry.name}: a sparse file, which docker archives do not hold")
+
+
 def _fetch(path: Path, wanted: str) -> tuple[bytes | None, int]:
     """One more pass for one small file: its content (the first copy) and how often it occurs."""
     found, data = 0, None
     for entry, reader in _entries(path):
         if entry.kind == "file" and _name(entry) == wanted:
+            _plain(entry, path)
             found += 1
             if found == 1:
                 if entry.size > _MAX_JSON:
@@ -248,6 +257,7 @@ def _import_layers(path: Path, layout: Layout, wanted: list[str], diff_ids: list
             raise InvalidDocumentError(f"{path}: layer {name} is in the archive more than once")
         if entry.kind != "file":
             continue
+        _plain(entry, path)
         stored[name] = _store_layer(layout, reader.data(), expect[name], f"{path}: {name}", compression)
         if progress is not None:
             progress.advance(entry.size, files=1)

@@ -324,3 +324,18 @@ def test_a_pipe_or_directory_is_not_an_archive(tmp_path: Path) -> None:
     assert_one_line_error(run_ocikit("copy", f"docker-archive:{tmp_path / 'none.tar'}", f"{tmp_path / 'dst'}:t"),
                           "no such file")
     assert not (tmp_path / "dst").exists()  # nothing made for a copy that could not start
+
+
+def test_a_sparse_entry_in_an_archive_is_refused_not_half_read(image, tmp_path: Path) -> None:
+    # GNU tar --sparse stores only a file's data fragments: read as a plain file it would be wrong.
+    files, entry = _exported(image, tmp_path)
+    src = tmp_path / "files"
+    for name, data in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    with open(src / "manifest.json", "ab") as f:  # JSON, then a long hole (zeros): stored sparse
+        f.truncate(len(files["manifest.json"]) + (1 << 20))
+    subprocess.run(["tar", "--sparse", "--format=pax", "-C", str(src), "-cf", str(tmp_path / "sparse.tar"), "."],
+                   check=True)
+    with pytest.raises(InvalidDocumentError, match="manifest.json: a sparse file"):
+        import_archive(ArchiveRef(tmp_path / "sparse.tar"), Layout.init(tmp_path / "dst"), "t")

@@ -163,8 +163,11 @@ def test_inconsistent_maps_are_refused(fragments, size: int, stored: int, messag
     ([(b"GNU.sparse.size", b"10"), (b"GNU.sparse.numblocks", b"2"), (b"GNU.sparse.map", b"0,5")], "2 fragments"),
     ([(b"GNU.sparse.size", b"10"), (b"GNU.sparse.numblocks", b"1"), (b"GNU.sparse.map", b"0,-5")], "not a number"),
     ([(b"GNU.sparse.size", b"10"), (b"GNU.sparse.numblocks", b"1"), (b"GNU.sparse.map", b"0, 5")], "not a number"),
-    ([(b"GNU.sparse.size", b"-1"), (b"GNU.sparse.numblocks", b"0"), (b"GNU.sparse.map", b"")], "not a number"),
-    ([(b"GNU.sparse.size", b"9" * 30), (b"GNU.sparse.numblocks", b"0"), (b"GNU.sparse.map", b"")], "not a number"),
+    ([(b"GNU.sparse.size", b"-1"), (b"GNU.sparse.numblocks", b"1"), (b"GNU.sparse.map", b"0,5")], "not a number"),
+    ([(b"GNU.sparse.size", b"9" * 30), (b"GNU.sparse.numblocks", b"1"), (b"GNU.sparse.map", b"0,5")], "not a number"),
+    # An empty map is no map to Go (a plain file) and an error to GNU tar: refused.
+    ([(b"GNU.sparse.size", b"1000000"), (b"GNU.sparse.numblocks", b"0"), (b"GNU.sparse.map", b""),
+      (b"GNU.sparse.name", b"renamed")], "without a sparse map"),
     ([(b"GNU.sparse.numblocks", b"1"), (b"GNU.sparse.map", b"0,5")], "real size"),
     ([(b"GNU.sparse.size", b"5"), (b"GNU.sparse.numblocks", b"9" * 12), (b"GNU.sparse.map", b"0,5")], "at most"),
     ([(b"GNU.sparse.size", b"5"), (b"GNU.sparse.numbytes", b"5"), (b"GNU.sparse.offset", b"0")], "out of order"),
@@ -317,3 +320,48 @@ def test_a_sparse_file_larger_than_the_file_system_allows_is_a_layer_error(tmp_p
     out.mkdir()
     with pytest.raises(LayerError, match="f: File too large"):
         apply_layer(io.BytesIO(data), out)
+
+
+def test_an_old_gnu_slot_with_an_offset_but_no_length_is_refused() -> None:
+    # Go ends the slot list at an empty offset field, GNU tar at an empty length field.
+    block = bytearray(_old_gnu(b"f", [(10, 2)], 20, b"ab"))
+    block[386 + 12:386 + 24] = bytes(12)  # the length field of the first slot
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block[:512])
+    with pytest.raises(LayerError, match="f: old GNU sparse map .*offset but no length"):
+        _read(bytes(block) + END)
+
+
+def test_an_old_gnu_real_size_beyond_int64_is_refused_by_name() -> None:
+    from test_tarreader_hostile import base256
+
+    block = bytearray(_old_gnu(b"f", [(0, 1)], 10, b"x"))
+    block[483:495] = base256(1 << 90, 12)
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block[:512])
+    with pytest.raises(LayerError, match="f: old GNU sparse map .*larger than any file"):
+        _read(bytes(block) + END)
+
+
+def test_a_bad_number_in_an_extension_block_names_the_entry_and_the_block() -> None:
+    data = bytearray(_old_gnu(b"f", [(0, 1)], 100, b"xy", extended=[[(10, 1)]]) + END)
+    data[512:524] = b"9999999999z\0"  # the first slot of the extension block
+    with pytest.raises(LayerError, match="f: old GNU sparse map \\(block at offset 512\\)"):
+        _read(bytes(data))
+
+
+def test_an_archive_cut_inside_an_extension_chain_or_a_1_0_map_says_truncated() -> None:
+    with pytest.raises(LayerError, match="f: truncated tar: the old GNU sparse map is cut short"):
+        _read(_old_gnu(b"f", [(0, 1)], 10, b"x", extended=[[(5, 1)]])[:512])
+    whole = _sparse_1x0(b"1\n0\n5\n", b"abcde", 9)
+    cut = whole[:whole.index(b"1\n0\n5\n")]  # the entry's header is there, its map is not
+    with pytest.raises(LayerError, match="truncated tar: a format 1.0 sparse map is cut short"):
+        _read(cut)
+
+
+def test_the_data_of_an_entry_cannot_be_read_twice() -> None:
+    reader = TarReader(io.BytesIO(header(b"a", size=3) + padded(b"abc") + header(b"b", size=3) + padded(b"def") + END).read)
+    reader.next()
+    assert b"".join(bytes(c) for c in reader.data()) == b"abc"
+    with pytest.raises(LayerError, match="a: its data was already read"):
+        list(reader.data())

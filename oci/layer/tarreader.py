@@ -38,6 +38,7 @@ _OLD_SPARSE_REAL_SIZE = slice(483, 495)
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
 _ZERO_BLOCK = bytes(BLOCK)
+_MAX_INT64 = (1 << 63) - 1
 
 KINDS = {
     b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
@@ -104,6 +105,7 @@ class TarReader:
         self._global: dict[str, bytes] = {}
         self._pending = 0  # unread data + padding of the current entry
         self._stored = 0  # data bytes the archive holds for the current entry
+        self._data_read = False  # data() was called for the current entry
         self._current: TarEntry | None = None
         self.last = "start of archive"  # name of the last complete entry, for messages
 
@@ -237,6 +239,7 @@ class TarReader:
             self._sparse(entry, pax, sparse_format, old_sparse, at)
         self._pending = self._stored + (-self._stored % BLOCK)
         self._current = entry
+        self._data_read = False
         return entry
 
     def _sparse(self, entry: TarEntry, pax: dict[str, bytes], sparse_format: str | None,
@@ -265,12 +268,14 @@ class TarReader:
         entry.sparse = fragments
 
     def _map_block(self) -> bytes | None:
-        """The next block of the current entry's data, for a sparse map kept there."""
+        """The next block of the current entry's data, for a sparse map kept there (None when
+        the entry's data is used up; a stream that ends first is a truncated archive)."""
         if self._stored < BLOCK:
             return None
+        at = self.offset
         block = self._take(BLOCK)
         if block is None:
-            return None
+            raise LayerError(f"truncated tar: a format 1.0 sparse map is cut short (offset {at})")
         self._stored -= BLOCK
         return block
 
@@ -278,22 +283,35 @@ class TarReader:
         """The real size and map of an old GNU sparse header, reading its extension blocks."""
         if fields[9] != b"ustar " or fields[10] != b" \0":
             self._corrupt(at, "a GNU sparse entry without the GNU magic")  # star uses the flag otherwise
-        size = _number(block[_OLD_SPARSE_REAL_SIZE], "sparse real size", self, at)
+        name = _text(fields[0].split(b"\0", 1)[0])
+        where = at
+
+        def number(field: bytes, what: str) -> int:
+            value = _number(field, what, self, where, fail=lambda why: _sparse_error(name, where, why))
+            if value > _MAX_INT64:
+                _sparse_error(name, where, f"{what} {value} is larger than any file")
+            return value
+
+        size = number(block[_OLD_SPARSE_REAL_SIZE], "sparse real size")
         fragments: tarsparse.Fragments = []
         (start, slots, flag), area = _OLD_SPARSE, block
         while True:
             for i in range(start, start + 24 * slots, 24):
-                if area[i] == 0:  # the first empty slot ends the list, as in GNU tar and Go
+                # Go ends the list at an empty offset field, GNU tar at an empty length field:
+                # a slot where only one of them is empty would read two ways.
+                if (area[i] == 0) != (area[i + 12] == 0):
+                    _sparse_error(name, where, "a map slot with an offset but no length, or a length but no offset")
+                if area[i] == 0:
                     break
-                fragments.append((_number(area[i:i + 12], "sparse offset", self, at),
-                                  _number(area[i + 12:i + 24], "sparse length", self, at)))
+                fragments.append((number(area[i:i + 12], "sparse offset"), number(area[i + 12:i + 24], "sparse length")))
             if not area[flag]:
                 return size, fragments
             if len(fragments) > tarsparse.MAX_FRAGMENTS:
-                self._corrupt(at, f"sparse map of over {tarsparse.MAX_FRAGMENTS} fragments")
+                _sparse_error(name, where, f"a map of over {tarsparse.MAX_FRAGMENTS} fragments")
+            where = self.offset
             extension = self._take(BLOCK)
             if extension is None:
-                self._truncated_header(self.offset)
+                raise LayerError(f"{name}: truncated tar: the old GNU sparse map is cut short (offset {where})")
             (start, slots, flag), area = _OLD_SPARSE_EXTENSION, extension
 
     def data(self) -> Iterator[memoryview]:
@@ -303,6 +321,9 @@ class TarReader:
         if entry is None:
             return
         remaining = stored = self._stored
+        if remaining and self._data_read:
+            raise LayerError(f"{entry.name}: its data was already read")
+        self._data_read = True
         while remaining:
             if self._pos >= len(self._buf) and not self._fill(1):
                 raise LayerError(f"{entry.name}: truncated tar: data ends {remaining} bytes short "
@@ -404,7 +425,8 @@ def _override(field: bytes, gnu: bytes | None, pax: bytes | None, key: str, at: 
     return pax or gnu or field
 
 
-def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
+def _number(field: bytes, what: str, reader: TarReader, at: int,
+            fail: Callable[[str], NoReturn] | None = None) -> int:
     """A numeric header field: NUL/space-padded octal, or GNU base-256; only mtime may be negative."""
     digits = field.rstrip(b"\0 ")  # the usual form, "0000644\0", in one step
     if not digits.isdigit():
@@ -416,7 +438,7 @@ def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
             if first & 0x40:
                 value -= top
                 if what != "mtime":
-                    reader._corrupt(at, f"{what} field is negative ({value})")
+                    (fail or (lambda why: reader._corrupt(at, why)))(f"{what} field is negative ({value})")
             return value
         # Leading NULs and spaces are padding to Go and GNU tar: reading such a size as 0
         # would turn file data into headers those tools never see.
@@ -424,11 +446,15 @@ def _number(field: bytes, what: str, reader: TarReader, at: int) -> int:
         if not digits:
             return 0
         if not digits.isdigit():
-            reader._corrupt(at, f"{what} field {bytes(field)!r} is not a number")
+            (fail or (lambda why: reader._corrupt(at, why)))(f"{what} field {bytes(field)!r} is not a number")
     try:
         return int(digits, 8)
     except ValueError:
-        reader._corrupt(at, f"{what} field {bytes(field)!r} is not octal")
+        (fail or (lambda why: reader._corrupt(at, why)))(f"{what} field {bytes(field)!r} is not octal")
+
+
+def _sparse_error(name: str, at: int, why: str) -> NoReturn:
+    raise LayerError(f"{name}: old GNU sparse map (block at offset {at}): {why}")
 
 
 def _signed_sum(block: bytes) -> int:

@@ -48,7 +48,7 @@ def pax_format(pax: dict[str, bytes]) -> str | None:
         if version == "1.0":
             return "1.0"
         raise SparseMapError(f"GNU sparse format {version!r} is not one tar readers agree on")
-    if MAP in pax:
+    if pax.get(MAP):  # an empty map is no map, as Go reads it (and GNU tar refuses it)
         return "0.x"
     # Go's archive/tar would ignore such records and GNU tar would not: refuse, not pick.
     raise SparseMapError(f"GNU sparse records without a sparse map ({', '.join(sorted(k for k in pax if k.startswith(PREFIX)))})")

@@ -4,7 +4,10 @@ like any other, not a RecursionError that escapes every ``except ValueError``.""
 from __future__ import annotations
 
 import json
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow `ocikit run`
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def loads(data: str | bytes, **kw: Any) -> Any:

@@ -6,7 +6,6 @@ whole-second mtimes, device numbers, and xattrs as binary-safe ``SCHILY.xattr.*`
 
 from __future__ import annotations
 
-import struct
 from zlib import adler32
 
 BLOCK = 512
@@ -44,20 +43,23 @@ def _pax_record(key: bytes, value: bytes) -> bytes:
     return str(n).encode() + body
 
 
-# name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix pad
-_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12s")
-_BLANK_SUM = b" " * 8  # the checksum counts its own field as eight spaces
+# One formatting operation per header: name, mode, uid, gid, size, mtime, the checksum as
+# eight spaces (it counts itself so), typeflag, linkname, "ustar\0" "00", empty uname and
+# gname, devmajor, devminor, then the empty prefix and padding.
+_USTAR = (b"%s%07o\0%07o\0%07o\0%011o\0%011o\0        %s%s" + b"ustar\x0000" + bytes(64) + b"%s%s" + bytes(167))
+_NO_DEVICE = bytes(8)
 
 
 def _ustar(name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
            linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
-    # uname/gname stay empty: layers carry numeric owners only.
+    # uname/gname stay empty: layers carry numeric owners only. Callers keep every number
+    # inside its octal field and both names within 100 bytes.
     if typeflag in (CHARDEV, BLOCKDEV):
         major, minor = _octal(devmajor, 8), _octal(devminor, 8)
     else:
-        major = minor = b""
-    block = _USTAR.pack(name, _octal(mode, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12), _octal(mtime, 12),
-                        _BLANK_SUM, typeflag, linkname, b"ustar\0", b"00", b"", b"", major, minor, b"", b"")
+        major = minor = _NO_DEVICE
+    block = _USTAR % (name.ljust(100, b"\0"), mode, uid, gid, size, mtime, typeflag, linkname.ljust(100, b"\0"),
+                      major, minor)
     return block[:148] + b"%06o\0 " % byte_sum(block) + block[156:]
 
 
@@ -85,6 +87,9 @@ def header(
     numbers too large for their octal field, negative mtimes, and xattrs.
     Records and xattrs are written in sorted order so the bytes are reproducible.
     """
+    if (not xattrs and len(name) <= 100 and len(linkname) <= 100 and name.isascii() and linkname.isascii()
+            and size <= _MAX12 and uid <= _MAX8 and gid <= _MAX8 and 0 <= mtime <= _MAX12):
+        return _ustar(name, typeflag, mode, uid, gid, size, mtime, linkname, devmajor, devminor)  # most entries
     records: list[tuple[bytes, bytes]] = []
     if not _fits(name):
         records.append((b"path", name))

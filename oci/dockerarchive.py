@@ -10,6 +10,7 @@ layers, each checked against the config's diffID. Export writes each layer uncom
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -23,7 +24,7 @@ from . import jsontext
 from .digest import Digest, HashingWriter
 from .errors import DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer import tarformat as tf
-from .layer.compression import decompression_errors, is_io_error, open_compressor, open_detected
+from .layer.compression import decompression_errors, detect, is_io_error, open_compressor, open_decompressed, open_detected
 from .layer.tarreader import TarReader, read_tar
 from .layout import Layout
 from .models import MT_CONFIG, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_MANIFEST, Descriptor, ImageConfig, Manifest, canonical_json
@@ -271,76 +272,77 @@ def _store_layer(layout: Layout, chunks: Iterator[memoryview], diff_id: str, whe
                  compression: str | None) -> Descriptor:
     """One layer as a blob: as stored, or compressed when it is a plain tar and that is asked.
     Its uncompressed bytes are hashed on the way, so a wrong layer is never stored."""
-    first = next(chunks, memoryview(b""))
-    head = bytes(first[:8])
-    stored_as = "gzip" if head.startswith(b"\x1f\x8b") else "zstd" if head.startswith(b"\x28\xb5\x2f\xfd") else "none"
+    source = _Tee(chunks)
+    stored_as = detect(source.peek(8)) or "none"
     target = compression if stored_as == "none" and compression else stored_as
-    plain = _PlainDigest(stored_as, where)
     with layout.blob_writer() as w:
         out: BinaryIO = open_compressor(w.hashing, target) if target != stored_as else w.hashing  # type: ignore[assignment]
+        source.out = out
         try:
-            for chunk in _chain(first, chunks):
-                plain.update(chunk)
-                out.write(chunk)
+            plain = HashingWriter(_Discard())
+            reader = source if stored_as == "none" else open_decompressed(source, stored_as)  # type: ignore[arg-type]
+            try:
+                while chunk := reader.read(_CHUNK):
+                    plain.write(chunk)
+            except LayerError as exc:
+                raise exc.within(where) from None
+            except decompression_errors() as exc:
+                if is_io_error(exc):
+                    raise
+                raise LayerError(f"{where}: not a readable {stored_as} layer: {exc}") from None
+            source.drain()  # bytes after the end of the compressed stream are the blob's too
         finally:
             if out is not w.hashing:
                 out.close()  # stops the compressor's threads, also when reading failed
-        got = plain.digest()
+        got = str(plain.digest())
         if got != diff_id:  # raised inside the writer: nothing is stored
             raise DigestMismatchError(f"{where}: layer content hashes to {got}, the config's diffID is {diff_id}")
     return Descriptor(media_type=_MEDIA_TYPES[target], digest=str(w.digest), size=w.size)
 
 
-def _chain(first: memoryview, rest: Iterator[memoryview]) -> Iterator[memoryview]:
-    if first:
-        yield first
-    yield from rest
+class _Tee(io.RawIOBase):
+    """A reader of an entry's data chunks that writes every byte it hands out to ``out``:
+    the blob gets the layer exactly as stored while a decompressor reads it."""
+
+    def __init__(self, chunks: Iterator[memoryview]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = b""
+        self.out: BinaryIO | None = None
+
+    def peek(self, n: int) -> bytes:
+        while len(self._pending) < n and (chunk := next(self._chunks, None)) is not None:
+            self._pending += bytes(chunk)
+        return self._pending[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._pending:
+            self._pending = bytes(next(self._chunks, b""))
+        piece = self._pending if n is None or n < 0 else self._pending[:n]
+        self._pending = self._pending[len(piece):]
+        assert self.out is not None
+        self.out.write(piece)
+        return piece
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
 
 
-class _PlainDigest:
-    """sha256 of a layer's uncompressed bytes, fed its stored (maybe compressed) bytes."""
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
 
-    def __init__(self, compression: str, where: str) -> None:
-        import hashlib
-
-        self.hash = hashlib.sha256()
-        self.compression = compression
-        self.where = where
-        self._dec: Any = self._decompressor() if compression != "none" else None
-        self._fed = False  # the current decompressor has input: its member or frame must end
-
-    def _decompressor(self) -> Any:
-        if self.compression == "gzip":
-            import zlib
-
-            return zlib.decompressobj(wbits=31)
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompressobj()
-
-    def update(self, data: memoryview) -> None:
-        if self._dec is None:
-            self.hash.update(data)
-            return
-        pending = bytes(data)
-        try:
-            while pending:
-                if not self._fed and not pending.strip(b"\0"):
-                    return  # zeros padding the end of the stream, as gzip tolerates
-                self._fed = True
-                self.hash.update(self._dec.decompress(pending))
-                pending = b""
-                if self._dec.eof:  # another gzip member or zstd frame may follow
-                    pending = self._dec.unused_data
-                    self._dec = self._decompressor()
-                    self._fed = False
-        except decompression_errors() as exc:
-            raise LayerError(f"{self.where}: not a readable {self.compression} layer: {exc}") from None
-
-    def digest(self) -> str:
-        if self._fed:
-            raise LayerError(f"{self.where}: the {self.compression} layer is cut short")
-        return f"sha256:{self.hash.hexdigest()}"
+    def flush(self) -> None:
+        pass
 
 
 # -- export ---------------------------------------------------------------------------------------

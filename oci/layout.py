@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import re
 import tempfile
@@ -480,16 +481,15 @@ class _WriteBehind:
         self.written = 0
         self.started = 0  # bytes whose writeback has been asked for
         self.synced = 0  # bytes a background sync was started after
-        self._call: Callable[[int, int, int], None] | None = _sync_file_range()
         self._syncing: threading.Thread | None = None
         self._error: Exception | None = None
 
     def write(self, data: bytes) -> int:
         n = self.raw.write(data)
         self.written += len(data)
-        if self._call is not None and self.written - self.started >= self._STEP:
+        if self.written - self.started >= self._STEP and (call := _sync_file_range()) is not None:
             self.raw.flush()
-            self._call(self.raw.fileno(), self.started, self.written - self.started)
+            call(self.raw.fileno(), self.started, self.written - self.started)
             self.started = self.written
             if self.written - self.synced >= self._SYNC_STEP and not (self._syncing and self._syncing.is_alive()):
                 self.synced = self.written
@@ -521,9 +521,11 @@ class _WriteBehind:
             self._syncing.join()
 
 
+@functools.cache
 def _sync_file_range() -> Callable[[int, int, int], None] | None:
     """sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE), or None where libc lacks it.
-    Only a hint: its failure is ignored, the final fsync is what counts."""
+    Only a hint: its failure is ignored, the final fsync is what counts. Looked up once, when a
+    blob first grows past a writeback step (small blobs never load ctypes)."""
     import ctypes
 
     try:

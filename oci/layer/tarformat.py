@@ -87,7 +87,7 @@ def header(
     numbers too large for their octal field, negative mtimes, and xattrs.
     Records and xattrs are written in sorted order so the bytes are reproducible.
     """
-    if (not xattrs and len(name) <= 100 and len(linkname) <= 100 and name.isascii() and linkname.isascii()
+    if (not xattrs and _fits(name) and _fits(linkname)
             and size <= _MAX12 and uid <= _MAX8 and gid <= _MAX8 and 0 <= mtime <= _MAX12):
         return _ustar(name, typeflag, mode, uid, gid, size, mtime, linkname, devmajor, devminor)  # most entries
     records: list[tuple[bytes, bytes]] = []

@@ -38,7 +38,6 @@ _OLD_SPARSE_REAL_SIZE = slice(483, 495)
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
 _ZERO_BLOCK = bytes(BLOCK)
-_MAX_INT64 = (1 << 63) - 1
 
 KINDS = {
     b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
@@ -288,7 +287,7 @@ class TarReader:
 
         def number(field: bytes, what: str) -> int:
             value = _number(field, what, self, where, fail=lambda why: _sparse_error(name, where, why))
-            if value > _MAX_INT64:
+            if value > tarsparse.MAX_INT64:
                 _sparse_error(name, where, f"{what} {value} is larger than any file")
             return value
 

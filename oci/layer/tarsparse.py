@@ -18,7 +18,7 @@ NAME = "GNU.sparse.name"
 # A map this long is no real file's: the bound keeps a hostile one from filling memory.
 MAX_FRAGMENTS = 1 << 18
 _MAX_MAP_TEXT = 64 * MAX_FRAGMENTS  # two numbers of up to 19 digits and their newlines, with room
-_MAX_INT64 = (1 << 63) - 1
+MAX_INT64 = (1 << 63) - 1  # the largest size or offset tar readers take (Go's int64)
 
 Fragments = list[tuple[int, int]]  # (offset in the real file, length), in order
 
@@ -134,6 +134,6 @@ def _pairs(numbers: list[bytes]) -> Fragments:
 
 def _decimal(value: bytes, what: str) -> int:
     # Digits only, as Go's strconv reads them: no sign, no spaces, at most an int64.
-    if not value.isdigit() or len(value) > 19 or int(value) > _MAX_INT64:
+    if not value.isdigit() or len(value) > 19 or int(value) > MAX_INT64:
         raise SparseMapError(f"{what} {bytes(value)[:40]!r} is not a number")
     return int(value)

@@ -16,6 +16,13 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+def print_warning(message: str) -> None:
+    """Print the one stderr line of a warning (the command goes on)."""
+    import sys
+
+    print(f"ocikit: warning: {one_line(message)}", file=sys.stderr)
+
+
 def error_line(exc: OSError | OCIError) -> str:
     """The one line the command line prints for a deliberate error or a failed system call."""
     if isinstance(exc, OSError):

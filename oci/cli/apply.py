@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import LayerError, UsageError, one_line
+from ..errors import LayerError, UsageError, print_warning
 from .app import app, print_json
 
 
@@ -50,7 +50,7 @@ def apply(
             raise exc.within("stdin" if layer == "-" else layer) from None
         raise
     for warning in result.warnings:
-        print(f"ocikit: warning: {one_line(warning)}", file=sys.stderr)
+        print_warning(warning)
     if json_out:
         print_json({
             "diffID": str(result.diff_id),

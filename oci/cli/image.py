@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import UsageError, one_line
+from ..errors import UsageError, print_warning
 from .app import app, parse_pairs, print_json
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def unpack(
         progress=_progress("unpack", quiet),
     )
     for warning in result.warnings:
-        print(f"ocikit: warning: {one_line(warning)}", file=sys.stderr)
+        print_warning(warning)
     if json_out:
         print_json({"bundle": str(result.bundle), "manifest": result.manifest.digest, "config": result.config,
                     "layered": result.layered, "layers": result.layers, "extracted": result.extracted,

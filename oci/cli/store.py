@@ -101,7 +101,7 @@ def copy(
     Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
     """
     from ..dockerarchive import ArchiveRef, export_archive, is_archive_ref, read_archive_image, store_archive_image
-    from ..errors import UsageError, one_line
+    from ..errors import UsageError, print_warning
     from ..layout import Layout
     from ..models import Platform
     from ..platform import resolve_manifest
@@ -138,7 +138,7 @@ def copy(
 
     dst_ref = _destination(destination)
     plan = plan_copy(src, desc, platform=plat, all_platforms=all_platforms, referrers=referrers,
-                     warn=lambda m: print(f"ocikit: warning: {one_line(m)}", file=sys.stderr))
+                     warn=print_warning)
     tag = dst_ref.tag or ref.tag
     dst = Layout.open_or_init(dst_ref.layout)
     result = run_copy(plan, dst, tag, progress)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
-from ..errors import LayerError, UsageError, one_line
+from ..errors import LayerError, UsageError, print_warning
 from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
 from ..progress import Progress
 from . import tarformat as tf
@@ -57,10 +57,6 @@ class _Item:
     xattrs: dict[str, bytes] | None = None
 
 
-def _warn_stderr(message: str) -> None:
-    print(f"ocikit: warning: {one_line(message)}", file=sys.stderr)
-
-
 def write_layer(
     out: BinaryIO | HashingWriter,
     new: Path,
@@ -93,7 +89,7 @@ def write_layer(
         raise LayerError(f"{new}: not a directory")
     if overlay and old is not None:
         raise UsageError("an overlay upper dir is already a changeset: give no old tree with overlay")
-    warn = warn or _warn_stderr
+    warn = warn or print_warning
     items: Iterable[_Item]
     if overlay:
         items = _depth_first(_Collector(warn, userxattr).overlay("", str(new)))

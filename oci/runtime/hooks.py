@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import ContainerError, one_line
+from ..errors import ContainerError, print_warning
 
 
 def run_hooks(cfg: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool = True) -> None:
@@ -31,4 +31,4 @@ def run_hooks(cfg: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool
         if problem:
             if fatal:
                 raise ContainerError(f"{what} {problem}")
-            print(one_line(f"ocikit: warning: {what} {problem}"), file=sys.stderr)
+            print_warning(f"{what} {problem}")

@@ -16,7 +16,7 @@ from typing import Callable
 from .digest import Digest
 from .errors import BlobNotFoundError, DigestMismatchError
 from .layout import Layout
-from .models import ANNOTATION_REF_NAME, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Index, Platform
+from .models import ANNOTATION_REF_NAME, INDEX_MEDIA_TYPES, Descriptor, Index, Platform
 from .platform import resolve_manifest
 from .progress import Progress
 
@@ -159,7 +159,7 @@ def _children_first(src: Layout, root: Descriptor, related: dict[str, list[Descr
                     return
                 raise BlobNotFoundError(f"{src.root}: blob {desc.digest} ({desc.media_type}) is missing")
             stack.append((desc, True))
-            stack.extend((child, False) for child in reversed(_named(src, desc)))
+            stack.extend((child, False) for child in reversed(src.children(desc, subject=False)))
         order.extend(found)
         seen.update(met)
 
@@ -170,16 +170,6 @@ def _children_first(src: Layout, root: Descriptor, related: dict[str, list[Descr
             walk(referrer, optional=True)
         done += 1
     return order
-
-
-def _named(src: Layout, desc: Descriptor) -> list[Descriptor]:
-    """The blobs a manifest or index needs (its ``subject`` is not one of them)."""
-    if desc.media_type in MANIFEST_MEDIA_TYPES:
-        manifest = src.read_manifest(desc)
-        return [manifest.config, *manifest.layers]
-    if desc.media_type in INDEX_MEDIA_TYPES:
-        return list(src.read_index_blob(desc).manifests)
-    return []
 
 
 def _copy_blob(src: Layout, dst: Layout, desc: Descriptor) -> None:

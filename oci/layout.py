@@ -331,15 +331,18 @@ class Layout:
         return removed[0]
 
     # -- reachability and gc ------------------------------------------------------
-    def children(self, desc: Descriptor) -> list[Descriptor]:
-        """The descriptors a manifest or index refers to (empty for other blobs)."""
+    def children(self, desc: Descriptor, subject: bool = True) -> list[Descriptor]:
+        """The descriptors a manifest or index refers to (empty for other blobs); its
+        ``subject`` among them unless ``subject`` is False (it is referred to, not needed)."""
         if desc.media_type in MANIFEST_MEDIA_TYPES:
             m = self.read_manifest(desc)
-            return [m.config, *m.layers] + ([m.subject] if m.subject else [])
-        if desc.media_type in INDEX_MEDIA_TYPES:
+            needed, named = [m.config, *m.layers], m.subject
+        elif desc.media_type in INDEX_MEDIA_TYPES:
             idx = self.read_index_blob(desc)
-            return list(idx.manifests) + ([idx.subject] if idx.subject else [])
-        return []
+            needed, named = list(idx.manifests), idx.subject
+        else:
+            return []
+        return needed + [named] if subject and named else needed
 
     def reachable(self, roots: list[Descriptor] | None = None, referrers: bool = False) -> dict[str, Descriptor]:
         """Every descriptor reachable from ``roots`` (default: index.json), by digest.

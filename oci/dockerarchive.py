@@ -22,9 +22,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from . import jsontext
 from .digest import Digest, HashingWriter
-from .errors import DigestMismatchError, InvalidDocumentError, LayerError, UsageError
+from .errors import DigestMismatchError, InvalidDocumentError, UsageError
 from .layer import tarformat as tf
-from .layer.compression import decompression_errors, detect, is_io_error, open_compressor, open_decompressed, open_detected
+from .layer.compression import detect, open_compressor, open_decompressed, open_detected, read_errors
 from .layer.tarreader import TarReader, read_tar
 from .layout import Layout
 from .models import MT_CONFIG, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_MANIFEST, Descriptor, ImageConfig, Manifest, canonical_json
@@ -281,15 +281,9 @@ def _store_layer(layout: Layout, chunks: Iterator[memoryview], diff_id: str, whe
         try:
             plain = HashingWriter(_Discard())
             reader = source if stored_as == "none" else open_decompressed(source, stored_as)  # type: ignore[arg-type]
-            try:
+            with read_errors(where, f"{stored_as} layer"):
                 while chunk := reader.read(_CHUNK):
                     plain.write(chunk)
-            except LayerError as exc:
-                raise exc.within(where) from None
-            except decompression_errors() as exc:
-                if is_io_error(exc):
-                    raise
-                raise LayerError(f"{where}: not a readable {stored_as} layer: {exc}") from None
             source.drain()  # bytes after the end of the compressed stream are the blob's too
         finally:
             if out is not w.hashing:
@@ -422,16 +416,12 @@ def _put_layer(out: BinaryIO, layout: Layout, layer: Descriptor, diff_id: str, n
     out.write(_sized_header(name, 0))
     tar_hash = HashingWriter(out)  # type: ignore[arg-type]
     with layout.open_blob(layer.digest, layer.size) as blob:
-        try:
+        with read_errors(f"layer {layer.digest}"):
             reader, _ = open_detected(blob)
             while chunk := reader.read(_CHUNK):
                 tar_hash.write(chunk)
                 if progress is not None:
                     progress.advance(len(chunk))
-        except decompression_errors() as exc:
-            if is_io_error(exc):
-                raise
-            raise LayerError(f"layer {layer.digest}: not a readable layer: {exc}") from None
     if str(tar_hash.digest()) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {tar_hash.digest()}, "
                                   f"the config's diffID is {diff_id}")

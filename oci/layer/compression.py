@@ -5,9 +5,10 @@ Compression is detected from the bytes (magic numbers), never from a file name.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from ..errors import LayerError
 
@@ -49,6 +50,20 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
 def is_io_error(exc: BaseException) -> bool:
     """An OSError from the operating system (reading the blob), not from a decompressor."""
     return isinstance(exc, OSError) and exc.errno is not None
+
+
+@contextlib.contextmanager
+def read_errors(where: str, what: str = "layer") -> Iterator[None]:
+    """Reading a (compressed) layer within: every failure but a real I/O error becomes one
+    LayerError prefixed with ``where`` (a file, a blob, an archive entry)."""
+    try:
+        yield
+    except LayerError as exc:
+        raise exc.within(where) from None
+    except decompression_errors() as exc:
+        if is_io_error(exc):
+            raise
+        raise LayerError(f"{where}: not a readable {what}: {exc}") from None
 
 
 def open_decompressed(stream: BinaryIO, compression: str | None) -> BinaryIO:

@@ -73,19 +73,13 @@ class TarEntry:
 def read_tar(stream: BinaryIO, where: str, what: str = "layer tar") -> Iterator[tuple[TarEntry, "TarReader"]]:
     """Each entry of the tar in ``stream`` (plain, gzip or zstd) with the reader for its data;
     every failure to read it is a LayerError prefixed with ``where``."""
-    from .compression import decompression_errors, is_io_error, open_detected
+    from .compression import open_detected, read_errors
 
-    try:
+    with read_errors(where, what):
         plain, _ = open_detected(stream)
         reader = TarReader(plain.read)
         for entry in reader:
             yield entry, reader
-    except LayerError as exc:
-        raise exc.within(where) from None
-    except decompression_errors() as exc:
-        if is_io_error(exc):
-            raise
-        raise LayerError(f"{where}: not a readable {what}: {exc}") from None
 
 
 class TarReader:

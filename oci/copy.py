@@ -83,6 +83,11 @@ def plan_copy(
 def run_copy(plan: CopyPlan, dst: Layout, tag: str | None, progress: Progress | None = None) -> CopyResult:
     """Store ``plan``'s blobs in ``dst`` (those it has are not copied again) and name the
     root there: tagged ``tag``, or without a tag when None (so gc keeps it either way)."""
+    with dst.writing():  # gc waits until the tags name what is copied
+        return _run_copy(plan, dst, tag, progress)
+
+
+def _run_copy(plan: CopyPlan, dst: Layout, tag: str | None, progress: Progress | None) -> CopyResult:
     result = CopyResult(manifest=plan.root, skipped=list(plan.skipped))
     same = os.path.realpath(plan.src.root) == os.path.realpath(dst.root)
     for desc in plan.blobs:
@@ -176,5 +181,5 @@ def _copy_blob(src: Layout, dst: Layout, desc: Descriptor) -> None:
     size = src.blob_size(desc.digest)
     if size != desc.size:
         raise DigestMismatchError(f"{src.root}: blob {desc.digest} holds {size} bytes, its descriptor says {desc.size}")
-    with open(src.blob_path(desc.digest), "rb") as stream:
+    with src.open_blob_unverified(desc.digest) as stream:
         dst.put_blob(stream, expected=Digest.parse(desc.digest))  # hashed with the digest's own algorithm

@@ -118,12 +118,13 @@ def store_archive_image(image: ArchiveImage, layout: Layout, tag: str | None, *,
     """Store ``image`` in ``layout`` (layers kept as they are, or plain ones compressed with
     ``compression``: none, gzip or zstd), tagged ``tag``; return the manifest's descriptor.
     Every layer is checked against its diffID before it is stored."""
-    stored = _import_layers(image.path, layout, image.layer_paths, image.diff_ids, compression, progress)
-    config_desc = layout.put_json(image.config, MT_CONFIG)
-    doc = Manifest(config=config_desc, layers=[stored[p] for p in image.layer_paths])
-    desc = layout.put_json(canonical_json(doc.to_dict()), MT_MANIFEST)
-    if tag is not None:
-        layout.set_tag(tag, desc)
+    with layout.writing():  # gc waits until the tag names what is written
+        stored = _import_layers(image.path, layout, image.layer_paths, image.diff_ids, compression, progress)
+        config_desc = layout.put_json(image.config, MT_CONFIG)
+        doc = Manifest(config=config_desc, layers=[stored[p] for p in image.layer_paths])
+        desc = layout.put_json(canonical_json(doc.to_dict()), MT_MANIFEST)
+        if tag is not None:
+            layout.set_tag(tag, desc)
     if progress is not None:
         progress.done()
     return desc

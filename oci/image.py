@@ -192,12 +192,13 @@ def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Pat
 
 def _write_image(layout: Layout, config: ImageConfig, layers: list[Descriptor], tag: str | None,
                  annotations: dict[str, str] | None = None) -> Descriptor:
-    config_desc = layout.put_json(canonical_json(config.to_dict()), MT_CONFIG)
-    manifest = Manifest(config=config_desc, layers=layers, annotations=annotations or None)
-    desc = layout.put_json(canonical_json(manifest.to_dict()), MT_MANIFEST)
-    if tag is not None:
-        layout.set_tag(tag, desc)
-    return desc
+    with layout.writing():
+        config_desc = layout.put_json(canonical_json(config.to_dict()), MT_CONFIG)
+        manifest = Manifest(config=config_desc, layers=layers, annotations=annotations or None)
+        desc = layout.put_json(canonical_json(manifest.to_dict()), MT_MANIFEST)
+        if tag is not None:
+            layout.set_tag(tag, desc)
+        return desc
 
 
 def _copy_blobs(src: Layout, dst: Layout, descs: list[Descriptor]) -> None:
@@ -248,6 +249,14 @@ def pack(
     created = _created(changes, source_date_epoch)
     base_img = load_image(base[0], base[1], platform) if base else None
     plat = platform or (base_img.config.platform if base_img else host_platform())
+    with layout.writing():  # gc waits until the tag names what is written
+        return _pack_into(source, layout, tag, changes, created, base_img, plat, compression, level,
+                          source_date_epoch, history_comment, progress)
+
+
+def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, created: str, base_img: Image | None,
+               plat: Platform, compression: str, level: int | None, source_date_epoch: int | None,
+               history_comment: str | None, progress: Progress | None) -> Descriptor:
     with contextlib.ExitStack() as stack:
         old: Path | None = None
         if base_img is not None:
@@ -408,6 +417,18 @@ def commit(
     src = load_image(src_layout, src_layout.resolve(None, digest=manifest_digest))
     changes = ConfigChanges(created=created)
     when = _created(changes, source_date_epoch)
+    with layout.writing():  # gc waits until the tag names what is written
+        desc = _commit_into(bundle, meta, layout, tag, src_layout, src, when, compression, level, author,
+                            history_comment, source_date_epoch, progress)
+    meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
+                  "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
+    meta.save(bundle)
+    return desc
+
+
+def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src_layout: Layout, src: Image,
+                 when: str, compression: str, level: int | None, author: str | None, history_comment: str | None,
+                 source_date_epoch: int | None, progress: Progress | None) -> Descriptor:
     snapshot_path = bundle / SNAPSHOT_NAME
     if meta.layered:
         layer_desc, diff_id = _new_layer(layout, new=meta.upper_dir(bundle), overlay=True, userxattr=meta.userxattr,
@@ -427,9 +448,6 @@ def commit(
     desc = _write_image(layout, cfg, [*src.manifest.layers, layer_desc], tag)
     if not meta.layered:
         write_snapshot(bundle / "rootfs", snapshot_path)
-    meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
-                  "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
-    meta.save(bundle)
     return desc
 
 

@@ -131,7 +131,7 @@ class _Verifier:
         self.checked[desc.digest] = False
         if not self.layout.has_blob(digest):
             where = " (non-distributable; fetched from its urls)" if desc.urls else ""
-            self.problem(desc.digest, f"blob is missing{where}")
+            self.problem(desc.digest, f"{self.layout.absent_blob_reason(digest)}{where}")
             return None
         try:
             data = self.layout.read_blob(digest, desc.size)
@@ -218,16 +218,15 @@ class _Verifier:
 
         try:
             digest = Digest.parse(desc.digest)
-            path = self.layout.blob_path(digest)
-            if not path.is_file():
+            if not self.layout.has_blob(digest):
                 if desc.urls:
-                    return "blob is missing (non-distributable; fetched from its urls)"
-                return "blob is missing"
-            size = path.stat().st_size
+                    return f"{self.layout.absent_blob_reason(digest)} (non-distributable; fetched from its urls)"
+                return self.layout.absent_blob_reason(digest)
+            size = self.layout.blob_size(digest)
             if size != desc.size:
                 return f"size {size} does not match the declared {desc.size}"
             compression = LAYER_MEDIA_TYPES[desc.media_type]
-            with open(path, "rb") as raw:
+            with self.layout.open_blob_unverified(digest) as raw:
                 compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]
                 hashers = {a: hashlib.new(a) for a in self.algorithms.get(desc.digest, {"sha256"})}

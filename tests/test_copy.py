@@ -14,7 +14,7 @@ from imagebuilder import build_image
 from oci.copy import copy_image
 from oci.errors import BlobNotFoundError, DigestMismatchError
 from oci.image import ConfigChanges, pack
-from oci.layout import TMP_DIR, Layout
+from oci.layout import Layout
 from oci.models import MT_INDEX, MT_LAYER_NONDIST_GZIP, Descriptor, Index, Manifest, Platform, canonical_json
 from oci.platform import host_platform
 from oci.sign import generate_key, sign_image
@@ -173,9 +173,7 @@ def test_a_corrupt_source_blob_fails_the_copy_and_tags_nothing(image, tmp_path: 
     blob.write_bytes(bytes(data))
     res = run_ocikit("copy", f"{src}:t", f"{tmp_path / 'dst'}:t")
     assert_one_line_error(res, blob.name)
-    assert _tagged(tmp_path / "dst") == {}
-    assert blob.name not in _blobs(tmp_path / "dst")
-    assert list((tmp_path / "dst" / TMP_DIR).iterdir()) == []
+    assert not (tmp_path / "dst").exists()  # the layout this copy created is gone again
 
 
 def test_a_missing_source_blob_is_named(image, tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def test_a_layer_that_does_not_match_its_diff_id_is_refused(image, tmp_path: Pat
     archive = _write_archive(tmp_path / "bad.tar", list(files.items()))
     res = run_ocikit("copy", f"docker-archive:{archive}", f"{tmp_path / 'dst'}:t")
     assert_one_line_error(res, "bad.tar", name, "diffID")
-    assert Layout(tmp_path / "dst").tags() == []
+    assert not (tmp_path / "dst").exists()  # the layout this import created is gone again
 
 
 @pytest.mark.parametrize("change,message", [
@@ -311,9 +311,7 @@ def test_a_damaged_gzipped_layer_is_one_error_and_nothing_is_stored(image, tmp_p
     archive = _write_archive(tmp_path / "bad.tar", list(files.items()))
     res = run_ocikit("copy", f"docker-archive:{archive}", f"{tmp_path / 'dst'}:t")
     assert_one_line_error(res, "bad.tar", name)
-    dst = Layout(tmp_path / "dst")
-    assert dst.tags() == []
-    assert all(dst.read_blob(d, limit=1 << 30) != files[name] for d in dst.walk_blobs())
+    assert not (tmp_path / "dst").exists()  # nothing stored: the layout this import created is gone
 
 
 def test_a_pipe_or_directory_is_not_an_archive(tmp_path: Path) -> None:

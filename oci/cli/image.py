@@ -5,11 +5,8 @@ Lists (``--cmd``, ``--entrypoint``) are given either as one JSON array or as rep
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -72,22 +69,6 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
     )
 
 
-@contextlib.contextmanager
-def _new_layout(path: Path):  # type: ignore[no-untyped-def]
-    """The layout at ``path``, created if missing; a layout created here is removed
-    again when the command fails, so a failure leaves nothing behind."""
-    from ..layout import Layout
-
-    existed = path.exists()
-    layout = Layout.open_or_init(path)
-    try:
-        yield layout
-    except BaseException:
-        if not existed:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
-
-
 def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
     from ..layout import Reference
 
@@ -136,7 +117,7 @@ def pack(
     Example: ocikit pack ./rootfs ./layout:v1 --cmd /bin/sh --cmd -c --cmd 'echo hi' --env LANG=C.UTF-8
     """
     from ..image import pack as do_pack
-    from ..layout import Layout, Reference
+    from ..layout import Layout, Reference, destination
     from ..models import ContainerConfig, Platform
 
     ref = _split_ref(target, "target")
@@ -152,12 +133,12 @@ def pack(
     changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
     changes.apply(ContainerConfig())
     epoch = _epoch()
-    with _new_layout(ref.layout) as layout:
+    with destination(ref.layout) as layout:
         desc = do_pack(
             directory, layout, ref.tag, compression=compression, level=level, platform=plat, base=base_arg,
             config=changes, source_date_epoch=epoch, history_comment=comment, progress=_progress("pack", quiet),
         )
-    _report_image(layout, ref.tag, desc, json_out)
+        _report_image(layout, ref.tag, desc, json_out)
 
 
 @app.command()
@@ -221,14 +202,15 @@ def commit(
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
     from ..image import commit as do_commit
+    from ..layout import destination
 
     ref = _split_ref(target, "target")
     epoch = _epoch()
-    with _new_layout(ref.layout) as layout:
+    with destination(ref.layout) as layout:
         desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
                          created=created, history_comment=comment, source_date_epoch=epoch,
                          progress=_progress("commit", quiet))
-    _report_image(layout, ref.tag, desc, json_out)
+        _report_image(layout, ref.tag, desc, json_out)
 
 
 @app.command()

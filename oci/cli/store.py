@@ -102,7 +102,7 @@ def copy(
     """
     from ..dockerarchive import ArchiveRef, export_archive, is_archive_ref, read_archive_image, store_archive_image
     from ..errors import UsageError, print_warning
-    from ..layout import Layout
+    from ..layout import destination as destination_layout
     from ..models import Platform
     from ..platform import resolve_manifest
     from ..progress import Progress
@@ -121,10 +121,10 @@ def copy(
     if from_archive:
         image = read_archive_image(ArchiveRef.parse(source))  # all checks before the destination is touched
         dst_ref = _destination(destination)
-        dst = Layout.open_or_init(dst_ref.layout)
-        tag = dst_ref.tag or "latest"
-        desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
-        _report_copy(json_out, desc, [tag], f"{dst.root}:{tag}")
+        with destination_layout(dst_ref.layout) as dst:
+            tag = dst_ref.tag or "latest"
+            desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
+        _report_copy(json_out, desc, [tag], f"{dst_ref.layout}:{tag}")
         return
     src, ref = _open(source)
     desc = src.resolve(ref.tag, ref.digest)
@@ -140,9 +140,9 @@ def copy(
     plan = plan_copy(src, desc, platform=plat, all_platforms=all_platforms, referrers=referrers,
                      warn=print_warning)
     tag = dst_ref.tag or ref.tag
-    dst = Layout.open_or_init(dst_ref.layout)
-    result = run_copy(plan, dst, tag, progress)
-    _report_copy(json_out, result.manifest, result.tags, f"{dst.root}:{tag}" if tag else str(dst.root),
+    with destination_layout(dst_ref.layout) as dst:
+        result = run_copy(plan, dst, tag, progress)
+    _report_copy(json_out, result.manifest, result.tags, f"{dst_ref.layout}:{tag}" if tag else str(dst_ref.layout),
                  {"copied": result.copied, "present": result.present, "bytes": result.bytes, "skipped": result.skipped})
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import jsontext
 from .bundle import BundleMeta
 from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
@@ -428,7 +429,7 @@ def commit(
     if not meta.layered:
         write_snapshot(bundle / "rootfs", snapshot_path)
     meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
-                  "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
+                  "config": jsontext.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
     meta.save(bundle)
     return desc
 

@@ -58,8 +58,8 @@ def layer_compression(media_type: str) -> str | None:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Deterministic compact JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Deterministic compact JSON: sorted keys, no whitespace, UTF-8 (never NaN or Infinity)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:

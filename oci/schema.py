@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from . import jsontext
 from .errors import InvalidDocumentError, UsageError
 from .models import (
     MT_CONFIG,
@@ -210,10 +211,6 @@ class _Duplicates:
         return obj
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _parse(data: bytes | str) -> tuple[Any, list[Violation]]:
     """Decode strict UTF-8 JSON; a failure is one violation at the root, never an exception."""
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -225,10 +222,8 @@ def _parse(data: bytes | str) -> tuple[Any, list[Violation]]:
         text = data
     hook = _Duplicates()
     try:
-        obj = json.loads(text, object_pairs_hook=hook, parse_constant=_reject_constant)
-    except RecursionError:
-        return None, [Violation("", "not valid JSON: nested too deeply")]
-    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
+        obj = jsontext.loads(text, object_pairs_hook=hook)
+    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity, too deep
         return None, [Violation("", f"not valid JSON: {exc}")]
     found = []
     if hook.found:

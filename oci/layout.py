@@ -246,16 +246,17 @@ class Layout:
     def read_manifest(self, desc: Descriptor) -> Manifest:
         if desc.media_type not in MANIFEST_MEDIA_TYPES:
             raise InvalidDocumentError(f"blob {desc.digest}: media type {desc.media_type!r} is not an image manifest")
-        return Manifest.from_json(self.read_blob(desc.digest, desc.size), f"manifest {desc.digest}")
+        return Manifest.from_json(self.read_blob(desc.digest, desc.size), f"manifest {desc.digest}", media_type=desc.media_type)
 
     def read_index_blob(self, desc: Descriptor) -> Index:
-        return Index.from_json(self.read_blob(desc.digest, desc.size), f"index {desc.digest}")
+        return Index.from_json(self.read_blob(desc.digest, desc.size), f"index {desc.digest}", media_type=desc.media_type)
 
     # -- index.json and tags ------------------------------------------------------
-    def index(self) -> Index:
+    def index(self, strict: bool = False) -> Index:
+        """index.json; ``strict`` refuses umoci's ``"manifests": null`` (see Index.from_dict)."""
         path = self.root / "index.json"
         try:
-            return Index.from_json(path.read_bytes(), str(path))
+            return Index.from_json(path.read_bytes(), str(path), strict=strict)
         except FileNotFoundError:
             raise LayoutError(f"{path}: missing") from None
 

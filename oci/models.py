@@ -105,11 +105,12 @@ class _Model:
     extra: dict[str, Any]
 
     @classmethod
-    def from_json(cls: type[T], data: bytes | str, what: str | None = None) -> T:
-        return cls.from_dict(parse_json_object(data, what or cls.__name__), what or cls.__name__)
+    def from_json(cls: type[T], data: bytes | str, what: str | None = None, **kw: Any) -> T:
+        """Parse JSON text; ``kw`` goes to ``from_dict``."""
+        return cls.from_dict(parse_json_object(data, what or cls.__name__), what or cls.__name__, **kw)
 
     @classmethod
-    def from_dict(cls: type[T], obj: dict[str, Any], where: str = "") -> T:  # pragma: no cover - abstract
+    def from_dict(cls: type[T], obj: dict[str, Any], where: str = "", **kw: Any) -> T:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,29 +270,50 @@ def _descriptors(value: Any, where: str) -> list[Descriptor]:
     return [Descriptor.from_dict(d, f"{where}[{i}]") for i, d in enumerate(value)]
 
 
-def _document_fields(obj: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """Check what manifests and indexes share (schemaVersion 2, the required fields, string
-    media and artifact types, string annotations); return those fields, subject parsed."""
+def _document_fields(cls: type["Manifest"] | type["Index"], obj: Any, where: str, media_type: str | None) -> dict[str, Any]:
+    """Check what manifests and indexes share (schemaVersion 2, the required fields, none of the
+    other kind's fields, a media type of this kind that equals ``media_type``, the type of the
+    descriptor the document was read through, string artifact type and annotations); return
+    those fields, subject parsed."""
     _expect(obj, dict, where)
-    for key in ("schemaVersion", *required):
+    for key in ("schemaVersion", *cls.REQUIRED):
         if key not in obj:
             raise InvalidDocumentError(f"{where}.{key}: required field is missing")
+    for key in cls.FOREIGN:
+        if key in obj:
+            raise InvalidDocumentError(f"{where}.{key}: {foreign_field_reason(cls.KIND, key)}")
     if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
         raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
     for key in ("mediaType", "artifactType"):
         if key in obj:
             _expect(obj[key], str, f"{where}.{key}")
+    own = obj.get("mediaType")
+    if own is not None and media_type is not None and own != media_type:
+        raise InvalidDocumentError(f"{where}.mediaType: {own!r} does not match the descriptor's media type {media_type!r}")
+    if own is not None and own not in cls.MEDIA_TYPES:
+        raise InvalidDocumentError(f"{where}.mediaType: {own!r} is not an image {cls.KIND} media type")
     annotations = obj.get("annotations")
     if annotations is not None:
         _str_map(annotations, f"{where}.annotations")
     subject = obj.get("subject")
     return {
         "schema_version": 2,
-        "media_type": obj.get("mediaType"),
+        "media_type": own,
         "artifact_type": obj.get("artifactType"),
         "subject": Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
         "annotations": annotations,
     }
+
+
+# A manifest never carries an index's field, nor an index a manifest's: a document with both
+# would read as either kind (CVE-2021-41190), so it is refused, as containerd refuses it.
+FOREIGN_FIELDS: dict[str, tuple[str, ...]] = {"manifest": ("manifests",), "index": ("config", "layers")}
+
+
+def foreign_field_reason(kind: str, key: str) -> str:
+    """Why ``key`` must not be in a document of ``kind`` ('manifest' or 'index')."""
+    other = "index" if kind == "manifest" else "manifest"
+    return f"an image {kind} must not have {key!r}, a field of an image {other} (it could be read as either)"
 
 
 @dataclass
@@ -314,16 +336,26 @@ class Manifest(_Model):
         "subject": "subject",
         "annotations": "annotations",
     }
+    KIND: ClassVar[str] = "manifest"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("config", "layers")
+    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["manifest"]
+    MEDIA_TYPES: ClassVar[set[str]] = MANIFEST_MEDIA_TYPES
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "manifest") -> "Manifest":
-        common = _document_fields(obj, where, ("config", "layers"))
+    def from_dict(cls, obj: dict[str, Any], where: str = "manifest", *, media_type: str | None = None) -> "Manifest":
+        """Parse a manifest; ``media_type`` is the type of the descriptor it was read through."""
+        common = _document_fields(cls, obj, where, media_type)
         return cls(
             config=Descriptor.from_dict(obj["config"], f"{where}.config"),
             layers=_descriptors(obj["layers"], f"{where}.layers"),
             extra=cls._extra(obj),
             **common,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["mediaType"] = self.media_type or MT_MANIFEST  # always written (CVE-2021-41190)
+        return out
 
 
 @dataclass
@@ -344,13 +376,26 @@ class Index(_Model):
         "subject": "subject",
         "annotations": "annotations",
     }
+    KIND: ClassVar[str] = "index"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("manifests",)
+    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["index"]
+    MEDIA_TYPES: ClassVar[set[str]] = INDEX_MEDIA_TYPES
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "index") -> "Index":
-        common = _document_fields(obj, where, ("manifests",))
+    def from_dict(cls, obj: dict[str, Any], where: str = "index", *, media_type: str | None = None, strict: bool = True) -> "Index":
+        """Parse an index; ``media_type`` is the type of the descriptor it was read through.
+
+        ``"manifests": null``, which umoci writes for a layout with no images, is refused when
+        ``strict`` and read as empty otherwise: only where that cannot lose data (listing and
+        adding tags), never before deleting anything (gc) or vouching for a layout (verify).
+        """
+        common = _document_fields(cls, obj, where, media_type)
         manifests = obj["manifests"]
+        if manifests is None and strict:
+            raise InvalidDocumentError(
+                f"{where}.manifests: expected array, got null (as umoci writes for no images; not read as empty here)"
+            )
         return cls(
-            # umoci writes "manifests": null for an empty layout; read it as empty.
             manifests=_descriptors(manifests, f"{where}.manifests") if manifests is not None else [],
             extra=cls._extra(obj),
             **common,
@@ -358,6 +403,7 @@ class Index(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
+        out["mediaType"] = self.media_type or MT_INDEX  # always written (CVE-2021-41190)
         out["manifests"] = [d.to_dict() for d in self.manifests]  # always a list, never null
         return out
 

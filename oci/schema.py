@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from . import jsontext
 from .errors import InvalidDocumentError, UsageError
 from .models import (
+    FOREIGN_FIELDS,
     MT_CONFIG,
     MT_DESCRIPTOR,
     MT_DOCKER_CONFIG,
@@ -28,6 +29,7 @@ from .models import (
     MT_INDEX,
     MT_LAYOUT_HEADER,
     MT_MANIFEST,
+    foreign_field_reason,
 )
 
 
@@ -65,6 +67,9 @@ _DESCRIPTOR_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
     "image-manifest.json": (("config", False), ("layers", True), ("subject", False)),
     "image-index.json": (("manifests", True), ("subject", False)),
 }
+
+# The documents whose kinds must not be confused (models.FOREIGN_FIELDS).
+_DOCUMENT_KINDS = {"image-manifest.json": "manifest", "image-index.json": "index"}
 
 # Registered algorithms (descriptor.md) and the hex length of their encoded part, for messages.
 _REGISTERED_HEX = {"sha256": 64, "sha512": 128, "blake3": 64}
@@ -332,9 +337,20 @@ def _embedded_data(pointer: str, desc: Any) -> Iterator[Violation]:
             yield Violation(f"{pointer}/data", f"does not match digest {digest}")
 
 
+def _foreign_fields(schema_name: str, doc: dict) -> Iterator[Violation]:
+    """A manifest with an index's fields, or an index with a manifest's (models.FOREIGN_FIELDS)."""
+    kind = _DOCUMENT_KINDS.get(schema_name)
+    if kind is None:
+        return
+    for key in FOREIGN_FIELDS[kind]:
+        if key in doc:
+            yield Violation(f"/{_escape(key)}", foreign_field_reason(kind, key))
+
+
 def _semantic(schema_name: str, doc: Any) -> Iterator[Violation]:
     if not isinstance(doc, dict):
         return
+    yield from _foreign_fields(schema_name, doc)
     for field, many in _DESCRIPTOR_SLOTS.get(schema_name, ()):
         if field == "":
             yield from _embedded_data("", doc)

@@ -105,3 +105,106 @@ def test_inspect_of_a_broken_config_is_one_line_naming_it(tmp_path: Path, ocikit
 def test_inspect_of_a_config_of_the_wrong_shape_names_the_blob(tmp_path: Path, ocikit) -> None:
     digest = with_config(tmp_path / "l", b'{"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": 7}}')
     assert_one_line_error(ocikit("inspect", f"{tmp_path}/l:latest"), f"config {digest}", "diff_ids")
+
+
+# --- "manifests": null in index.json (umoci's way of writing no images) ---
+
+
+def test_verify_fails_on_null_manifests_naming_index_json_and_the_field(tmp_path: Path, ocikit) -> None:
+    with_index_json(tmp_path / "l", {"manifests": None})
+    res = ocikit("verify", tmp_path / "l")
+    assert_one_line_error(res, "index.json", "/manifests", "null")
+    assert "verified" not in res.stdout
+
+
+def test_the_strict_index_reader_gc_relies_on_refuses_null_manifests(tmp_path: Path) -> None:
+    from oci.errors import InvalidDocumentError
+
+    layout = with_index_json(tmp_path / "l", {"manifests": None})
+    with pytest.raises(InvalidDocumentError, match=r"index\.json\.manifests: expected array, got null"):
+        layout.index(strict=True)
+    assert layout.index().manifests == []  # listing and adding tags read it as no images
+
+
+def test_a_layout_umoci_initialised_is_listed_and_tagged_into(tmp_path: Path, ocikit) -> None:
+    from conftest import require_tool
+
+    require_tool("umoci")
+    import subprocess
+
+    subprocess.run(["umoci", "init", "--layout", tmp_path / "u"], check=True)
+    assert json.loads((tmp_path / "u" / "index.json").read_bytes())["manifests"] is None
+    assert ocikit("ls", tmp_path / "u").stdout == ""
+    build_image(tmp_path / "u", tag="t")
+    index = json.loads((tmp_path / "u" / "index.json").read_bytes())
+    assert [d["annotations"]["org.opencontainers.image.ref.name"] for d in index["manifests"]] == ["t"]
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"  # written by ocikit, always
+
+
+# --- media-type confusion (CVE-2021-41190) ---
+
+
+def ambiguous_manifest(root: Path, **change: object) -> str:
+    """An image tagged latest whose manifest also has an index's "manifests" (and no mediaType)."""
+    layout, desc = build_image(root)
+    doc = json.loads(layout.read_blob(desc.digest))
+    del doc["mediaType"]
+    doc["manifests"] = [desc.to_dict()]
+    doc.update(change)
+    return with_manifest(root, json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("media_type, fields", [
+    (MT_MANIFEST, ["/manifests"]),
+    ("application/vnd.oci.image.index.v1+json", ["/config", "/layers"]),
+])
+def test_validate_refuses_a_document_with_both_kinds_of_fields(tmp_path: Path, ocikit, media_type: str, fields: list[str]) -> None:
+    ambiguous_manifest(tmp_path / "l")
+    layout = Layout(tmp_path / "l")
+    (tmp_path / "amb.json").write_bytes(layout.read_blob(layout.resolve().digest))
+    res = ocikit("validate", "--media-type", media_type, tmp_path / "amb.json")
+    assert res.code == 1
+    assert [line.split(":")[0] for line in res.stdout.splitlines()] == fields
+    assert "could be read as either" in res.stdout
+
+
+@pytest.mark.parametrize("command", [["verify"], ["inspect"], ["inspect", "--json"], ["unpack"]])
+def test_a_manifest_with_an_index_field_is_refused(tmp_path: Path, ocikit, command: list[str]) -> None:
+    digest = ambiguous_manifest(tmp_path / "l")
+    extra = [tmp_path / "bundle"] if command == ["unpack"] else []
+    res = ocikit(*command, f"{tmp_path}/l:latest", *extra)
+    assert_one_line_error(res, digest, "manifests")
+    assert not (tmp_path / "bundle").exists()
+
+
+@pytest.mark.parametrize("command", [["verify"], ["inspect"], ["unpack"]])
+def test_a_manifest_whose_media_type_is_not_its_descriptors_is_refused(tmp_path: Path, ocikit, command: list[str]) -> None:
+    layout, desc = build_image(tmp_path / "l")
+    doc = json.loads(layout.read_blob(desc.digest))
+    doc["mediaType"] = "application/vnd.oci.image.index.v1+json"
+    digest = with_manifest(tmp_path / "l", json.dumps(doc).encode())
+    extra = [tmp_path / "bundle"] if command == ["unpack"] else []
+    assert_one_line_error(ocikit(*command, f"{tmp_path}/l:latest", *extra), digest, "mediaType")
+
+
+def test_an_index_blob_with_manifest_fields_is_refused(tmp_path: Path, ocikit) -> None:
+    from oci.models import MT_INDEX, Index
+
+    layout, desc = build_image(tmp_path / "l")
+    doc = Index(manifests=[desc]).to_dict()
+    doc["layers"] = []
+    index = layout.put_json(json.dumps(doc).encode(), MT_INDEX)
+    layout.set_tag("multi", index)
+    for command in (["verify"], ["inspect"], ["unpack"]):
+        extra = [tmp_path / "bundle"] if command == ["unpack"] else []
+        assert_one_line_error(ocikit(*command, f"{tmp_path}/l:multi", *extra), index.digest, "layers")
+
+
+def test_manifests_and_indexes_ocikit_writes_always_carry_their_media_type() -> None:
+    from oci.models import MT_INDEX, Index
+
+    config = Descriptor(media_type=MT_CONFIG, digest="sha256:" + "a" * 64, size=1)
+    assert Manifest(config=config, layers=[], media_type=None).to_dict()["mediaType"] == MT_MANIFEST
+    assert Index(media_type=None).to_dict()["mediaType"] == MT_INDEX
+    read = Manifest.from_json(json.dumps({"schemaVersion": 2, "config": config.to_dict(), "layers": []}))
+    assert json.loads(read.to_json())["mediaType"] == MT_MANIFEST

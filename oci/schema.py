@@ -187,15 +187,29 @@ def _engine() -> tuple[Any, Any]:
     return extend(Draft202012Validator, type_checker=strict_int), formats
 
 
+# What a reader of stored images accepts beyond the schemas, as (schema file, JSON path to a
+# keyword dropped): manifest.md asks only that `layers` SHOULD have an entry, and umoci writes
+# "layers": [] for every new image, though the spec's schema (and ours) says minItems 1.
+_READING_TOLERATES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("image-manifest.json", ("properties", "layers", "minItems")),
+)
+
+
 @lru_cache(maxsize=None)
-def _validator(media_type: str) -> Any:
-    """The compiled validator for a media type, built once per process."""
+def _validator(media_type: str, reading: bool = False) -> Any:
+    """The compiled validator for a media type (lenient as a reader when ``reading``), built once per process."""
     cls, formats = _engine()
     name, expected = _SCHEMAS[media_type]
     schemas = _schemas()
     schema = _inline(schemas[name], name, schemas)
     if expected is not None:
         schema["properties"]["mediaType"] = {"type": "string", "const": expected}
+    for file, (*parents, keyword) in _READING_TOLERATES if reading else ():
+        if file == name:
+            node = schema
+            for key in parents:
+                node = node[key]
+            del node[keyword]
     return cls(schema, format_checker=formats)
 
 
@@ -364,13 +378,15 @@ def _semantic(schema_name: str, doc: Any) -> Iterator[Violation]:
 # --- public API ---
 
 
-def validate(media_type: str, data: bytes | str | object) -> list[Violation]:
+def validate(media_type: str, data: bytes | str | object, *, reading: bool = False) -> list[Violation]:
     """Check a document against ``media_type``; return its violations (empty when valid).
 
     ``data`` is JSON text (bytes or str) or an already-parsed JSON value. Text that is not
     UTF-8 JSON yields one violation at the root. An unknown media type raises UsageError.
+    ``reading`` judges as a reader of stored images (verify) does: it accepts what umoci
+    writes though the spec's schema does not (an empty ``layers``; see _READING_TOLERATES).
     """
-    return _check(media_type, data)[1]
+    return _check(media_type, data, reading)[1]
 
 
 def validate_or_raise(media_type: str, data: bytes | str | object, what: str) -> Any:
@@ -387,7 +403,7 @@ def validate_or_raise(media_type: str, data: bytes | str | object, what: str) ->
     return doc
 
 
-def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Violation]]:
+def _check(media_type: str, data: bytes | str | object, reading: bool = False) -> tuple[Any, list[Violation]]:
     if media_type not in _SCHEMAS:
         raise UsageError(f"no schema for media type {media_type!r}; known: {', '.join(sorted(_SCHEMAS))}")
     if isinstance(data, (bytes, bytearray, memoryview, str)):
@@ -398,7 +414,7 @@ def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Viola
         doc, found = data, []
     # jsonschema reports each absent required name as its own error, in the keyword's order.
     missing: dict[tuple[int, tuple], list[str]] = {}
-    for err in _validator(media_type).iter_errors(doc):
+    for err in _validator(media_type, reading).iter_errors(doc):
         if err.validator == "required":
             key = (id(err.schema), tuple(err.absolute_path))
             names = missing.setdefault(key, [k for k in err.validator_value if k not in err.instance])

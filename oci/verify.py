@@ -170,7 +170,7 @@ class _Verifier:
             from .schema import validate
         except ImportError:  # schemas not installed: the model parse below still checks shapes
             return False
-        violations = validate(media_type, data)
+        violations = validate(media_type, data, reading=True)
         for v in violations:
             self.problem(subject, f"invalid {media_type}: {v.pointer or '/'}: {v.reason}")
         return bool(violations)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from . import jsontext
 from .errors import InvalidDocumentError
@@ -31,15 +31,25 @@ MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MT_DOCKER_LAYER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
-LAYER_MEDIA_TYPES = {
-    MT_LAYER: None,
-    MT_LAYER_NONDIST: None,
-    MT_LAYER_GZIP: "gzip",
-    MT_LAYER_NONDIST_GZIP: "gzip",
-    MT_DOCKER_LAYER_GZIP: "gzip",
-    MT_LAYER_ZSTD: "zstd",
-    MT_LAYER_NONDIST_ZSTD: "zstd",
+
+class LayerType(NamedTuple):
+    """What a layer media type says of its blob."""
+
+    compression: str | None  # 'gzip', 'zstd' or None (a plain tar)
+    distributable: bool = True  # False: image-spec 1.1 deprecates it; docker calls it foreign
+
+
+LAYER_MEDIA_TYPES: dict[str, LayerType] = {
+    MT_LAYER: LayerType(None),
+    MT_LAYER_GZIP: LayerType("gzip"),
+    MT_LAYER_ZSTD: LayerType("zstd"),
+    MT_DOCKER_LAYER_GZIP: LayerType("gzip"),
+    MT_LAYER_NONDIST: LayerType(None, distributable=False),
+    MT_LAYER_NONDIST_GZIP: LayerType("gzip", distributable=False),
+    MT_LAYER_NONDIST_ZSTD: LayerType("zstd", distributable=False),
+    MT_DOCKER_LAYER_FOREIGN_GZIP: LayerType("gzip", distributable=False),
 }
 MANIFEST_MEDIA_TYPES = {MT_MANIFEST, MT_DOCKER_MANIFEST}
 INDEX_MEDIA_TYPES = {MT_INDEX, MT_DOCKER_LIST}
@@ -49,12 +59,16 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 LAYOUT_VERSION = "1.0.0"
 
 
-def layer_compression(media_type: str) -> str | None:
-    """'gzip', 'zstd' or None for a layer media type; raise for a type that is not a layer."""
-    try:
-        return LAYER_MEDIA_TYPES[media_type]
-    except KeyError:
-        raise InvalidDocumentError(f"unsupported layer media type {media_type!r}") from None
+def layer_type(desc: "Descriptor", warn: Callable[[str], None] | None = None) -> LayerType:
+    """The LayerType of a layer descriptor: InvalidDocumentError naming it when its media type
+    is not a layer's, and a warning through ``warn`` when it is non-distributable (applied as
+    any layer is)."""
+    found = LAYER_MEDIA_TYPES.get(desc.media_type)
+    if found is None:
+        raise InvalidDocumentError(f"layer {desc.digest}: media type {desc.media_type!r} is not a layer media type")
+    if not found.distributable and warn is not None:
+        warn(f"layer {desc.digest}: non-distributable media type {desc.media_type} (deprecated); applied as an ordinary layer")
+    return found
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -248,7 +248,7 @@ class _Verifier:
             size = path.stat().st_size
             if size != desc.size:
                 return f"size {size} does not match the declared {desc.size}"
-            compression = LAYER_MEDIA_TYPES[desc.media_type]
+            compression = LAYER_MEDIA_TYPES[desc.media_type].compression
             with open(path, "rb") as raw:
                 compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import one_line
 from .layout import Layout
 from .models import (
     INDEX_MEDIA_TYPES,
@@ -38,6 +39,10 @@ class ImageInfo:
         return out
 
     def lines(self, indent: str = "") -> list[str]:
+        """The summary as printable lines (control characters in names from the layout escaped)."""
+        return [one_line(line) for line in self._lines(indent)]
+
+    def _lines(self, indent: str) -> list[str]:
         d = self.descriptor
         out = [f"{indent}{d.media_type} {d.digest} ({_size(d.size)})"]
         if self.index is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import jsontext
-from .errors import InvalidDocumentError, UsageError
+from .errors import InvalidDocumentError, UsageError, one_line
 from .models import (
     FOREIGN_FIELDS,
     MT_CONFIG,
@@ -41,7 +41,8 @@ class Violation:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.pointer or '/'}: {self.reason}"
+        """One printable line: control characters (from keys and values of the document) escaped."""
+        return one_line(f"{self.pointer or '/'}: {self.reason}")
 
 
 # Media type -> (schema file, the value a present top-level "mediaType" must have, or None).

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .digest import CHUNK, Digest, ReadAheadHashingReader
-from .errors import InvalidDigestError, OCIError
+from .errors import InvalidDigestError, OCIError, one_line
 from .layout import Layout
 from .models import (
     INDEX_MEDIA_TYPES,
@@ -40,7 +40,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.subject}: {self.reason}"
+        """One printable line: control characters (from names in the layout) escaped."""
+        return one_line(f"{self.subject}: {self.reason}")
 
 
 @dataclass

@@ -208,3 +208,68 @@ def test_manifests_and_indexes_ocikit_writes_always_carry_their_media_type() -> 
     assert Index(media_type=None).to_dict()["mediaType"] == MT_INDEX
     read = Manifest.from_json(json.dumps({"schemaVersion": 2, "config": config.to_dict(), "layers": []}))
     assert json.loads(read.to_json())["mediaType"] == MT_MANIFEST
+
+
+# --- names from a layout reach stdout with control characters escaped ---
+
+FORGED = "x\nFAIL forged\x1b[2J\x9b"
+ESCAPED = "x\\x0aFAIL forged\\x1b[2J\\x9b"
+
+
+def test_ls_escapes_control_characters_in_tags_and_json_keeps_them(tmp_path: Path, ocikit) -> None:
+    layout, desc = build_image(tmp_path / "l")
+    index = json.loads((tmp_path / "l" / "index.json").read_bytes())
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = FORGED
+    (tmp_path / "l" / "index.json").write_text(json.dumps(index))
+    res = ocikit("ls", tmp_path / "l")
+    assert res.code == 0 and res.stdout == f"{ESCAPED}\t{desc.digest}\t{desc.size}\n"
+    assert [t["tag"] for t in json.loads(ocikit("ls", tmp_path / "l", "--json").stdout)] == [FORGED]
+
+
+def test_rm_escapes_a_digest_from_index_json(tmp_path: Path, ocikit) -> None:
+    with_index_json(tmp_path / "l", {"manifests": [{"mediaType": MT_MANIFEST, "digest": FORGED, "size": 1,
+                                                    "annotations": {"org.opencontainers.image.ref.name": "t"}}]})
+    res = ocikit("rm", f"{tmp_path}/l:t")
+    assert (res.code, res.stdout) == (0, f"removed tag t ({ESCAPED})\n")
+
+
+def test_inspect_escapes_control_characters_from_the_config(tmp_path: Path, ocikit) -> None:
+    config = {"architecture": "amd64", "os": "linux", "author": FORGED, "rootfs": {"type": "layers", "diff_ids": []}}
+    with_config(tmp_path / "l", json.dumps(config).encode())
+    res = ocikit("inspect", f"{tmp_path}/l:latest")
+    assert res.code == 0, res.stderr
+    assert f"author: {ESCAPED}\n" in res.stdout and "\nFAIL" not in res.stdout
+    assert json.loads(ocikit("inspect", f"{tmp_path}/l:latest", "--json").stdout)["config"]["author"] == FORGED
+
+
+def test_referrers_escapes_control_characters_in_artifact_types(tmp_path: Path, ocikit) -> None:
+    layout, desc = build_image(tmp_path / "l")
+    manifest = layout.read_manifest(desc)
+    referrer = Manifest(config=manifest.config, layers=manifest.layers, artifact_type=FORGED, subject=desc)
+    ref = layout.put_json(referrer.to_json(), MT_MANIFEST)
+    res = ocikit("referrers", f"{tmp_path}/l:latest")
+    assert (res.code, res.stdout) == (0, f"{ref.digest}  {ESCAPED}  {ref.size}\n")
+
+
+def test_verify_escapes_control_characters_in_its_problem_lines(tmp_path: Path, ocikit) -> None:
+    created = {"org.opencontainers.image.created": FORGED}
+    with_index_json(tmp_path / "l", {"manifests": [{"mediaType": MT_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 1,
+                                                    "annotations": created}]})
+    res = ocikit("verify", tmp_path / "l")
+    assert res.code == 1
+    assert res.stdout.splitlines()[0] == (
+        "FAIL index.json: invalid application/vnd.oci.image.index.v1+json: /manifests/0/annotations/"
+        'org.opencontainers.image.created: "x\\nFAIL forged\\u001b[2J\\x9b" is not a date-time (RFC 3339 section 5.6)')
+
+
+def test_validate_escapes_control_characters_in_keys_and_values(tmp_path: Path, ocikit) -> None:
+    doc = {"schemaVersion": 2, "manifests": [], "annotations": {FORGED: 1}, "artifactType": FORGED + "\x7f"}
+    (tmp_path / "i.json").write_text(json.dumps(doc))
+    res = ocikit("validate", "--media-type", "application/vnd.oci.image.index.v1+json", tmp_path / "i.json")
+    assert res.code == 1
+    assert res.stdout.splitlines() == [
+        f"/annotations/{ESCAPED}: expected string, got integer",
+        '/artifactType: "x\\nFAIL forged\\u001b[2J\\x9b\\x7f" is not a media type (RFC 6838 type/subtype)',
+    ]
+    out = json.loads(ocikit("validate", "--json", "--media-type", "application/vnd.oci.image.index.v1+json", tmp_path / "i.json").stdout)
+    assert out["violations"][0]["pointer"] == f"/annotations/{FORGED}"

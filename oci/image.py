@@ -14,11 +14,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from . import jsontext
 from .bundle import BundleMeta
 from .digest import Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError, print_warning
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
@@ -33,6 +34,7 @@ from .models import (
     Platform,
     RootFS,
     canonical_json,
+    layer_type,
 )
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
@@ -159,14 +161,22 @@ class Image:
     config: ImageConfig
 
 
-def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Platform | None = None) -> Image:
-    """Resolve a tag (default ``latest``) or descriptor to an image for ``platform`` (default host)."""
+def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Platform | None = None,
+               warn: Callable[[str], None] = print_warning) -> Image:
+    """Resolve a tag (default ``latest``) or descriptor to an image for ``platform`` (default host).
+
+    Every layer must have a layer media type (``warn`` hears of non-distributable ones)."""
     top = ref if isinstance(ref, Descriptor) else layout.resolve(ref or "latest")
     desc, manifest = resolve_manifest(layout, top, platform)
     if desc.media_type == MT_MANIFEST and top.media_type == MT_MANIFEST:
         desc = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
     if manifest.config.media_type != MT_CONFIG:
         raise InvalidDocumentError(f"manifest {desc.digest}: config media type {manifest.config.media_type!r} is not an image config")
+    for layer in manifest.layers:
+        try:
+            layer_type(layer, warn)
+        except InvalidDocumentError as exc:
+            raise exc.within(f"manifest {desc.digest}") from None
     config = ImageConfig.from_json(layout.read_blob(manifest.config.digest, manifest.config.size), f"config {manifest.config.digest}")
     if len(config.rootfs.diff_ids) != len(manifest.layers):
         raise InvalidDocumentError(
@@ -337,7 +347,8 @@ def unpack(
     from .store import LayerStore, chain_ids, default_store
 
     bundle = Path(bundle).absolute()
-    img = load_image(layout, ref, platform)
+    warnings: list[str] = []
+    img = load_image(layout, ref, platform, warn=warnings.append)
     tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
     tmp = _prepare_bundle(bundle)
     layer_store: LayerStore | None = None
@@ -348,7 +359,6 @@ def unpack(
         meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
                                  "config": img.manifest.config.digest, "tag": tag})
         extracted = 0
-        warnings: list[str] = []
         layer_dirs: list[Path] = []
         if layered:
             layer_store = LayerStore(store or default_store())
@@ -421,7 +431,7 @@ def commit(
         desc = _commit_into(bundle, meta, layout, tag, src_layout, src, when, compression, level, author,
                             history_comment, source_date_epoch, progress)
     meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
-                  "config": json.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
+                  "config": jsontext.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
     meta.save(bundle)
     return desc
 

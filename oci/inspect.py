@@ -6,8 +6,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import one_line
 from .layout import Layout
-from .models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MT_CONFIG, MT_DOCKER_CONFIG, Descriptor, ImageConfig
+from .models import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MT_CONFIG,
+    MT_DOCKER_CONFIG,
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    parse_json_object,
+)
 
 
 @dataclass
@@ -28,6 +39,10 @@ class ImageInfo:
         return out
 
     def lines(self, indent: str = "") -> list[str]:
+        """The summary as printable lines (control characters in names from the layout escaped)."""
+        return [one_line(line) for line in self._lines(indent)]
+
+    def _lines(self, indent: str) -> list[str]:
         d = self.descriptor
         out = [f"{indent}{d.media_type} {d.digest} ({_size(d.size)})"]
         if self.index is not None:
@@ -73,18 +88,24 @@ def describe(layout: Layout, desc: Descriptor) -> ImageInfo:
     """Read the documents behind ``desc`` (an index descends into its manifests)."""
     info = ImageInfo(descriptor=desc)
     if desc.media_type in INDEX_MEDIA_TYPES:
-        info.index = json.loads(layout.read_blob(desc.digest, desc.size))
-        for child in layout.read_index_blob(desc).manifests:
+        info.index = _document(layout, desc, "index")
+        for child in Index.from_dict(info.index, f"index {desc.digest}").manifests:
             if child.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES and layout.has_blob(child.digest):
                 info.children.append(describe(layout, child))
             else:
                 info.children.append(ImageInfo(descriptor=child))
     elif desc.media_type in MANIFEST_MEDIA_TYPES:
-        info.manifest = json.loads(layout.read_blob(desc.digest, desc.size))
-        manifest = layout.read_manifest(desc)
-        if manifest.config.media_type in (MT_CONFIG, MT_DOCKER_CONFIG):
-            info.config = json.loads(layout.read_blob(manifest.config.digest, manifest.config.size))
+        info.manifest = _document(layout, desc, "manifest")
+        config = Manifest.from_dict(info.manifest, f"manifest {desc.digest}").config
+        if config.media_type in (MT_CONFIG, MT_DOCKER_CONFIG):
+            info.config = _document(layout, config, "config")
+            ImageConfig.from_dict(info.config, f"config {config.digest}")
     return info
+
+
+def _document(layout: Layout, desc: Descriptor, what: str) -> dict[str, Any]:
+    """The JSON object in ``desc``'s blob; InvalidDocumentError naming ``what`` and the digest if it is not one."""
+    return parse_json_object(layout.read_blob(desc.digest, desc.size), f"{what} {desc.digest}")
 
 
 def _size(n: int) -> str:

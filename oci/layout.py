@@ -402,16 +402,17 @@ class Layout:
     def read_manifest(self, desc: Descriptor) -> Manifest:
         if desc.media_type not in MANIFEST_MEDIA_TYPES:
             raise InvalidDocumentError(f"blob {desc.digest}: media type {desc.media_type!r} is not an image manifest")
-        return Manifest.from_json(self.read_blob(desc.digest, desc.size), f"manifest {desc.digest}")
+        return Manifest.from_json(self.read_blob(desc.digest, desc.size), f"manifest {desc.digest}", media_type=desc.media_type)
 
     def read_index_blob(self, desc: Descriptor) -> Index:
-        return Index.from_json(self.read_blob(desc.digest, desc.size), f"index {desc.digest}")
+        return Index.from_json(self.read_blob(desc.digest, desc.size), f"index {desc.digest}", media_type=desc.media_type)
 
     # -- index.json and tags ------------------------------------------------------
-    def index(self) -> Index:
+    def index(self, strict: bool = False) -> Index:
+        """index.json; ``strict`` refuses umoci's ``"manifests": null`` (see Index.from_dict)."""
         path = self.root / INDEX_FILE
         try:
-            return Index.from_json(self._read_file(INDEX_FILE, MAX_JSON_SIZE), str(path))
+            return Index.from_json(self._read_file(INDEX_FILE, MAX_JSON_SIZE), str(path), strict=strict)
         except FileNotFoundError:
             raise LayoutError(f"{path}: missing") from None
 
@@ -554,7 +555,7 @@ class Layout:
         """
         subjects = self.subject_map() if referrers else {}
         seen: dict[str, Descriptor] = {}
-        stack = list(self.index().manifests if roots is None else roots)
+        stack = list(self.index(strict=True).manifests if roots is None else roots)
         while stack:
             desc = stack.pop()
             if desc.digest in seen:
@@ -655,7 +656,7 @@ class Layout:
             if not got:
                 return False
             with self.locked():
-                if self.index().manifests:
+                if self.index(strict=True).manifests:
                     return False
                 for d in list(self.walk_blobs()):
                     self.delete_blob(d)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from . import jsontext
 from .errors import InvalidDocumentError
@@ -31,15 +31,25 @@ MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MT_DOCKER_LAYER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
-LAYER_MEDIA_TYPES = {
-    MT_LAYER: None,
-    MT_LAYER_NONDIST: None,
-    MT_LAYER_GZIP: "gzip",
-    MT_LAYER_NONDIST_GZIP: "gzip",
-    MT_DOCKER_LAYER_GZIP: "gzip",
-    MT_LAYER_ZSTD: "zstd",
-    MT_LAYER_NONDIST_ZSTD: "zstd",
+
+class LayerType(NamedTuple):
+    """What a layer media type says of its blob."""
+
+    compression: str | None  # 'gzip', 'zstd' or None (a plain tar)
+    distributable: bool = True  # False: image-spec 1.1 deprecates it; docker calls it foreign
+
+
+LAYER_MEDIA_TYPES: dict[str, LayerType] = {
+    MT_LAYER: LayerType(None),
+    MT_LAYER_GZIP: LayerType("gzip"),
+    MT_LAYER_ZSTD: LayerType("zstd"),
+    MT_DOCKER_LAYER_GZIP: LayerType("gzip"),
+    MT_LAYER_NONDIST: LayerType(None, distributable=False),
+    MT_LAYER_NONDIST_GZIP: LayerType("gzip", distributable=False),
+    MT_LAYER_NONDIST_ZSTD: LayerType("zstd", distributable=False),
+    MT_DOCKER_LAYER_FOREIGN_GZIP: LayerType("gzip", distributable=False),
 }
 MANIFEST_MEDIA_TYPES = {MT_MANIFEST, MT_DOCKER_MANIFEST}
 INDEX_MEDIA_TYPES = {MT_INDEX, MT_DOCKER_LIST}
@@ -49,17 +59,21 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 LAYOUT_VERSION = "1.0.0"
 
 
-def layer_compression(media_type: str) -> str | None:
-    """'gzip', 'zstd' or None for a layer media type; raise for a type that is not a layer."""
-    try:
-        return LAYER_MEDIA_TYPES[media_type]
-    except KeyError:
-        raise InvalidDocumentError(f"unsupported layer media type {media_type!r}") from None
+def layer_type(desc: "Descriptor", warn: Callable[[str], None] | None = None) -> LayerType:
+    """The LayerType of a layer descriptor: InvalidDocumentError naming it when its media type
+    is not a layer's, and a warning through ``warn`` when it is non-distributable (applied as
+    any layer is)."""
+    found = LAYER_MEDIA_TYPES.get(desc.media_type)
+    if found is None:
+        raise InvalidDocumentError(f"layer {desc.digest}: media type {desc.media_type!r} is not a layer media type")
+    if not found.distributable and warn is not None:
+        warn(f"layer {desc.digest}: non-distributable media type {desc.media_type} (deprecated); applied as an ordinary layer")
+    return found
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Deterministic compact JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Deterministic compact JSON: sorted keys, no whitespace, UTF-8 (never NaN or Infinity)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
@@ -105,11 +119,12 @@ class _Model:
     extra: dict[str, Any]
 
     @classmethod
-    def from_json(cls: type[T], data: bytes | str, what: str | None = None) -> T:
-        return cls.from_dict(parse_json_object(data, what or cls.__name__), what or cls.__name__)
+    def from_json(cls: type[T], data: bytes | str, what: str | None = None, **kw: Any) -> T:
+        """Parse JSON text; ``kw`` goes to ``from_dict``."""
+        return cls.from_dict(parse_json_object(data, what or cls.__name__), what or cls.__name__, **kw)
 
     @classmethod
-    def from_dict(cls: type[T], obj: dict[str, Any], where: str = "") -> T:  # pragma: no cover - abstract
+    def from_dict(cls: type[T], obj: dict[str, Any], where: str = "", **kw: Any) -> T:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,29 +284,50 @@ def _descriptors(value: Any, where: str) -> list[Descriptor]:
     return [Descriptor.from_dict(d, f"{where}[{i}]") for i, d in enumerate(value)]
 
 
-def _document_fields(obj: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """Check what manifests and indexes share (schemaVersion 2, the required fields, string
-    media and artifact types, string annotations); return those fields, subject parsed."""
+def _document_fields(cls: type["Manifest"] | type["Index"], obj: Any, where: str, media_type: str | None) -> dict[str, Any]:
+    """Check what manifests and indexes share (schemaVersion 2, the required fields, none of the
+    other kind's fields, a media type of this kind that equals ``media_type``, the type of the
+    descriptor the document was read through, string artifact type and annotations); return
+    those fields, subject parsed."""
     _expect(obj, dict, where)
-    for key in ("schemaVersion", *required):
+    for key in ("schemaVersion", *cls.REQUIRED):
         if key not in obj:
             raise InvalidDocumentError(f"{where}.{key}: required field is missing")
+    for key in cls.FOREIGN:
+        if key in obj:
+            raise InvalidDocumentError(f"{where}.{key}: {foreign_field_reason(cls.KIND, key)}")
     if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
         raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
     for key in ("mediaType", "artifactType"):
         if key in obj:
             _expect(obj[key], str, f"{where}.{key}")
+    own = obj.get("mediaType")
+    if own is not None and media_type is not None and own != media_type:
+        raise InvalidDocumentError(f"{where}.mediaType: {own!r} does not match the descriptor's media type {media_type!r}")
+    if own is not None and own not in cls.MEDIA_TYPES:
+        raise InvalidDocumentError(f"{where}.mediaType: {own!r} is not an image {cls.KIND} media type")
     annotations = obj.get("annotations")
     if annotations is not None:
         _str_map(annotations, f"{where}.annotations")
     subject = obj.get("subject")
     return {
         "schema_version": 2,
-        "media_type": obj.get("mediaType"),
+        "media_type": own,
         "artifact_type": obj.get("artifactType"),
         "subject": Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
         "annotations": annotations,
     }
+
+
+# A manifest never carries an index's field, nor an index a manifest's: a document with both
+# would read as either kind (CVE-2021-41190), so it is refused, as containerd refuses it.
+FOREIGN_FIELDS: dict[str, tuple[str, ...]] = {"manifest": ("manifests",), "index": ("config", "layers")}
+
+
+def foreign_field_reason(kind: str, key: str) -> str:
+    """Why ``key`` must not be in a document of ``kind`` ('manifest' or 'index')."""
+    other = "index" if kind == "manifest" else "manifest"
+    return f"an image {kind} must not have {key!r}, a field of an image {other} (it could be read as either)"
 
 
 @dataclass
@@ -314,16 +350,26 @@ class Manifest(_Model):
         "subject": "subject",
         "annotations": "annotations",
     }
+    KIND: ClassVar[str] = "manifest"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("config", "layers")
+    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["manifest"]
+    MEDIA_TYPES: ClassVar[set[str]] = MANIFEST_MEDIA_TYPES
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "manifest") -> "Manifest":
-        common = _document_fields(obj, where, ("config", "layers"))
+    def from_dict(cls, obj: dict[str, Any], where: str = "manifest", *, media_type: str | None = None) -> "Manifest":
+        """Parse a manifest; ``media_type`` is the type of the descriptor it was read through."""
+        common = _document_fields(cls, obj, where, media_type)
         return cls(
             config=Descriptor.from_dict(obj["config"], f"{where}.config"),
             layers=_descriptors(obj["layers"], f"{where}.layers"),
             extra=cls._extra(obj),
             **common,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["mediaType"] = self.media_type or MT_MANIFEST  # always written (CVE-2021-41190)
+        return out
 
 
 @dataclass
@@ -344,13 +390,26 @@ class Index(_Model):
         "subject": "subject",
         "annotations": "annotations",
     }
+    KIND: ClassVar[str] = "index"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("manifests",)
+    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["index"]
+    MEDIA_TYPES: ClassVar[set[str]] = INDEX_MEDIA_TYPES
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "index") -> "Index":
-        common = _document_fields(obj, where, ("manifests",))
+    def from_dict(cls, obj: dict[str, Any], where: str = "index", *, media_type: str | None = None, strict: bool = True) -> "Index":
+        """Parse an index; ``media_type`` is the type of the descriptor it was read through.
+
+        ``"manifests": null``, which umoci writes for a layout with no images, is refused when
+        ``strict`` and read as empty otherwise: only where that cannot lose data (listing and
+        adding tags), never before deleting anything (gc) or vouching for a layout (verify).
+        """
+        common = _document_fields(cls, obj, where, media_type)
         manifests = obj["manifests"]
+        if manifests is None and strict:
+            raise InvalidDocumentError(
+                f"{where}.manifests: expected array, got null (as umoci writes for no images; not read as empty here)"
+            )
         return cls(
-            # umoci writes "manifests": null for an empty layout; read it as empty.
             manifests=_descriptors(manifests, f"{where}.manifests") if manifests is not None else [],
             extra=cls._extra(obj),
             **common,
@@ -358,6 +417,7 @@ class Index(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
+        out["mediaType"] = self.media_type or MT_INDEX  # always written (CVE-2021-41190)
         out["manifests"] = [d.to_dict() for d in self.manifests]  # always a list, never null
         return out
 

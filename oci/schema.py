@@ -17,8 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import InvalidDocumentError, UsageError
+from . import jsontext
+from .errors import InvalidDocumentError, UsageError, one_line
 from .models import (
+    FOREIGN_FIELDS,
     MT_CONFIG,
     MT_DESCRIPTOR,
     MT_DOCKER_CONFIG,
@@ -27,6 +29,7 @@ from .models import (
     MT_INDEX,
     MT_LAYOUT_HEADER,
     MT_MANIFEST,
+    foreign_field_reason,
 )
 
 
@@ -38,7 +41,8 @@ class Violation:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.pointer or '/'}: {self.reason}"
+        """One printable line: control characters (from keys and values of the document) escaped."""
+        return one_line(f"{self.pointer or '/'}: {self.reason}")
 
 
 # Media type -> (schema file, the value a present top-level "mediaType" must have, or None).
@@ -64,6 +68,9 @@ _DESCRIPTOR_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
     "image-manifest.json": (("config", False), ("layers", True), ("subject", False)),
     "image-index.json": (("manifests", True), ("subject", False)),
 }
+
+# The documents whose kinds must not be confused (models.FOREIGN_FIELDS).
+_DOCUMENT_KINDS = {"image-manifest.json": "manifest", "image-index.json": "index"}
 
 # Registered algorithms (descriptor.md) and the hex length of their encoded part, for messages.
 _REGISTERED_HEX = {"sha256": 64, "sha512": 128, "blake3": 64}
@@ -181,15 +188,29 @@ def _engine() -> tuple[Any, Any]:
     return extend(Draft202012Validator, type_checker=strict_int), formats
 
 
+# What a reader of stored images accepts beyond the schemas, as (schema file, JSON path to a
+# keyword dropped): manifest.md asks only that `layers` SHOULD have an entry, and umoci writes
+# "layers": [] for every new image, though the spec's schema (and ours) says minItems 1.
+_READING_TOLERATES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("image-manifest.json", ("properties", "layers", "minItems")),
+)
+
+
 @lru_cache(maxsize=None)
-def _validator(media_type: str) -> Any:
-    """The compiled validator for a media type, built once per process."""
+def _validator(media_type: str, reading: bool = False) -> Any:
+    """The compiled validator for a media type (lenient as a reader when ``reading``), built once per process."""
     cls, formats = _engine()
     name, expected = _SCHEMAS[media_type]
     schemas = _schemas()
     schema = _inline(schemas[name], name, schemas)
     if expected is not None:
         schema["properties"]["mediaType"] = {"type": "string", "const": expected}
+    for file, (*parents, keyword) in _READING_TOLERATES if reading else ():
+        if file == name:
+            node = schema
+            for key in parents:
+                node = node[key]
+            del node[keyword]
     return cls(schema, format_checker=formats)
 
 
@@ -210,10 +231,6 @@ class _Duplicates:
         return obj
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _parse(data: bytes | str) -> tuple[Any, list[Violation]]:
     """Decode strict UTF-8 JSON; a failure is one violation at the root, never an exception."""
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -225,10 +242,8 @@ def _parse(data: bytes | str) -> tuple[Any, list[Violation]]:
         text = data
     hook = _Duplicates()
     try:
-        obj = json.loads(text, object_pairs_hook=hook, parse_constant=_reject_constant)
-    except RecursionError:
-        return None, [Violation("", "not valid JSON: nested too deeply")]
-    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
+        obj = jsontext.loads(text, object_pairs_hook=hook)
+    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity, too deep
         return None, [Violation("", f"not valid JSON: {exc}")]
     found = []
     if hook.found:
@@ -337,9 +352,20 @@ def _embedded_data(pointer: str, desc: Any) -> Iterator[Violation]:
             yield Violation(f"{pointer}/data", f"does not match digest {digest}")
 
 
+def _foreign_fields(schema_name: str, doc: dict) -> Iterator[Violation]:
+    """A manifest with an index's fields, or an index with a manifest's (models.FOREIGN_FIELDS)."""
+    kind = _DOCUMENT_KINDS.get(schema_name)
+    if kind is None:
+        return
+    for key in FOREIGN_FIELDS[kind]:
+        if key in doc:
+            yield Violation(f"/{_escape(key)}", foreign_field_reason(kind, key))
+
+
 def _semantic(schema_name: str, doc: Any) -> Iterator[Violation]:
     if not isinstance(doc, dict):
         return
+    yield from _foreign_fields(schema_name, doc)
     for field, many in _DESCRIPTOR_SLOTS.get(schema_name, ()):
         if field == "":
             yield from _embedded_data("", doc)
@@ -353,13 +379,15 @@ def _semantic(schema_name: str, doc: Any) -> Iterator[Violation]:
 # --- public API ---
 
 
-def validate(media_type: str, data: bytes | str | object) -> list[Violation]:
+def validate(media_type: str, data: bytes | str | object, *, reading: bool = False) -> list[Violation]:
     """Check a document against ``media_type``; return its violations (empty when valid).
 
     ``data`` is JSON text (bytes or str) or an already-parsed JSON value. Text that is not
     UTF-8 JSON yields one violation at the root. An unknown media type raises UsageError.
+    ``reading`` judges as a reader of stored images (verify) does: it accepts what umoci
+    writes though the spec's schema does not (an empty ``layers``; see _READING_TOLERATES).
     """
-    return _check(media_type, data)[1]
+    return _check(media_type, data, reading)[1]
 
 
 def validate_or_raise(media_type: str, data: bytes | str | object, what: str) -> Any:
@@ -376,7 +404,7 @@ def validate_or_raise(media_type: str, data: bytes | str | object, what: str) ->
     return doc
 
 
-def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Violation]]:
+def _check(media_type: str, data: bytes | str | object, reading: bool = False) -> tuple[Any, list[Violation]]:
     if media_type not in _SCHEMAS:
         raise UsageError(f"no schema for media type {media_type!r}; known: {', '.join(sorted(_SCHEMAS))}")
     if isinstance(data, (bytes, bytearray, memoryview, str)):
@@ -387,7 +415,7 @@ def _check(media_type: str, data: bytes | str | object) -> tuple[Any, list[Viola
         doc, found = data, []
     # jsonschema reports each absent required name as its own error, in the keyword's order.
     missing: dict[tuple[int, tuple], list[str]] = {}
-    for err in _validator(media_type).iter_errors(doc):
+    for err in _validator(media_type, reading).iter_errors(doc):
         if err.validator == "required":
             key = (id(err.schema), tuple(err.absolute_path))
             names = missing.setdefault(key, [k for k in err.validator_value if k not in err.instance])

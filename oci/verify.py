@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .digest import CHUNK, Digest, ReadAheadHashingReader
-from .errors import InvalidDigestError, OCIError
+from .errors import InvalidDigestError, OCIError, one_line
 from .layout import Layout
 from .models import (
     INDEX_MEDIA_TYPES,
@@ -21,6 +21,7 @@ from .models import (
     MANIFEST_MEDIA_TYPES,
     MT_CONFIG,
     MT_DOCKER_CONFIG,
+    MT_INDEX,
     Descriptor,
     ImageConfig,
     Index,
@@ -39,7 +40,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.subject}: {self.reason}"
+        """One printable line: control characters (from names in the layout) escaped."""
+        return one_line(f"{self.subject}: {self.reason}")
 
 
 @dataclass
@@ -88,8 +90,14 @@ class _Verifier:
     def problem(self, subject: str, reason: str) -> None:
         self.report.problems.append(Problem(subject, reason))
 
+    def problem_unless(self, reported: bool, subject: str, reason: str) -> None:
+        """A model's objection to a document, unless its schema violations were reported already."""
+        if not reported:
+            self.problem(subject, reason)
+
     def run(self, roots: list[Descriptor] | None) -> VerifyReport:
         if roots is None:
+            self.validate_index_json()
             roots = self.layout.index().manifests
         for desc in roots:
             self.visit(desc, "index.json")
@@ -113,15 +121,14 @@ class _Verifier:
         data = self.read_small(desc, digest)
         if data is None:
             return
-        if desc.media_type in _VALIDATED:
-            self.validate(desc, data)
+        invalid = desc.media_type in _VALIDATED and self.validate(desc, data)
         if desc.media_type in MANIFEST_MEDIA_TYPES:
-            self.visit_manifest(desc, data)
+            self.visit_manifest(desc, data, invalid)
         elif desc.media_type in INDEX_MEDIA_TYPES:
             try:
-                index = Index.from_json(data, f"index {desc.digest}")
+                index = Index.from_json(data, f"index {desc.digest}", media_type=desc.media_type)
             except OCIError as exc:
-                self.problem(desc.digest, str(exc))
+                self.problem_unless(invalid, desc.digest, str(exc))
                 return
             for child in index.manifests:
                 self.visit(child, desc.digest)
@@ -145,19 +152,35 @@ class _Verifier:
             self.on_blob(len(data))
         return data
 
-    def validate(self, desc: Descriptor, data: bytes) -> None:
+    def validate(self, desc: Descriptor, data: bytes) -> bool:
+        """Report the blob's schema violations; True when there were any."""
+        return self.validate_document(desc.digest, desc.media_type, data)
+
+    def validate_index_json(self) -> None:
+        """index.json against the index schema: it is what every root (and gc) relies on, so a
+        ``"manifests": null`` that other commands read as no images is a problem here."""
+        path = self.layout.root / "index.json"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return  # Layout.index reports it
+        self.validate_document("index.json", MT_INDEX, data)
+
+    def validate_document(self, subject: str, media_type: str, data: bytes) -> bool:
         try:
             from .schema import validate
         except ImportError:  # schemas not installed: the model parse below still checks shapes
-            return
-        for v in validate(desc.media_type, data):
-            self.problem(desc.digest, f"invalid {desc.media_type}: {v.pointer or '/'}: {v.reason}")
+            return False
+        violations = validate(media_type, data, reading=True)
+        for v in violations:
+            self.problem(subject, f"invalid {media_type}: {v.pointer or '/'}: {v.reason}")
+        return bool(violations)
 
-    def visit_manifest(self, desc: Descriptor, data: bytes) -> None:
+    def visit_manifest(self, desc: Descriptor, data: bytes, invalid: bool) -> None:
         try:
-            manifest = Manifest.from_json(data, f"manifest {desc.digest}")
+            manifest = Manifest.from_json(data, f"manifest {desc.digest}", media_type=desc.media_type)
         except OCIError as exc:
-            self.problem(desc.digest, str(exc))
+            self.problem_unless(invalid, desc.digest, str(exc))
             return
         self.report.manifests.append(desc)
         for child in (manifest.config, *manifest.layers):
@@ -225,7 +248,7 @@ class _Verifier:
             size = self.layout.blob_size(digest)
             if size != desc.size:
                 return f"size {size} does not match the declared {desc.size}"
-            compression = LAYER_MEDIA_TYPES[desc.media_type]
+            compression = LAYER_MEDIA_TYPES[desc.media_type].compression
             with self.layout.open_blob_unverified(digest) as raw:
                 compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]

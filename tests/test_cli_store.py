@@ -115,6 +115,17 @@ def test_validate_lists_every_violation_with_pointer(tmp_path, ocikit):
     assert_one_line_error(res, "m.json")
 
 
+def test_validate_reports_an_empty_layers_array(tmp_path, ocikit):
+    # The image-spec's schema says minItems 1 (its TestManifest[5]); readers still accept it.
+    layout, desc = build_image(tmp_path / "l")
+    doc = json.loads(layout.read_blob(desc.digest))
+    doc["layers"] = []
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    res = ocikit("validate", "--media-type", MT_MANIFEST, tmp_path / "m.json")
+    assert (res.code, res.stdout) == (1, "/layers: must have at least 1 entry\n")
+    assert_one_line_error(res, "m.json", "1 violation")
+
+
 def test_validate_non_json_is_invalid_not_a_crash(tmp_path, ocikit):
     doc = tmp_path / "m.json"
     doc.write_bytes(b"\x00\xffnot json")

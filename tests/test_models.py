@@ -49,8 +49,11 @@ def test_serialization_is_deterministic_whatever_the_input_key_order():
     assert Manifest.from_json(reordered).to_json() == Manifest.from_json(json.dumps(MANIFEST)).to_json()
 
 
-def test_index_with_null_manifests_reads_as_empty_and_writes_a_list():
-    idx = Index.from_json(b'{"schemaVersion": 2, "manifests": null}')
+def test_index_with_null_manifests_is_refused_unless_not_strict():
+    # umoci writes "manifests": null for a layout without images; only non-strict readers take it.
+    with pytest.raises(InvalidDocumentError, match=r"index\.json\.manifests: expected array, got null"):
+        Index.from_json(b'{"schemaVersion": 2, "manifests": null}', "index.json")
+    idx = Index.from_json(b'{"schemaVersion": 2, "manifests": null}', strict=False)
     assert idx.manifests == []
     assert json.loads(idx.to_json())["manifests"] == []
 

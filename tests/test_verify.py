@@ -118,6 +118,15 @@ def test_image_made_by_umoci_verifies_clean(tmp_path, ocikit):
     assert res.code == 0, res.stderr + res.stdout
 
 
+def test_image_umoci_made_without_layers_verifies_clean(tmp_path, ocikit):
+    # umoci new writes "layers": [], which validate reports but readers of stored images accept.
+    require_tool("umoci")
+    subprocess.run(["umoci", "init", "--layout", tmp_path / "img"], check=True)
+    subprocess.run(["umoci", "new", "--image", f"{tmp_path}/img:empty"], check=True)
+    res = ocikit("verify", f"{tmp_path}/img:empty")
+    assert res.code == 0, res.stderr + res.stdout
+
+
 def test_image_made_by_umoci_fails_after_a_flipped_layer_byte(tmp_path, ocikit):
     img = _umoci_image(tmp_path)
     from oci.layout import Layout

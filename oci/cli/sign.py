@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import one_line
 from .app import app, parse_pairs, print_json
 
 PASSWORD_ENV = "OCIKIT_PASSWORD"
@@ -99,4 +100,4 @@ def referrers(
         print_json({"subject": target.digest, "referrers": [d.to_dict() for d in found]})
         return
     for d in found:
-        print(f"{d.digest}  {d.artifact_type or '-'}  {d.size}")
+        print(one_line(f"{d.digest}  {d.artifact_type or '-'}  {d.size}"))

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import one_line
 from .app import app, parse_pairs, print_json
 
 
@@ -61,7 +62,7 @@ def list_tags(
         print_json([{"tag": t, "digest": d.digest, "mediaType": d.media_type, "size": d.size} for t, d in tags])
         return
     for t, d in tags:
-        print(f"{t}\t{d.digest}\t{d.size}")
+        print(f"{one_line(t)}\t{one_line(d.digest)}\t{d.size}")
 
 
 @app.command()
@@ -76,7 +77,7 @@ def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
 
         raise UsageError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
     desc = layout.remove_tag(parsed.tag)
-    print(f"removed tag {parsed.tag} ({desc.digest})")
+    print(one_line(f"removed tag {parsed.tag} ({desc.digest})"))
 
 
 @app.command()
@@ -239,7 +240,7 @@ def verify(
             print(f"FAIL {p}")
         for c in result.get("signatures", []):
             state = "ok  " if c["ok"] else "FAIL"
-            print(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}")
+            print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
         if report.ok:
             print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
     if not report.ok:
@@ -308,7 +309,7 @@ def validate(
         print("valid")
     else:
         for v in violations:
-            print(f"{v.pointer or '/'}: {v.reason}")
+            print(v)
     if violations:
         print(f"ocikit: error: {file}: {len(violations)} violation(s) of {media_type}", file=sys.stderr)
         raise typer.Exit(1)

@@ -269,3 +269,11 @@ def test_gc_waits_for_a_command_still_writing(source: Path, tmp_path: Path) -> N
         time.sleep(0.8)
         assert gc.poll() is None
     assert gc.wait(timeout=60) == 0
+
+
+def test_gc_of_an_index_with_null_manifests_deletes_nothing(source: Path) -> None:
+    """umoci writes ``"manifests": null``; read as "no images" it would make gc delete every blob."""
+    before = sorted(os.listdir(source / "blobs" / "sha256"))
+    (source / "index.json").write_text('{"schemaVersion": 2, "manifests": null}')
+    assert_one_line_error(run_ocikit("gc", str(source)), "index.json", "manifests")
+    assert sorted(os.listdir(source / "blobs" / "sha256")) == before

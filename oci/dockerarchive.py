@@ -15,7 +15,6 @@ import json
 import os
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -29,6 +28,7 @@ from .layer.tarreader import TarReader, read_tar
 from .layout import Layout
 from .models import MT_CONFIG, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_MANIFEST, Descriptor, ImageConfig, Manifest, canonical_json
 from .progress import Progress
+from .scratch import scratch_file
 
 PREFIX = "docker-archive:"
 _MAX_JSON = 16 << 20  # one JSON file of the archive
@@ -361,27 +361,22 @@ def export_archive(layout: Layout, manifest_desc: Descriptor, ref: ArchiveRef,
         raise UsageError(f"{target}: directory {target.parent} does not exist")
     if ref.name is not None and not _DOCKER_NAME.match(ref.name):
         raise UsageError(f"{ref.name!r}: not an image name docker load takes (NAME or NAME:TAG, lowercase name)")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w+b") as out:
-            config_name = f"{Digest.parse(manifest.config.digest).encoded}.json"
-            _put_file(out, config_name, config_bytes)
-            names: list[str] = []
-            for layer, diff_id in zip(manifest.layers, diff_ids):
-                name = f"{Digest.parse(diff_id).encoded}.tar"
-                if name not in names:
-                    _put_layer(out, layout, layer, diff_id, name, progress)
-                names.append(name)
-            tags = [_repo_tag(ref.name)] if ref.name else []
-            _put_file(out, "manifest.json", json.dumps([{"Config": config_name, "RepoTags": tags, "Layers": names}]).encode())
-            out.write(tf.END_OF_ARCHIVE)
-            out.flush()
-            os.fsync(out.fileno())
+    with scratch_file(target, "export") as (tmp, out):
+        config_name = f"{Digest.parse(manifest.config.digest).encoded}.json"
+        _put_file(out, config_name, config_bytes)
+        names: list[str] = []
+        for layer, diff_id in zip(manifest.layers, diff_ids):
+            name = f"{Digest.parse(diff_id).encoded}.tar"
+            if name not in names:
+                _put_layer(out, layout, layer, diff_id, name, progress)
+            names.append(name)
+        tags = [_repo_tag(ref.name)] if ref.name else []
+        _put_file(out, "manifest.json", json.dumps([{"Config": config_name, "RepoTags": tags, "Layers": names}]).encode())
+        out.write(tf.END_OF_ARCHIVE)
+        out.flush()
+        os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     if progress is not None:
         progress.done()
 

@@ -10,7 +10,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +37,7 @@ from .models import (
 )
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
+from .scratch import scratch_dir
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -309,11 +309,10 @@ class UnpackResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _prepare_bundle(bundle: Path) -> Path:
+def _check_bundle_target(bundle: Path) -> None:
     if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
         raise BundleError(f"{bundle}: already exists and is not an empty directory")
     bundle.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=bundle.parent, prefix=f".{bundle.name}.unpack-"))
 
 
 def _finish_bundle(tmp: Path, bundle: Path) -> None:
@@ -350,52 +349,52 @@ def unpack(
     warnings: list[str] = []
     img = load_image(layout, ref, platform, warn=warnings.append)
     tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
-    tmp = _prepare_bundle(bundle)
+    _check_bundle_target(bundle)
     layer_store: LayerStore | None = None
     chains: list[str] = []
-    try:
-        rootfs = tmp / "rootfs"
-        rootfs.mkdir(mode=0o755)
-        meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
-                                 "config": img.manifest.config.digest, "tag": tag})
-        extracted = 0
-        layer_dirs: list[Path] = []
-        if layered:
-            layer_store = LayerStore(store or default_store())
-            chains = chain_ids(img.config.rootfs.diff_ids)
-            layer_store.add_ref(str(bundle), chains, pending=str(tmp))  # before extracting: prune must not take them
-            for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
-                def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
-                    warnings.extend(_apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
-                                                    rootless=rootless, progress=_quiet(progress, "unpack")))
-                path, fresh = layer_store.ensure_layer(chain, extract)
-                extracted += fresh
-                layer_dirs.append(path)
-            for sub in ("upper", "work"):
-                (tmp / sub).mkdir(mode=0o755)
-            meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
-            files = layers_reader(layer_dirs)
-        else:
-            for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
-                warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
-                                progress=_quiet(progress, "unpack"))
-                extracted += 1
-            write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
-            files = rootfs_reader(rootfs)
-        cc = img.config.config
-        if not (cc and (cc.entrypoint or cc.cmd)):
-            # The runtime spec needs a process; run a shell as runc's default spec does.
-            warnings.append(f"image {img.desc.digest} sets neither Entrypoint nor Cmd: config.json runs {DEFAULT_ARGS[0]!r}")
-        spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
-                              default_args=DEFAULT_ARGS)
-        (tmp / CONFIG_NAME).write_text(json.dumps(spec, indent=2) + "\n")
-        meta.save(tmp)
-        _finish_bundle(tmp, bundle)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if layer_store is not None:
-            layer_store.remove_ref(str(bundle))
-        raise
+    extracted = 0
+    layer_dirs: list[Path] = []
+    with scratch_dir(bundle, "unpack") as tmp:
+        try:
+            rootfs = tmp / "rootfs"
+            rootfs.mkdir(mode=0o755)
+            meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
+                                     "config": img.manifest.config.digest, "tag": tag})
+            if layered:
+                layer_store = LayerStore(store or default_store())
+                chains = chain_ids(img.config.rootfs.diff_ids)
+                layer_store.add_ref(str(bundle), chains, pending=str(tmp))  # before extracting: prune must not take them
+                for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
+                    def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
+                        warnings.extend(_apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
+                                                        rootless=rootless, progress=_quiet(progress, "unpack")))
+                    path, fresh = layer_store.ensure_layer(chain, extract)
+                    extracted += fresh
+                    layer_dirs.append(path)
+                for sub in ("upper", "work"):
+                    (tmp / sub).mkdir(mode=0o755)
+                meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
+                files = layers_reader(layer_dirs)
+            else:
+                for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
+                    warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
+                                                progress=_quiet(progress, "unpack"))
+                    extracted += 1
+                write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
+                files = rootfs_reader(rootfs)
+            cc = img.config.config
+            if not (cc and (cc.entrypoint or cc.cmd)):
+                # The runtime spec needs a process; run a shell as runc's default spec does.
+                warnings.append(f"image {img.desc.digest} sets neither Entrypoint nor Cmd: config.json runs {DEFAULT_ARGS[0]!r}")
+            spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
+                                  default_args=DEFAULT_ARGS)
+            (tmp / CONFIG_NAME).write_text(json.dumps(spec, indent=2) + "\n")
+            meta.save(tmp)
+            _finish_bundle(tmp, bundle)
+        except BaseException:
+            if layer_store is not None:
+                layer_store.remove_ref(str(bundle))
+            raise
     return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted, warnings)
 
 

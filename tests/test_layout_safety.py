@@ -277,3 +277,53 @@ def test_gc_of_an_index_with_null_manifests_deletes_nothing(source: Path) -> Non
     (source / "index.json").write_text('{"schemaVersion": 2, "manifests": null}')
     assert_one_line_error(run_ocikit("gc", str(source)), "index.json", "manifests")
     assert sorted(os.listdir(source / "blobs" / "sha256")) == before
+
+
+# -- temporaries beside a command's target ---------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_unpack_leaves_nothing_after_the_next_unpack_of_that_bundle(source: Path, tmp_path: Path) -> None:
+    import shutil
+    import signal
+
+    bundle = tmp_path / "bundle"
+    for delay in (0.3, 0.5, 0.7):
+        proc = subprocess.Popen([sys.executable, "-m", "oci", "unpack", f"{source}:l6", str(bundle)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(bundle, ignore_errors=True)
+    stale = tmp_path / f".bundle.ocikit-unpack-{_dead_pid()}-0000"  # as a kill at any point leaves it
+    (stale / "rootfs").mkdir(parents=True)
+    res = run_ocikit("unpack", f"{source}:l6", str(bundle))
+    assert res.code == 0, res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bundle", "src"]
+
+
+def test_a_temporary_still_in_use_is_not_removed(source: Path, tmp_path: Path) -> None:
+    live = tmp_path / f".out.tar.ocikit-export-{_dead_pid()}-0000"
+    live.write_bytes(b"being written")
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+                               "print('locked', flush=True); time.sleep(30)", str(live)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        res = run_ocikit("copy", f"{source}:l6", f"docker-archive:{tmp_path / 'out.tar'}")
+        assert res.code == 0, res.stderr
+        assert live.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    stale_diff = tmp_path / f".layer.tar.ocikit-diff-{_dead_pid()}-0000"
+    stale_diff.write_bytes(b"left by a killed diff")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    assert run_ocikit("diff", str(tree), "-o", str(tmp_path / "layer.tar")).code == 0
+    assert not stale_diff.exists()

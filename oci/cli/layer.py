@@ -103,23 +103,19 @@ def diff(
 
 def _write_atomically(path: Path, write):  # type: ignore[no-untyped-def]
     """Write through a temp file beside ``path``; rename on success, remove on failure."""
-    import tempfile
+    from ..scratch import scratch_file
 
     if path.is_dir():
         raise UsageError(f"{path}: is a directory; give the layer file's name")
     if not path.parent.is_dir():
         raise UsageError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            result = write(f)
+    with scratch_file(path, "diff") as (tmp, f):
+        result = write(f)
+        f.flush()
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return result
 
 

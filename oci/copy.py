@@ -1,112 +1,196 @@
-"""Copy images between OCI image layouts, as ``skopeo copy oci:A:T oci:B:T`` does.
+"""Copy images between any two locations (layouts, OCI archives, docker archives), as
+``skopeo copy`` does: one code path for every pair.
 
-Every blob the image needs is copied once, verified against its digest and size on the
-way, and blobs the destination already holds are not copied again. Children are stored
-before the documents that name them and the tag is set last, so a destination that is
-interrupted midway holds nothing that refers to a missing blob.
+The copy is planned from the source alone (every document read and checked, every blob
+the image needs known to be there) before the destination is created. Then every blob
+is copied once, verified on the way, and blobs the destination already holds are not
+copied again. Children are stored before the documents that name them and the tag is
+set last, so a destination that is interrupted midway holds nothing that refers to a
+missing blob; a destination the copy created is removed again when it fails.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import re
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO, Callable
 
-from .digest import Digest
-from .errors import BlobNotFoundError, DigestMismatchError
+from .digest import CHUNK, Digest
+from .errors import BlobNotFoundError, UsageError
 from .layout import Layout
-from .models import ANNOTATION_REF_NAME, INDEX_MEDIA_TYPES, Descriptor, Index, Platform
+from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, open_sink, opened
+from .models import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MT_LAYER,
+    MT_LAYER_GZIP,
+    MT_LAYER_ZSTD,
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    canonical_json,
+)
 from .platform import resolve_manifest
 from .progress import Progress
+from .ref import Ref
 
 # The tags cosign-style tools give an image's signatures, attestations and SBOMs.
 _COMPANION_TAG = re.compile(r"^(?P<alg>[a-z0-9]+)-(?P<hex>[a-f0-9]+)\.(sig|att|sbom)$")
+COMPRESSIONS = ("none", "gzip", "zstd")
+_COMPRESSED = {"gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 
 
 @dataclass
 class CopyResult:
-    """What a copy did: the descriptor tagged in the destination and the blobs it moved."""
+    """What a copy did: the descriptor named in the destination and the blobs it moved."""
 
     manifest: Descriptor
     copied: int = 0  # blobs written to the destination
     present: int = 0  # blobs the destination already had
-    bytes: int = 0  # bytes written
+    bytes: int = 0  # bytes read from the source for the blobs written
     skipped: list[str] = field(default_factory=list)  # blobs left out (absent, and not needed)
-    tags: list[str] = field(default_factory=list)  # tags set in the destination
+    tags: list[str] = field(default_factory=list)  # names set in the destination
+    where: str = ""  # the destination and the image's name there, for a message
 
 
 @dataclass
 class CopyPlan:
     """What a copy will store, worked out from the source alone (nothing written yet)."""
 
-    src: Layout
-    root: Descriptor  # what the destination's index.json will name
+    source: Source
+    root: Descriptor  # what the destination will name
     blobs: list[Descriptor]  # each after every blob it names
     skipped: list[str]
     companions: list[tuple[str, Descriptor]]  # cosign-style tags to carry over
+    referrers: list[Descriptor] = field(default_factory=list)  # referrers coming along
+    tag: str | None = None  # the source's tag: the destination's default
+    compression: str | None = None  # plain layers stored compressed so
+    rewrite: set[str] = field(default_factory=set)  # blobs stored in a new form (and what names them)
 
 
-def plan_copy(
-    src: Layout,
-    ref: Descriptor,
+def copy(
+    source: ImageLike,
+    destination: str | Ref | Sink,
     *,
     platform: Platform | None = None,
     all_platforms: bool = False,
     referrers: bool = False,
+    compression: str | None = None,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> CopyResult:
+    """Copy the image ``source`` names to ``destination`` (a reference, or a sink).
+
+    The destination's tag defaults to the source's. An index is narrowed to the image for
+    ``platform`` (default: the host) unless ``all_platforms``. With ``referrers``,
+    signatures, SBOMs and other referrers come too, with their companion tags.
+    ``compression`` (none, gzip, zstd) stores a docker archive's plain layers so. A pair or
+    an option that cannot work is a UsageError before anything is read or written.
+    """
+    sink = destination if isinstance(destination, Sink) else open_sink(destination)  # checked, not created
+    with opened(source) as src:
+        check_options(src, sink, platform=platform, all_platforms=all_platforms, referrers=referrers,
+                      compression=compression)
+        plan = plan_copy(src, platform=platform, all_platforms=all_platforms, referrers=referrers,
+                         compression=compression, one_image=not sink.holds_index, warn=warn)
+        sink.check(src, plan.root)
+        with sink:
+            return run_copy(plan, sink, progress)
+
+
+def check_options(source: Source, sink: Sink, *, platform: Platform | None = None, all_platforms: bool = False,
+                  referrers: bool = False, compression: str | None = None) -> None:
+    """Refuse, in one line, an option that cannot work with this pair of locations."""
+    if compression is not None:
+        if compression not in COMPRESSIONS:
+            raise UsageError(f"--compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
+        if not source.rewritable:
+            raise UsageError(f"--compression applies to copies from a docker archive ({source.where} is "
+                             f"{source.kind}, whose manifests name their layers as they are stored)")
+        if not sink.compresses:
+            raise UsageError(f"--compression: {sink.where} is {sink.kind}, which holds uncompressed layers")
+    for location in (source, sink):
+        if (all_platforms and not location.holds_index) or (referrers and not location.holds_referrers):
+            raise UsageError(f"--all and --referrers cannot apply to {location.kind} ({location.where}): "
+                             "it holds one platform's image and no referrers")
+    if platform is not None and not source.holds_index:
+        raise UsageError(f"--platform picks an image from an index; {source.where} is {source.kind}, "
+                         "which holds one image")
+
+
+def plan_copy(
+    source: Source,
+    *,
+    platform: Platform | None = None,
+    all_platforms: bool = False,
+    referrers: bool = False,
+    compression: str | None = None,
+    one_image: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> CopyPlan:
-    """Work out the copy of the image ``ref`` names in ``src``; every blob it needs must be there.
+    """Work out the copy of the image ``source`` names; every blob it needs must be there.
 
     An index is narrowed to the manifest for ``platform`` (default: the host) unless
-    ``all_platforms``, when it is copied whole. With ``referrers``, the manifests whose
-    subject is a copied blob (signatures, SBOMs) come too, with their companion tags;
-    a referrer whose own blob is absent is left out with a warning.
+    ``all_platforms`` (and unless ``one_image``: the destination holds one image). With
+    ``referrers``, the manifests whose subject is a copied blob come too, with their
+    companion tags; a referrer whose own blob is absent is left out with a warning.
     """
-    root = ref if all_platforms or ref.media_type not in INDEX_MEDIA_TYPES else resolve_manifest(src, ref, platform)[0]
+    ref = source.resolve()
+    narrow = one_image or not all_platforms
+    root = resolve_manifest(source, ref, platform)[0] if narrow and ref.media_type in INDEX_MEDIA_TYPES else ref
     related: dict[str, list[Descriptor]] = {}  # digest -> what refers to it, when asked for
     companions: list[tuple[str, str, Descriptor]] = []  # (tag, digest it names, what it tags)
     if referrers:
-        related = src.subject_map()
-        for name, desc in src.tags():
+        related = {k: list(v) for k, v in source.subject_map().items()}
+        for name, desc in source.tags():
             m = _COMPANION_TAG.match(name)
             if m:
                 companions.append((name, f"{m['alg']}:{m['hex']}", desc))
                 related.setdefault(f"{m['alg']}:{m['hex']}", []).append(desc)
     skipped: list[str] = []
-    blobs = _children_first(src, root, related, skipped, warn)
+    came: list[Descriptor] = []
+    blobs = _children_first(source, root, related, skipped, came, warn)
     copied = {d.digest for d in blobs}
     carried = [(name, desc) for name, named, desc in companions if named in copied and desc.digest in copied]
-    return CopyPlan(src, root, blobs, skipped, carried)
+    tagged = {desc.digest for _, desc in carried}
+    plan = CopyPlan(source, root, blobs, skipped, carried, [d for d in came if d.digest not in tagged],
+                    tag=source.tag, compression=compression)
+    if compression in _COMPRESSED:
+        plan.rewrite = _rewritten(source, blobs)
+    return plan
 
 
-def run_copy(plan: CopyPlan, dst: Layout, tag: str | None, progress: Progress | None = None) -> CopyResult:
-    """Store ``plan``'s blobs in ``dst`` (those it has are not copied again) and name the
-    root there: tagged ``tag``, or without a tag when None (so gc keeps it either way)."""
-    with dst.writing():  # gc waits until the tags name what is copied
-        return _run_copy(plan, dst, tag, progress)
-
-
-def _run_copy(plan: CopyPlan, dst: Layout, tag: str | None, progress: Progress | None) -> CopyResult:
+def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None) -> CopyResult:
+    """Store ``plan``'s blobs in the opened ``sink`` (those it has are not copied again),
+    then name the root there, and the referrers' tags after it."""
     result = CopyResult(manifest=plan.root, skipped=list(plan.skipped))
-    same = os.path.realpath(plan.src.root) == os.path.realpath(dst.root)
+    todo: list[Descriptor] = []
     for desc in plan.blobs:
-        if same or dst.has_blob(desc.digest):
+        if desc.digest not in plan.rewrite and sink.has_blob(desc.digest):
             result.present += 1
-            continue
-        _copy_blob(plan.src, dst, desc)
+        else:
+            todo.append(desc)
+    stored: dict[str, Descriptor] = {}  # digest -> the descriptor of what replaced it
+    # The sink hashes what it stores as it is; what is stored in a new form is checked as read.
+    for desc, stream in plan.source.blobs(todo, verify=bool(plan.rewrite)):
+        if desc.digest in plan.rewrite:
+            stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
+        else:
+            sink.put_blob(desc, stream)
         result.copied += 1
         result.bytes += desc.size
         if progress is not None:
             progress.advance(desc.size, files=1)
-    if tag is not None:
-        dst.set_tag(tag, plan.root)
+    root = _swap(plan.root, stored)
+    name = sink.set_tag(sink.tag_for(plan.tag), root)
+    result.manifest, result.tags, result.where = root, [name] if name else [], sink.describe(name)
+    for tag, desc in plan.companions:
+        sink.set_tag(tag, desc)
         result.tags.append(tag)
-    else:
-        _add_untagged(dst, plan.root)
-    for name, desc in plan.companions:
-        dst.set_tag(name, desc)
-        result.tags.append(name)
+    for desc in plan.referrers:
+        sink.add_referrer(desc)
     if progress is not None:
         progress.done()
     return result
@@ -115,26 +199,20 @@ def _run_copy(plan: CopyPlan, dst: Layout, tag: str | None, progress: Progress |
 def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, platform: Platform | None = None,
                all_platforms: bool = False, referrers: bool = False, progress: Progress | None = None,
                warn: Callable[[str], None] | None = None) -> CopyResult:
-    """Copy the image ``ref`` names in ``src`` into ``dst``, tagged ``tag`` (plan_copy, then run_copy)."""
-    plan = plan_copy(src, ref, platform=platform, all_platforms=all_platforms, referrers=referrers, warn=warn)
-    return run_copy(plan, dst, tag, progress)
+    """Copy the image ``ref`` names in the layout ``src`` into the layout ``dst``, tagged
+    ``tag`` (default: the source's): ``copy`` between two open layouts."""
+    return copy(LayoutSource(src, ref), LayoutSink.into(dst, tag), platform=platform, all_platforms=all_platforms,
+                referrers=referrers, progress=progress, warn=warn)
 
 
-def _add_untagged(dst: Layout, root: Descriptor) -> None:
-    entry = Descriptor(**{**root.__dict__, "annotations": {k: v for k, v in (root.annotations or {}).items()
-                                                           if k != ANNOTATION_REF_NAME} or None})
-
-    def change(index: Index) -> None:
-        if not any(d.digest == root.digest for d in index.manifests):
-            index.manifests = [*index.manifests, entry]
-
-    dst.update_index(change)
+# -- planning -------------------------------------------------------------------------------------
 
 
-def _children_first(src: Layout, root: Descriptor, related: dict[str, list[Descriptor]], skipped: list[str],
-                    warn: Callable[[str], None] | None) -> list[Descriptor]:
+def _children_first(src: Source, root: Descriptor, related: dict[str, list[Descriptor]], skipped: list[str],
+                    came: list[Descriptor], warn: Callable[[str], None] | None) -> list[Descriptor]:
     """Every blob to copy, each after all the blobs it names (post-order, no repeats); then
-    what refers to a copied blob (and to those), each after the blob it refers to."""
+    what refers to a copied blob (and to those), each after the blob it refers to. The
+    referrers that come along are added to ``came``."""
     order: list[Descriptor] = []
     seen: set[str] = set()
 
@@ -154,19 +232,21 @@ def _children_first(src: Layout, root: Descriptor, related: dict[str, list[Descr
                 if desc.urls and "nondistributable" in desc.media_type:
                     skipped.append(desc.digest)
                     if warn is not None:
-                        warn(f"{desc.digest}: non-distributable layer not in {src.root}; left out "
+                        warn(f"{desc.digest}: non-distributable layer not in {src.where}; left out "
                              f"(its urls: {', '.join(desc.urls)})")
                     continue
                 if optional:  # a referrer is not part of the image: one that is incomplete stays behind
                     skipped.append(start.digest)
                     if warn is not None:
-                        warn(f"{start.digest}: a referrer in {src.root} that misses blob {desc.digest}; left out")
+                        warn(f"{start.digest}: a referrer in {src.where} that misses blob {desc.digest}; left out")
                     return
-                raise BlobNotFoundError(f"{src.root}: blob {desc.digest} ({desc.media_type}) is missing")
+                raise BlobNotFoundError(f"{src.where}: blob {desc.digest} ({desc.media_type}) is missing")
             stack.append((desc, True))
             stack.extend((child, False) for child in reversed(src.children(desc, subject=False)))
         order.extend(found)
         seen.update(met)
+        if optional and found:
+            came.append(start)
 
     walk(root)
     done = 0
@@ -177,9 +257,58 @@ def _children_first(src: Layout, root: Descriptor, related: dict[str, list[Descr
     return order
 
 
-def _copy_blob(src: Layout, dst: Layout, desc: Descriptor) -> None:
-    size = src.blob_size(desc.digest)
-    if size != desc.size:
-        raise DigestMismatchError(f"{src.root}: blob {desc.digest} holds {size} bytes, its descriptor says {desc.size}")
-    with src.open_blob_unverified(desc.digest) as stream:
-        dst.put_blob(stream, expected=Digest.parse(desc.digest))  # hashed with the digest's own algorithm
+def _rewritten(src: Source, blobs: list[Descriptor]) -> set[str]:
+    """The plain layers a compressing copy stores anew, and the documents naming them (and
+    those naming these): their digests change. ``blobs`` is in children-first order."""
+    changed = {d.digest for d in blobs if d.media_type == MT_LAYER}
+    for desc in blobs:
+        if desc.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
+            if any(child.digest in changed for child in src.children(desc, subject=False)):
+                changed.add(desc.digest)
+    return changed
+
+
+# -- storing in a new form ------------------------------------------------------------------------
+
+
+def _store_anew(desc: Descriptor, stream: BinaryIO, sink: Sink, compression: str | None,
+                stored: dict[str, Descriptor]) -> Descriptor:
+    """Store a plain layer compressed, or a document with the descriptors of what was
+    stored anew put in; return the descriptor of what was stored."""
+    if desc.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
+        data = stream.read()
+        stream.read()  # the end, where a verifying stream checks what it read
+        new = _with_new_children(desc, data, stored)
+        replacement = replace(desc, digest=str(Digest.from_bytes(new)), size=len(new))
+        sink.put_blob(replacement, io.BytesIO(new))
+        return replacement
+    from .layer.compression import open_compressor
+
+    assert compression in _COMPRESSED
+    with sink.new_blob() as writer:
+        out = open_compressor(writer, compression)
+        try:
+            while chunk := stream.read(CHUNK):
+                out.write(chunk)
+        finally:
+            out.close()  # stops the compressor's threads, also when reading failed
+    return replace(desc, media_type=_COMPRESSED[compression], digest=str(writer.digest), size=writer.size)
+
+
+def _with_new_children(desc: Descriptor, data: bytes, stored: dict[str, Descriptor]) -> bytes:
+    if desc.media_type in MANIFEST_MEDIA_TYPES:
+        manifest = Manifest.from_json(data, f"manifest {desc.digest}", media_type=desc.media_type)
+        manifest.config = _swap(manifest.config, stored)
+        manifest.layers = [_swap(d, stored) for d in manifest.layers]
+        return canonical_json(manifest.to_dict())
+    index = Index.from_json(data, f"index {desc.digest}", media_type=desc.media_type)
+    index.manifests = [_swap(d, stored) for d in index.manifests]
+    return canonical_json(index.to_dict())
+
+
+def _swap(desc: Descriptor, stored: dict[str, Descriptor]) -> Descriptor:
+    """``desc``, pointing at what replaced its blob when something did."""
+    new = stored.get(desc.digest)
+    if new is None:
+        return desc
+    return replace(desc, media_type=new.media_type, digest=new.digest, size=new.size)

@@ -13,15 +13,16 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import jsontext
 from .bundle import BundleMeta
-from .digest import Digest
+from .digest import CHUNK, Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError, print_warning
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
-from .layout import Layout
+from .layout import Layout, destination
+from .locations import ImageLike, LayoutSource, Source, layout_ref, open_source, opened
 from .models import (
     MT_CONFIG,
     MT_MANIFEST,
@@ -37,6 +38,7 @@ from .models import (
 )
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
+from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, absolute, as_ref
 from .scratch import scratch_dir
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
@@ -153,21 +155,20 @@ def _quiet(progress: Progress | None, label: str) -> Progress | None:
 
 @dataclass
 class Image:
-    """A resolved image: its manifest descriptor, manifest and config."""
+    """A resolved image: where it is, its manifest descriptor, manifest and config."""
 
-    layout: Layout
+    source: Source
     desc: Descriptor
     manifest: Manifest
     config: ImageConfig
 
 
-def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Platform | None = None,
-               warn: Callable[[str], None] = print_warning) -> Image:
-    """Resolve a tag (default ``latest``) or descriptor to an image for ``platform`` (default host).
+def load_image(source: Source, platform: Platform | None = None, warn: Callable[[str], None] = print_warning) -> Image:
+    """The image ``source`` names, for ``platform`` (default: the host) when it is an index.
 
     Every layer must have a layer media type (``warn`` hears of non-distributable ones)."""
-    top = ref if isinstance(ref, Descriptor) else layout.resolve(ref or "latest")
-    desc, manifest = resolve_manifest(layout, top, platform)
+    top = source.resolve()
+    desc, manifest = resolve_manifest(source, top, platform)
     if desc.media_type == MT_MANIFEST and top.media_type == MT_MANIFEST:
         desc = Descriptor(media_type=desc.media_type, digest=desc.digest, size=desc.size)
     if manifest.config.media_type != MT_CONFIG:
@@ -177,24 +178,25 @@ def load_image(layout: Layout, ref: str | Descriptor | None = None, platform: Pl
             layer_type(layer, warn)
         except InvalidDocumentError as exc:
             raise exc.within(f"manifest {desc.digest}") from None
-    config = ImageConfig.from_json(layout.read_blob(manifest.config.digest, manifest.config.size), f"config {manifest.config.digest}")
+    config = ImageConfig.from_json(source.read_blob(manifest.config.digest, manifest.config.size), f"config {manifest.config.digest}")
     if len(config.rootfs.diff_ids) != len(manifest.layers):
         raise InvalidDocumentError(
             f"config {manifest.config.digest}: {len(config.rootfs.diff_ids)} diff_ids for {len(manifest.layers)} layers in manifest {desc.digest}"
         )
-    return Image(layout, desc, manifest, config)
+    return Image(source, desc, manifest, config)
 
 
-def _apply_verified(layout: Layout, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
+def _apply_verified(source: Source, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
     """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
     from .layer.apply import apply_layer
 
-    with layout.open_blob(layer.digest, layer.size) as stream:
+    with source.open_blob(layer.digest, layer.size) as stream:
         try:
             result = apply_layer(stream, target, **kw)
         except LayerError as exc:
             raise exc.within(f"layer {layer.digest}") from None
-        stream.drain()  # the decompressor may stop short of the blob's end; check all of it
+        while stream.read(CHUNK):  # the decompressor may stop short of the blob's end; check all of it
+            pass
     if str(result.diff_id) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")
     return result.warnings
@@ -211,13 +213,34 @@ def _write_image(layout: Layout, config: ImageConfig, layers: list[Descriptor], 
         return desc
 
 
-def _copy_blobs(src: Layout, dst: Layout, descs: list[Descriptor]) -> None:
-    if src.root.resolve() == dst.root.resolve():
-        return
+def _copy_blobs(src: Source, dst: Layout, descs: list[Descriptor]) -> None:
     for d in descs:
         if not dst.has_blob(d.digest):
-            with src.open_blob(d.digest, d.size) as stream:
+            with src.open_blob(d.digest, d.size, verify=False) as stream:  # put_blob checks the digest
                 dst.put_blob(stream, expected=Digest.parse(d.digest))
+
+
+def _target_ref(target: Layout | str | Ref, action: str) -> Layout | LayoutRef:
+    """Where ``action`` writes an image: a layout given open, or the layout reference
+    ``target`` (checked: LAYOUT[:TAG], not a digest, not another location)."""
+    if isinstance(target, Layout):
+        return target
+    ref = layout_ref(target, action)
+    if ref.digest:
+        raise UsageError(f"{action} target {str(ref)!r}: give LAYOUT:TAG, not a digest")
+    return ref
+
+
+@contextlib.contextmanager
+def _target(target: Layout | LayoutRef, tag: str | None) -> Iterator[tuple[Layout, str]]:
+    """The layout and tag an image is written to: a layout given open (``tag``, default
+    latest), or a reference's, the layout created if needed and removed again when the
+    block fails before an image is named in it."""
+    if isinstance(target, Layout):
+        yield target, tag or DEFAULT_TAG
+        return
+    with destination(target.path) as layout:
+        yield layout, tag or target.tag or DEFAULT_TAG
 
 
 def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
@@ -233,35 +256,41 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 
 def pack(
     source: Path,
-    layout: Layout,
-    tag: str,
+    target: Layout | str | Ref,
+    tag: str | None = None,
     *,
     config: ConfigChanges | None = None,
     compression: str = "gzip",
     level: int | None = None,
     platform: Platform | None = None,
-    base: tuple[Layout, str | Descriptor] | None = None,
+    base: ImageLike | None = None,
     source_date_epoch: int | None = None,
     history_comment: str | None = None,
     progress: Progress | None = None,
 ) -> Descriptor:
-    """Make ``source`` into an image tagged ``tag`` in ``layout``; return its manifest descriptor.
+    """Make ``source`` into an image in ``target`` (an open layout, with ``tag``; or a
+    reference LAYOUT[:TAG], the layout created if needed); return its manifest descriptor.
 
-    Without ``base``: one layer holding all of ``source``. With ``base`` (layout, tag or
-    descriptor): the base image's layers plus one layer of what ``source`` changes
-    relative to the base's root filesystem. The same tree and options with a fixed
-    ``created`` (or ``source_date_epoch``) give the same manifest digest.
+    Without ``base``: one layer holding all of ``source``. With ``base`` (an image
+    reference, or an opened source): the base image's layers plus one layer of what
+    ``source`` changes relative to the base's root filesystem. The same tree and options
+    with a fixed ``created`` (or ``source_date_epoch``) give the same manifest digest.
+    Everything is checked before the target is created.
     """
+    where = _target_ref(target, "pack")
     source = Path(source)
     if not source.is_dir():
         raise UsageError(f"{source}: not a directory")
     changes = config or ConfigChanges()
+    changes.apply(ContainerConfig())  # refuse bad options before anything is made
     created = _created(changes, source_date_epoch)
-    base_img = load_image(base[0], base[1], platform) if base else None
-    plat = platform or (base_img.config.platform if base_img else host_platform())
-    with layout.writing():  # gc waits until the tag names what is written
-        return _pack_into(source, layout, tag, changes, created, base_img, plat, compression, level,
-                          source_date_epoch, history_comment, progress)
+    with contextlib.ExitStack() as stack:
+        base_img = load_image(stack.enter_context(opened(base)), platform) if base is not None else None
+        plat = platform or (base_img.config.platform if base_img else host_platform())
+        layout, name = stack.enter_context(_target(where, tag))
+        with layout.writing():  # gc waits until the tag names what is written
+            return _pack_into(source, layout, name, changes, created, base_img, plat, compression, level,
+                              source_date_epoch, history_comment, progress)
 
 
 def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, created: str, base_img: Image | None,
@@ -272,11 +301,11 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
         if base_img is not None:
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
-                _apply_verified(base_img.layout, layer, diff_id, old)
+                _apply_verified(base_img.source, layer, diff_id, old)
         layer_desc, diff_id = _new_layer(layout, new=source, old=old, compression=compression, level=level,
                                          source_date_epoch=source_date_epoch, progress=_quiet(progress, "pack"))
     if base_img is not None:
-        _copy_blobs(base_img.layout, layout, base_img.manifest.layers)
+        _copy_blobs(base_img.source, layout, base_img.manifest.layers)
         cc = base_img.config.config or ContainerConfig()
         history = list(base_img.config.history or [])
         diff_ids = list(base_img.config.rootfs.diff_ids)
@@ -323,8 +352,7 @@ def _finish_bundle(tmp: Path, bundle: Path) -> None:
 
 
 def unpack(
-    layout: Layout,
-    ref: str | Descriptor | None,
+    image: ImageLike,
     bundle: Path,
     *,
     platform: Platform | None = None,
@@ -335,20 +363,27 @@ def unpack(
     volumes_as_mounts: bool = False,
     progress: Progress | None = None,
 ) -> UnpackResult:
-    """Unpack image ``ref`` into a new runtime bundle at ``bundle``.
+    """Unpack ``image`` (a reference, or an opened source) into a new runtime bundle at ``bundle``.
 
     Every blob and diff_id is verified while streaming; the bundle is built in a
     temporary directory beside ``bundle`` and renamed into place only when complete.
     Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
     """
+    if store is not None and not layered:
+        raise UsageError("--store only applies with --layered")
+    with opened(image) as source:
+        return _unpack(source, Path(bundle).absolute(), platform, layered, store, rootless, tty, volumes_as_mounts,
+                       progress)
+
+
+def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bool, store: Path | None,
+            rootless: bool, tty: bool, volumes_as_mounts: bool, progress: Progress | None) -> UnpackResult:
     from .convert import layers_reader, rootfs_reader, runtime_config
     from .store import LayerStore, chain_ids, default_store
 
-    bundle = Path(bundle).absolute()
     warnings: list[str] = []
-    img = load_image(layout, ref, platform, warn=warnings.append)
-    tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
+    img = load_image(source, platform, warn=warnings.append)
     _check_bundle_target(bundle)
     layer_store: LayerStore | None = None
     chains: list[str] = []
@@ -358,15 +393,14 @@ def unpack(
         try:
             rootfs = tmp / "rootfs"
             rootfs.mkdir(mode=0o755)
-            meta = BundleMeta(image={"layout": str(layout.root.absolute()), "manifest": img.desc.digest,
-                                     "config": img.manifest.config.digest, "tag": tag})
+            meta = BundleMeta(image=_origin(source, img))
             if layered:
                 layer_store = LayerStore(store or default_store())
                 chains = chain_ids(img.config.rootfs.diff_ids)
                 layer_store.add_ref(str(bundle), chains, pending=str(tmp))  # before extracting: prune must not take them
                 for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
                     def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
-                        warnings.extend(_apply_verified(img.layout, layer, diff_id, d, overlay=True, userxattr=rootless,
+                        warnings.extend(_apply_verified(img.source, layer, diff_id, d, overlay=True, userxattr=rootless,
                                                         rootless=rootless, progress=_quiet(progress, "unpack")))
                     path, fresh = layer_store.ensure_layer(chain, extract)
                     extracted += fresh
@@ -377,7 +411,7 @@ def unpack(
                 files = layers_reader(layer_dirs)
             else:
                 for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
-                    warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,
+                    warnings += _apply_verified(img.source, layer, diff_id, rootfs, rootless=rootless,
                                                 progress=_quiet(progress, "unpack"))
                     extracted += 1
                 write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
@@ -403,8 +437,8 @@ def unpack(
 
 def commit(
     bundle: Path,
-    layout: Layout,
-    tag: str,
+    target: Layout | str | Ref,
+    tag: str | None = None,
     *,
     compression: str = "gzip",
     level: int | None = None,
@@ -415,27 +449,58 @@ def commit(
     progress: Progress | None = None,
 ) -> Descriptor:
     """Record what changed in ``bundle``'s root filesystem since unpack as a new layer
-    on top of the image it came from, tagged ``tag`` in ``layout`` (the source image is
-    left as it was). The bundle then counts the committed image as its origin."""
+    on top of the image it came from, written to ``target`` (an open layout, with ``tag``;
+    or a reference LAYOUT[:TAG], the layout created if needed). The source image is left
+    as it was; the bundle then counts the committed image as its origin."""
+    where = _target_ref(target, "commit")
     bundle = Path(bundle).absolute()
     meta = BundleMeta.load(bundle)
     if meta is None or not meta.image.get("manifest"):
         raise BundleError(f"{bundle}: not a bundle unpacked by ocikit (no ocikit-bundle.json with its image)")
-    src_layout = Layout(meta.image["layout"])
-    manifest_digest = meta.image["manifest"]
-    src = load_image(src_layout, src_layout.resolve(None, digest=manifest_digest))
     changes = ConfigChanges(created=created)
     when = _created(changes, source_date_epoch)
-    with layout.writing():  # gc waits until the tag names what is written
-        desc = _commit_into(bundle, meta, layout, tag, src_layout, src, when, compression, level, author,
-                            history_comment, source_date_epoch, progress)
-    meta.image = {**meta.image, "layout": str(layout.root.absolute()), "manifest": desc.digest,
-                  "config": jsontext.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"], "tag": tag}
+    with _bundle_origin(bundle, meta) as origin, _target(where, tag) as (layout, name):
+        src = load_image(origin)
+        with layout.writing():  # gc waits until the tag names what is written
+            desc = _commit_into(bundle, meta, layout, name, src, when, compression, level, author,
+                                history_comment, source_date_epoch, progress)
+        meta.image = {**meta.image, **_origin(LayoutSource(layout, name), None), "manifest": desc.digest,
+                      "config": jsontext.loads(layout.read_blob(desc.digest, desc.size))["config"]["digest"]}
     meta.save(bundle)
     return desc
 
 
-def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src_layout: Layout, src: Image,
+def _origin(source: Source, img: Image | None) -> dict[str, object]:
+    """What a bundle records of the image it holds: the reference to read it again (and,
+    from a layout, the layout), its manifest and config, and the tag."""
+    ref = absolute(source.ref)
+    out: dict[str, object] = {"source": str(ref), "tag": source.tag}
+    if isinstance(ref, LayoutRef):
+        out["layout"] = str(ref.path)
+    if img is not None:
+        out.update(manifest=img.desc.digest, config=img.manifest.config.digest)
+    return out
+
+
+@contextlib.contextmanager
+def _bundle_origin(bundle: Path, meta: BundleMeta) -> Iterator[Source]:
+    """The image a bundle was unpacked from (or last committed as), by its manifest digest."""
+    digest = str(meta.image["manifest"])
+    if meta.image.get("layout"):
+        layout = Layout(str(meta.image["layout"]))
+        with LayoutSource(layout, ref=LayoutRef(layout.root, None, digest), owned=True) as source:
+            yield source
+        return
+    ref = as_ref(str(meta.image.get("source") or ""))
+    if isinstance(ref, OCIArchiveRef):
+        ref = OCIArchiveRef(ref.path, None, digest)
+    with open_source(ref) as source:
+        if isinstance(ref, DockerArchiveRef) and source.resolve().digest != digest:
+            raise BundleError(f"{ref}: no longer holds the image {bundle} was unpacked from (manifest {digest})")
+        yield source
+
+
+def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src: Image,
                  when: str, compression: str, level: int | None, author: str | None, history_comment: str | None,
                  source_date_epoch: int | None, progress: Progress | None) -> Descriptor:
     snapshot_path = bundle / SNAPSHOT_NAME
@@ -449,7 +514,7 @@ def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src_l
         layer_desc, diff_id = _new_layer(layout, new=bundle / "rootfs", old=TreeSnapshot.load(snapshot_path),
                                          compression=compression, level=level, source_date_epoch=source_date_epoch,
                                          progress=_quiet(progress, "commit"))
-    _copy_blobs(src_layout, layout, src.manifest.layers)
+    _copy_blobs(src.source, layout, src.manifest.layers)
     cfg = replace(src.config, created=when, author=author or src.config.author,
                   rootfs=RootFS(diff_ids=[*src.config.rootfs.diff_ids, diff_id]),
                   history=[*(src.config.history or []),
@@ -461,8 +526,7 @@ def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src_l
 
 
 def edit_config(
-    layout: Layout,
-    ref: str | None,
+    image: ImageLike,
     new_tag: str | None,
     changes: ConfigChanges,
     *,
@@ -470,13 +534,26 @@ def edit_config(
     history_comment: str | None = None,
     source_date_epoch: int | None = None,
 ) -> Descriptor:
-    """Write a new config and manifest for image ``ref`` with ``changes`` made; tag it
-    ``new_tag`` (default: move ``ref``'s tag). Layers are shared, not copied."""
-    img = load_image(layout, ref, platform)
+    """Write a new config and manifest for ``image`` (in a layout: a reference, or a
+    source opened on one) with ``changes`` made, into the same layout; tag it ``new_tag``
+    (default: move the image's tag). Layers are shared, not copied."""
+    with opened(image if isinstance(image, Source) else layout_ref(image, "config")) as source:
+        if not isinstance(source, LayoutSource) or not isinstance(source.ref, LayoutRef):
+            layout_ref(source.ref, "config")  # the error for any other location
+        assert isinstance(source, LayoutSource)
+        tag = new_tag or source.tag
+        if tag is None:
+            raise UsageError(f"{source.ref}: the image is named by digest; give the tag to write (--tag)")
+        return _edit_config(source.layout, load_image(source, platform), tag, changes, history_comment,
+                            source_date_epoch)
+
+
+def _edit_config(layout: Layout, img: Image, tag: str, changes: ConfigChanges, history_comment: str | None,
+                 source_date_epoch: int | None) -> Descriptor:
     when = _created(changes, source_date_epoch)
     cc = changes.apply(img.config.config or ContainerConfig())
     cfg = replace(img.config, config=cc, created=when, author=changes.author or img.config.author,
                   history=[*(img.config.history or []),
                            History(created=when, created_by="ocikit config", author=changes.author,
                                    comment=history_comment, empty_layer=True)])
-    return _write_image(layout, cfg, list(img.manifest.layers), new_tag or ref or "latest", img.manifest.annotations)
+    return _write_image(layout, cfg, list(img.manifest.layers), tag, img.manifest.annotations)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import one_line
 from .layout import Layout
+from .locations import ImageLike, Source, opened
 from .models import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -84,7 +85,13 @@ class ImageInfo:
         return out
 
 
-def describe(layout: Layout, desc: Descriptor) -> ImageInfo:
+def inspect(image: ImageLike) -> ImageInfo:
+    """The image a reference (or an opened source) names, described: see ``describe``."""
+    with opened(image) as source:
+        return describe(source, source.resolve())
+
+
+def describe(layout: Layout | Source, desc: Descriptor) -> ImageInfo:
     """Read the documents behind ``desc`` (an index descends into its manifests)."""
     info = ImageInfo(descriptor=desc)
     if desc.media_type in INDEX_MEDIA_TYPES:
@@ -103,7 +110,7 @@ def describe(layout: Layout, desc: Descriptor) -> ImageInfo:
     return info
 
 
-def _document(layout: Layout, desc: Descriptor, what: str) -> dict[str, Any]:
+def _document(layout: Layout | Source, desc: Descriptor, what: str) -> dict[str, Any]:
     """The JSON object in ``desc``'s blob; InvalidDocumentError naming ``what`` and the digest if it is not one."""
     return parse_json_object(layout.read_blob(desc.digest, desc.size), f"{what} {desc.digest}")
 

@@ -30,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +40,7 @@ from . import jsontext
 from .digest import Digest
 from .errors import OCIError, SignatureError
 from .layout import Layout
+from .locations import ImageLike, LayoutSource, Source, layout_ref, opened
 from .models import ANNOTATION_REF_NAME, MT_EMPTY, MT_MANIFEST, Descriptor, Index, Manifest
 
 MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -245,6 +247,22 @@ def is_signature_tag(tag: str) -> bool:
 
 
 # -- signing ------------------------------------------------------------------------
+def sign(image: ImageLike, key_path: Path, password: bytes | None | Callable[[], bytes | None] = None,
+         annotations: dict[str, str] | None = None) -> tuple[Descriptor, Descriptor]:
+    """Sign the image a reference (or a source opened on a layout) names, in its layout
+    (the signature is stored beside it): return (what was signed, the new referrer).
+    Only a layout takes a signature; any other location is a clear error. ``password``
+    may be a function, called only for an encrypted key once the image is found."""
+    with opened(image if isinstance(image, Source) else layout_ref(image, "sign")) as source:
+        if not isinstance(source, LayoutSource) or source.kind != LayoutSource.kind:
+            layout_ref(source.ref, "sign")  # the error for any other location
+        assert isinstance(source, LayoutSource)
+        target = source.resolve()
+        if callable(password):
+            password = password() if private_key_encrypted(key_path) else None
+        return target, sign_image(source.layout, target, key_path, password, annotations)
+
+
 def sign_image(
     layout: Layout,
     manifest: Descriptor,
@@ -289,7 +307,15 @@ def sign_image(
 
 
 # -- discovery ----------------------------------------------------------------------
-def list_referrers(layout: Layout, manifest_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+def find_referrers(image: ImageLike, artifact_type: str | None = None) -> tuple[Descriptor, list[Descriptor]]:
+    """The image a reference (or an opened source) names and the manifests whose subject
+    it is (a location that holds no referrers says so)."""
+    with opened(image) as source:
+        target = source.resolve()
+        return target, list_referrers(source, target.digest, artifact_type)
+
+
+def list_referrers(layout: Layout | Source, manifest_digest: str, artifact_type: str | None = None) -> list[Descriptor]:
     """Manifests in ``layout`` whose subject is ``manifest_digest``, optionally of one artifactType."""
     found = layout.referrers(manifest_digest)
     if artifact_type is not None:
@@ -297,7 +323,7 @@ def list_referrers(layout: Layout, manifest_digest: str, artifact_type: str | No
     return sorted(found, key=lambda d: d.digest)
 
 
-def _signature_candidates(layout: Layout, manifest_digest: str) -> tuple[list[tuple[str, Descriptor]], list[SignatureCheck]]:
+def _signature_candidates(layout: Layout | Source, manifest_digest: str) -> tuple[list[tuple[str, Descriptor]], list[SignatureCheck]]:
     """(signature id, payload layer) from the .sig tag and the referrers, deduplicated."""
     manifests: list[Descriptor] = []
     tag = sig_tag(manifest_digest)
@@ -326,7 +352,7 @@ def _signature_candidates(layout: Layout, manifest_digest: str) -> tuple[list[tu
 
 # -- verification -------------------------------------------------------------------
 def verify_signatures(
-    layout: Layout,
+    layout: Layout | Source,
     manifest: Descriptor,
     public_keys: list[Path],
     required_annotations: dict[str, str] | None = None,
@@ -367,7 +393,7 @@ def verify_signatures(
     return SignatureReport(any(c.ok for c in checks), checks)
 
 
-def _load_candidate(layout: Layout, layer: Descriptor) -> tuple[bytes | None, bytes | None, str | None]:
+def _load_candidate(layout: Layout | Source, layer: Descriptor) -> tuple[bytes | None, bytes | None, str | None]:
     """(payload, raw signature, None) or (None, None, why it cannot be checked)."""
     encoded = (layer.annotations or {}).get(ANNOTATION_SIGNATURE)
     if not encoded:

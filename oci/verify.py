@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from .digest import CHUNK, Digest, ReadAheadHashingReader
 from .errors import InvalidDigestError, OCIError, one_line
 from .layout import Layout
+from .locations import ImageLike, Source, opened
 from .models import (
     INDEX_MEDIA_TYPES,
     LAYER_MEDIA_TYPES,
@@ -65,6 +67,72 @@ class VerifyReport:
         }
 
 
+@dataclass
+class ImageVerification:
+    """What ``verify`` found: the integrity report and, when keys were given, every
+    signature checked (``signed``: one of them is valid for each image)."""
+
+    where: str
+    report: VerifyReport
+    signatures: list[dict] | None = None
+    signed: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.signed
+
+    def to_dict(self) -> dict:
+        out = self.report.to_dict()
+        if self.signatures is not None:
+            out["signatures"] = self.signatures
+            out["ok"] = self.ok
+        return out
+
+    def error(self) -> OCIError | None:
+        """The one-line error a failed verification ends with (None when it passed)."""
+        if not self.report.ok:
+            problems = self.report.problems
+            extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return OCIError(f"{self.where}: verification failed: {problems[0]}{extra}")
+        if not self.signed:
+            return OCIError(f"{self.where}: no valid signature by the given key(s)")
+        return None
+
+
+def verify(
+    image: ImageLike,
+    *,
+    keys: list[Path] | None = None,
+    annotations: dict[str, str] | None = None,
+    workers: int | None = None,
+    on_blob: Callable[[int], None] | None = None,
+) -> ImageVerification:
+    """Verify the image a reference (or an opened source) names, or everything in a layout
+    named without a tag; with ``keys``, also require a valid signature by one of them
+    (whose payload carries ``annotations``) for each image checked."""
+    with opened(image) as source:
+        if keys and not source.holds_referrers:
+            raise source.cannot("holds no signatures to check with a key")
+        roots = None if source.whole else [source.resolve()]
+        result = ImageVerification(source.where, _Verifier(source, workers, on_blob).run(roots))
+        if keys:
+            from .sign import is_signature_tag, verify_signatures
+
+            result.signatures = []
+            targets = roots or [d for t, d in source.tags() if not is_signature_tag(t)]
+            for target in targets:
+                sig = verify_signatures(source, target, list(keys), annotations or {})
+                result.signed = result.signed and sig.ok
+                result.signatures.extend(
+                    {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
+                    for c in sig.checks
+                )
+                if not sig.ok and not sig.checks:
+                    result.signatures.append({"manifest": target.digest, "signature": None, "key": None, "ok": False,
+                                              "reason": "no signatures found"})
+        return result
+
+
 def verify_layout(
     layout: Layout,
     roots: list[Descriptor] | None = None,
@@ -77,7 +145,7 @@ def verify_layout(
 
 
 class _Verifier:
-    def __init__(self, layout: Layout, workers: int | None, on_blob: Callable[[int], None] | None) -> None:
+    def __init__(self, layout: Layout | Source, workers: int | None, on_blob: Callable[[int], None] | None) -> None:
         self.layout = layout
         self.report = VerifyReport()
         self.workers = workers or min(4, os.cpu_count() or 1)

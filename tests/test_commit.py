@@ -10,6 +10,7 @@ import pytest
 
 from oci.image import ConfigChanges, commit, edit_config, load_image, pack, unpack
 from oci.layout import Layout
+from oci.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root
 from image_helpers import make_tree
@@ -34,33 +35,33 @@ def _change(rootfs: Path) -> None:
 
 
 def test_flat_commit_adds_a_layer_that_reproduces_the_changed_tree(image: Layout, tmp_path: Path) -> None:
-    unpack(image, "v1", tmp_path / "b1")
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
     _change(tmp_path / "b1" / "rootfs")
     commit(tmp_path / "b1", image, "v2")
-    v1, v2 = load_image(image, "v1"), load_image(image, "v2")
+    v1, v2 = load_image(LayoutSource(image, "v1")), load_image(LayoutSource(image, "v2"))
     assert v2.manifest.layers[:1] == v1.manifest.layers and len(v2.manifest.layers) == 2
     assert len(v2.config.rootfs.diff_ids) == 2 and v2.config.history[-1].created_by == "ocikit commit"
-    unpack(image, "v2", tmp_path / "b2")
+    unpack(LayoutSource(image, "v2"), tmp_path / "b2")
     assert_trees_equal(tmp_path / "b1" / "rootfs", tmp_path / "b2" / "rootfs")
 
 
 def test_commit_leaves_the_original_image_and_tag_alone(image: Layout, tmp_path: Path) -> None:
     before = image.resolve("v1")
-    unpack(image, "v1", tmp_path / "b1")
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
     _change(tmp_path / "b1" / "rootfs")
     commit(tmp_path / "b1", image, "v2")
     assert image.resolve("v1") == before
-    unpack(image, "v1", tmp_path / "again")
+    unpack(LayoutSource(image, "v1"), tmp_path / "again")
     assert (tmp_path / "again" / "rootfs" / "secret").exists()
 
 
 def test_second_commit_holds_only_the_newer_changes(image: Layout, tmp_path: Path) -> None:
-    unpack(image, "v1", tmp_path / "b1")
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
     (tmp_path / "b1" / "rootfs" / "one").write_text("1")
     commit(tmp_path / "b1", image, "v2")
     (tmp_path / "b1" / "rootfs" / "two").write_text("2")
     commit(tmp_path / "b1", image, "v3")
-    v3 = load_image(image, "v3")
+    v3 = load_image(LayoutSource(image, "v3"))
     assert len(v3.manifest.layers) == 3
     import tarfile
     with image.open_blob(v3.manifest.layers[2].digest) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
@@ -75,12 +76,12 @@ def test_layered_commit_takes_the_overlay_upper_dir(image: Layout, tmp_path: Pat
     except ImportError:
         pytest.skip("oci.runtime.overlay is not available")
     bundle = tmp_path / "b1"
-    unpack(image, "v1", bundle, layered=True, store=tmp_path / "store")
+    unpack(LayoutSource(image, "v1"), bundle, layered=True, store=tmp_path / "store")
     rootfs = mount_bundle_rootfs(bundle)
     try:
         _change(rootfs)
         commit(bundle, image, "v2")
-        unpack(image, "v2", tmp_path / "b2")
+        unpack(LayoutSource(image, "v2"), tmp_path / "b2")
         assert_trees_equal(rootfs, tmp_path / "b2" / "rootfs")
     finally:
         umount_bundle_rootfs(bundle)
@@ -93,32 +94,32 @@ def test_commit_of_a_foreign_directory_is_one_line_error(tmp_path: Path, ocikit)
 
 
 def test_config_edit_writes_a_new_image_sharing_layers(image: Layout) -> None:
-    before = load_image(image, "v1")
-    edit_config(image, "v1", "v1-dev", ConfigChanges(env=["A=2", "B=3"], labels={"l": "1"}, cmd=["/bin/bash"]))
-    after = load_image(image, "v1-dev")
+    before = load_image(LayoutSource(image, "v1"))
+    edit_config(LayoutSource(image, "v1"), "v1-dev", ConfigChanges(env=["A=2", "B=3"], labels={"l": "1"}, cmd=["/bin/bash"]))
+    after = load_image(LayoutSource(image, "v1-dev"))
     assert after.manifest.layers == before.manifest.layers
     assert after.config.config.env == ["A=2", "B=3"] and after.config.config.cmd == ["/bin/bash"]
     assert after.config.config.labels == {"l": "1"}
     assert after.config.history[-1].empty_layer is True
-    assert load_image(image, "v1").config == before.config
+    assert load_image(LayoutSource(image, "v1")).config == before.config
 
 
 def test_config_edit_without_new_tag_moves_the_source_tag(image: Layout) -> None:
     old = image.resolve("v1").digest
-    desc = edit_config(image, "v1", None, ConfigChanges(workdir="/srv"))
+    desc = edit_config(LayoutSource(image, "v1"), None, ConfigChanges(workdir="/srv"))
     assert image.resolve("v1").digest == desc.digest != old
 
 
 def test_config_clear_options_empty_fields(image: Layout, tmp_path: Path, ocikit) -> None:
     ocikit("config", f"{image.root}:v1", "--tag", "bare", "--clear-env", "--clear-cmd", "--entrypoint", "/init", check=True)
-    cc = load_image(image, "bare").config.config
+    cc = load_image(LayoutSource(image, "bare")).config.config
     assert cc.env is None and cc.cmd is None and cc.entrypoint == ["/init"]
 
 
 def test_config_cli_json_reports_the_new_manifest(image: Layout, ocikit) -> None:
     res = ocikit("config", f"{image.root}:v1", "--tag", "x", "--user", "bob", "--json", check=True)
     out = json.loads(res.stdout)
-    assert out["manifest"] == image.resolve("x").digest and load_image(image, "x").config.config.user == "bob"
+    assert out["manifest"] == image.resolve("x").digest and load_image(LayoutSource(image, "x")).config.config.user == "bob"
 
 
 def test_commit_cli_prints_the_new_digest(image: Layout, tmp_path: Path, ocikit) -> None:

@@ -19,6 +19,7 @@ from oci.image import ConfigChanges, load_image, pack, unpack
 from oci.layer.tarreader import TarReader
 from oci.layout import Layout
 from oci.models import MT_LAYER, MT_LAYER_GZIP, Descriptor
+from oci.locations import LayoutSource
 from treecmp import assert_trees_equal
 
 
@@ -28,7 +29,7 @@ def image(tmp_path: Path) -> tuple[Layout, Descriptor]:
     (tmp_path / "tree2").mkdir()
     (tmp_path / "tree2" / "second").write_text("second layer\n")
     base = pack(make_tree(tmp_path / "tree"), layout, "base", config=ConfigChanges(cmd=["/bin/sh"]))
-    desc = pack(tmp_path / "tree2", layout, "t", base=(layout, base))  # two layers
+    desc = pack(tmp_path / "tree2", layout, "t", base=LayoutSource(layout, base))  # two layers
     return layout, desc
 
 
@@ -49,7 +50,7 @@ def _write_archive(path: Path, files: list[tuple[str, bytes]], compress: bool = 
 
 
 def _unpacked(layout: Layout, tag: str, where: Path) -> Path:
-    unpack(layout, tag, where)
+    unpack(LayoutSource(layout, tag), where)
     return where / "rootfs"
 
 
@@ -69,8 +70,8 @@ def test_import_keeps_plain_layers_plain_unless_asked(image, tmp_path: Path) -> 
     layout, desc = image
     export_archive(layout, desc, ArchiveRef(tmp_path / "app.tar"))
     dst = Layout.init(tmp_path / "dst")
-    plain = load_image(dst, import_archive(ArchiveRef(tmp_path / "app.tar"), dst, "plain"))
-    source = load_image(layout, desc)
+    plain = load_image(LayoutSource(dst, import_archive(ArchiveRef(tmp_path / "app.tar"), dst, "plain")))
+    source = load_image(LayoutSource(layout, desc))
     assert {d.media_type for d in plain.manifest.layers} == {MT_LAYER}
     assert [d.digest for d in plain.manifest.layers] == source.config.rootfs.diff_ids  # a plain layer's digest is its diffID
     assert plain.manifest.config.digest == source.manifest.config.digest  # the config's bytes are kept
@@ -83,7 +84,7 @@ def test_skopeo_reads_an_exported_archive(image, tmp_path: Path) -> None:
     assert run_ocikit("copy", f"{layout.root}:t", f"docker-archive:{tmp_path / 'app.tar'}:example/app:1.2").code == 0
     info = json.loads(subprocess.run(["skopeo", "inspect", f"docker-archive:{tmp_path / 'app.tar'}"], check=True,
                                      capture_output=True, text=True).stdout)
-    assert info["Layers"] == load_image(layout, desc).config.rootfs.diff_ids
+    assert info["Layers"] == load_image(LayoutSource(layout, desc)).config.rootfs.diff_ids
     subprocess.run(["skopeo", "copy", "-q", f"docker-archive:{tmp_path / 'app.tar'}", f"oci:{tmp_path / 'viaskopeo'}:t"],
                    check=True)
     assert_trees_equal(_unpacked(layout, "t", tmp_path / "b1"), _unpacked(Layout(tmp_path / "viaskopeo"), "t", tmp_path / "b2"))
@@ -126,7 +127,7 @@ def test_a_layer_stored_gzipped_in_the_archive_is_kept_so_and_checked(image, tmp
     archive = _write_archive(tmp_path / "crane.tar", [("manifest.json", json.dumps(manifest).encode()),
                                                      (entry["Config"], files[entry["Config"]]), *layers])
     dst = Layout.init(tmp_path / "dst")
-    img = load_image(dst, import_archive(ArchiveRef(archive), dst, "t"))
+    img = load_image(LayoutSource(dst, import_archive(ArchiveRef(archive), dst, "t")))
     assert {d.media_type for d in img.manifest.layers} == {MT_LAYER_GZIP}
     assert_trees_equal(_unpacked(layout, "t", tmp_path / "b1"), _unpacked(dst, "t", tmp_path / "b2"))
 
@@ -148,7 +149,7 @@ def test_an_archive_of_two_images_needs_a_name(image, tmp_path: Path) -> None:
     dst = Layout.init(tmp_path / "dst")
     with pytest.raises(UsageError, match="2 images .*one:1, two:2"):
         import_archive(ArchiveRef(archive), dst, "t")
-    two = load_image(dst, import_archive(ArchiveRef(archive, "two:2"), dst, "two"))
+    two = load_image(LayoutSource(dst, import_archive(ArchiveRef(archive, "two:2"), dst, "two")))
     assert len(two.manifest.layers) == 1
 
 
@@ -236,11 +237,11 @@ def test_headers_of_layers_over_8_gib_hold_a_base256_size_every_reader_takes() -
     assert reader.next().size == 9 << 30  # type: ignore[union-attr]
 
 
-def test_copy_refuses_archive_to_archive_and_stray_compression(image, tmp_path: Path) -> None:
+def test_copy_refuses_stray_compression(image, tmp_path: Path) -> None:
     layout, _ = image
-    assert_one_line_error(run_ocikit("copy", "docker-archive:a.tar", "docker-archive:b.tar"), "not supported")
     assert_one_line_error(run_ocikit("copy", f"{layout.root}:t", str(tmp_path / "d"), "--compression", "gzip"),
                           "--compression")
+    assert not (tmp_path / "d").exists()
 
 
 def test_dockers_oci_style_save_with_blobs_named_by_digest_imports(image, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from conftest import assert_one_line_error, run_ocikit
 from imagebuilder import build_image
 from oci.layout import TMP_DIR, Layout
 from oci.verify import verify_layout
+from oci.locations import LayoutSource
 
 SIX_LAYERS = [{f"layer{i}/file{j}.txt": os.urandom(2048) for j in range(3)} for i in range(6)]
 
@@ -54,7 +55,7 @@ def _writer(kind: str, src: str, dst: str, n: int, tree: str, errors) -> None:  
                 copy_image(s, s.resolve("l6"), layout, f"{kind}-{os.getpid()}-{i}")
             elif kind == "pack":
                 s = Layout(src)
-                pack(Path(tree), layout, f"{kind}-{os.getpid()}-{i}", base=(s, "l6"))
+                pack(Path(tree), layout, f"{kind}-{os.getpid()}-{i}", base=LayoutSource(s, "l6"))
             elif kind == "retag":  # tag and untag an image gc must keep
                 tag = f"{kind}-{os.getpid()}-{i}"
                 layout.set_tag(tag, layout.resolve("keep"))

@@ -9,6 +9,7 @@ from oci.image import ConfigChanges, load_image, pack
 from oci.layout import Layout
 from oci.models import MT_LAYER_ZSTD, Platform
 from oci.platform import host_platform
+from oci.locations import LayoutSource
 
 from conftest import assert_one_line_error
 from image_helpers import make_tree
@@ -24,7 +25,7 @@ def test_pack_writes_one_layer_config_and_tagged_manifest(tmp_path: Path) -> Non
     layout = _layout(tmp_path)
     desc = pack(src, layout, "v1", config=ConfigChanges(cmd=["/bin/sh"]))
     assert layout.resolve("v1").digest == desc.digest
-    img = load_image(layout, "v1")
+    img = load_image(LayoutSource(layout, "v1"))
     assert len(img.manifest.layers) == 1
     assert img.config.rootfs.diff_ids and img.config.rootfs.diff_ids[0].startswith("sha256:")
     assert img.config.history and img.config.history[-1].created_by.startswith("ocikit pack")
@@ -39,7 +40,7 @@ def test_pack_records_every_config_option(tmp_path: Path) -> None:
         created="2020-01-02T03:04:05Z",
     )
     pack(src, layout, "v1", config=changes)
-    img = load_image(layout, "v1")
+    img = load_image(LayoutSource(layout, "v1"))
     cc = img.config.config
     assert cc.entrypoint == ["/bin/sh", "-c"] and cc.cmd == ["echo hi"]
     assert cc.env == ["A=1", "B=2"] and cc.working_dir == "/srv" and cc.user == "bob:wheel"
@@ -51,14 +52,14 @@ def test_pack_records_every_config_option(tmp_path: Path) -> None:
 def test_pack_defaults_to_the_host_platform(tmp_path: Path) -> None:
     layout = _layout(tmp_path)
     pack(make_tree(tmp_path / "src"), layout, "v1")
-    img = load_image(layout, "v1")
+    img = load_image(LayoutSource(layout, "v1"))
     assert (img.config.os, img.config.architecture) == ("linux", host_platform().architecture)
 
 
 def test_pack_records_a_requested_platform(tmp_path: Path) -> None:
     layout = _layout(tmp_path)
     pack(make_tree(tmp_path / "src"), layout, "v1", platform=Platform.parse("linux/arm/v7"))
-    img = load_image(layout, "v1", Platform.parse("linux/arm/v7"))
+    img = load_image(LayoutSource(layout, "v1"), Platform.parse("linux/arm/v7"))
     assert (img.config.architecture, img.config.variant) == ("arm", "v7")
 
 
@@ -83,13 +84,13 @@ def test_cmd_as_json_array_equals_repeated_flags(tmp_path: Path, ocikit) -> None
     ocikit("pack", src, f"{tmp_path}/l:a", "--cmd", '["/bin/sh","-c","echo a b"]', check=True)
     ocikit("pack", src, f"{tmp_path}/l:b", "--cmd", "/bin/sh", "--cmd", "-c", "--cmd", "echo a b", check=True)
     layout = Layout(tmp_path / "l")
-    assert load_image(layout, "a").config.config.cmd == load_image(layout, "b").config.config.cmd == ["/bin/sh", "-c", "echo a b"]
+    assert load_image(LayoutSource(layout, "a")).config.config.cmd == load_image(LayoutSource(layout, "b")).config.config.cmd == ["/bin/sh", "-c", "echo a b"]
 
 
 def test_pack_zstd_layer_has_the_zstd_media_type(tmp_path: Path) -> None:
     layout = _layout(tmp_path)
     pack(make_tree(tmp_path / "src"), layout, "v1", compression="zstd")
-    assert load_image(layout, "v1").manifest.layers[0].media_type == MT_LAYER_ZSTD
+    assert load_image(LayoutSource(layout, "v1")).manifest.layers[0].media_type == MT_LAYER_ZSTD
 
 
 def test_pack_on_a_base_reuses_its_layers_and_adds_only_the_changes(tmp_path: Path) -> None:
@@ -99,8 +100,8 @@ def test_pack_on_a_base_reuses_its_layers_and_adds_only_the_changes(tmp_path: Pa
     new_src = make_tree(tmp_path / "new")
     (new_src / "added.txt").write_text("new\n")
     (new_src / "usr" / "share" / "big.bin").unlink()
-    desc = pack(new_src, layout, "child", base=(layout, "base"), config=ConfigChanges(env=["CHILD=1"]))
-    base, child = load_image(layout, "base"), load_image(layout, "child")
+    desc = pack(new_src, layout, "child", base=LayoutSource(layout, "base"), config=ConfigChanges(env=["CHILD=1"]))
+    base, child = load_image(LayoutSource(layout, "base")), load_image(LayoutSource(layout, "child"))
     assert child.manifest.layers[0] == base.manifest.layers[0]
     assert len(child.manifest.layers) == 2
     assert child.manifest.layers[1].size < 4096  # a small diff, not the 300 kB file again
@@ -112,8 +113,8 @@ def test_pack_on_a_base_in_another_layout_copies_its_layer_blobs(tmp_path: Path)
     base_layout = _layout(tmp_path, "base-layout")
     pack(make_tree(tmp_path / "base"), base_layout, "base")
     layout = _layout(tmp_path)
-    pack(make_tree(tmp_path / "new"), layout, "child", base=(base_layout, "base"))
-    child = load_image(layout, "child")
+    pack(make_tree(tmp_path / "new"), layout, "child", base=LayoutSource(base_layout, "base"))
+    child = load_image(LayoutSource(layout, "child"))
     assert all(layout.has_blob(l.digest) for l in child.manifest.layers)
 
 
@@ -125,8 +126,8 @@ def test_pack_on_a_base_unpacks_to_the_new_tree(tmp_path: Path) -> None:
     new_src = make_tree(tmp_path / "new")
     (new_src / "etc" / "passwd").unlink()
     (new_src / "extra").mkdir()
-    pack(new_src, layout, "child", base=(layout, "base"), config=ConfigChanges(cmd=["/x"]))
-    unpack(layout, "child", tmp_path / "bundle")
+    pack(new_src, layout, "child", base=LayoutSource(layout, "base"), config=ConfigChanges(cmd=["/x"]))
+    unpack(LayoutSource(layout, "child"), tmp_path / "bundle")
     assert_trees_equal(new_src, tmp_path / "bundle" / "rootfs")
 
 

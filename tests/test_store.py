@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oci.store import LayerStore, chain_ids
+from oci.locations import LayoutSource
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -111,7 +112,7 @@ def test_unpacked_bundles_keep_their_layers_through_prune(tmp_path: Path) -> Non
 
     layout = Layout.init(tmp_path / "layout")
     pack(make_tree(tmp_path / "src"), layout, "v1", config=ConfigChanges(cmd=["/x"]))
-    result = unpack(layout, "v1", tmp_path / "bundle", layered=True, store=tmp_path / "store")
+    result = unpack(LayoutSource(layout, "v1"), tmp_path / "bundle", layered=True, store=tmp_path / "store")
     store = LayerStore(tmp_path / "store")
     assert store.prune().removed == []
     shutil.rmtree(tmp_path / "bundle")

@@ -16,6 +16,7 @@ from oci.image import ConfigChanges, SNAPSHOT_NAME, load_image, pack, unpack
 from oci.layout import Layout
 from oci.models import MT_INDEX, Descriptor, Index, Platform, canonical_json
 from oci.platform import host_platform
+from oci.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root, require_tool
 from image_helpers import BUSYBOX, make_busybox_root, make_tree, runtime_schema_validator
@@ -32,13 +33,13 @@ def image(tmp_path: Path) -> tuple[Layout, Path]:
 
 def test_flat_unpack_reproduces_the_packed_tree(image, tmp_path: Path) -> None:
     layout, src = image
-    unpack(layout, "v1", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "v1"), tmp_path / "bundle")
     assert_trees_equal(src, tmp_path / "bundle" / "rootfs")
 
 
 def test_flat_unpack_records_a_snapshot_for_commit(image, tmp_path: Path) -> None:
     layout, _ = image
-    unpack(layout, "v1", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "v1"), tmp_path / "bundle")
     assert (tmp_path / "bundle" / SNAPSHOT_NAME).is_file()
     meta = BundleMeta.load(tmp_path / "bundle")
     assert meta is not None and not meta.layered and meta.image["manifest"] == layout.resolve("v1").digest
@@ -46,14 +47,14 @@ def test_flat_unpack_records_a_snapshot_for_commit(image, tmp_path: Path) -> Non
 
 def test_unpacked_config_validates_against_the_runtime_schema(image, tmp_path: Path) -> None:
     layout, _ = image
-    unpack(layout, "v1", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "v1"), tmp_path / "bundle")
     config = json.loads((tmp_path / "bundle" / "config.json").read_text())
     runtime_schema_validator().validate(config)
     assert config["process"]["args"] == ["/bin/sh"] and config["root"]["path"] == "rootfs"
 
 
 def _corrupt_layer(layout: Layout) -> None:
-    layer = load_image(layout, "v1").manifest.layers[0]
+    layer = load_image(LayoutSource(layout, "v1")).manifest.layers[0]
     path = layout.blob_path(layer.digest)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -77,13 +78,13 @@ def test_wrong_diff_id_fails_and_leaves_no_bundle(tmp_path: Path) -> None:
     (other / "more").write_text("x")
     pack(src, layout, "a", config=ConfigChanges(cmd=["/x"]))
     pack(other, layout, "b", config=ConfigChanges(cmd=["/x"]))
-    a, b = load_image(layout, "a"), load_image(layout, "b")
+    a, b = load_image(LayoutSource(layout, "a")), load_image(LayoutSource(layout, "b"))
     # a's config paired with b's layer: every blob is intact, but the diffID is wrong.
     from oci.models import Manifest, MT_MANIFEST
     m = Manifest(config=a.manifest.config, layers=b.manifest.layers)
     layout.set_tag("mixed", layout.put_json(canonical_json(m.to_dict()), MT_MANIFEST))
     with pytest.raises(DigestMismatchError, match="diff_id"):
-        unpack(layout, "mixed", tmp_path / "bundle")
+        unpack(LayoutSource(layout, "mixed"), tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()
 
 
@@ -99,7 +100,7 @@ def test_unpack_into_a_non_empty_directory_is_refused(image, tmp_path: Path, oci
 def test_unpack_into_an_existing_empty_directory_works(image, tmp_path: Path) -> None:
     layout, src = image
     (tmp_path / "bundle").mkdir()
-    unpack(layout, "v1", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "v1"), tmp_path / "bundle")
     assert_trees_equal(src, tmp_path / "bundle" / "rootfs")
 
 
@@ -121,14 +122,14 @@ def _multi_platform(tmp_path: Path) -> Layout:
 
 def test_index_unpack_picks_the_host_platform(tmp_path: Path) -> None:
     layout = _multi_platform(tmp_path)
-    unpack(layout, "multi", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "multi"), tmp_path / "bundle")
     assert (tmp_path / "bundle" / "rootfs" / "which").read_text() == "host"
 
 
 def test_index_unpack_honours_a_requested_platform(tmp_path: Path) -> None:
     layout = _multi_platform(tmp_path)
     other = [d.platform for d in layout.read_index_blob(layout.resolve("multi")).manifests][1]
-    unpack(layout, "multi", tmp_path / "bundle", platform=other)
+    unpack(LayoutSource(layout, "multi"), tmp_path / "bundle", platform=other)
     assert (tmp_path / "bundle" / "rootfs" / "which").read_text() == "other"
 
 
@@ -142,8 +143,8 @@ def test_index_without_the_platform_lists_the_available_ones(tmp_path: Path, oci
 def test_layered_unpack_shares_layers_in_the_store(image, tmp_path: Path) -> None:
     layout, src = image
     store = tmp_path / "store"
-    first = unpack(layout, "v1", tmp_path / "b1", layered=True, store=store)
-    second = unpack(layout, "v1", tmp_path / "b2", layered=True, store=store)
+    first = unpack(LayoutSource(layout, "v1"), tmp_path / "b1", layered=True, store=store)
+    second = unpack(LayoutSource(layout, "v1"), tmp_path / "b2", layered=True, store=store)
     assert first.extracted == 1 and second.extracted == 0
     meta = BundleMeta.load(tmp_path / "b2")
     assert meta.layered and meta.layers == first.layers
@@ -155,7 +156,7 @@ def test_layered_unpack_shares_layers_in_the_store(image, tmp_path: Path) -> Non
 
 def test_rootless_unpack_maps_the_caller_in_a_user_namespace(image, tmp_path: Path) -> None:
     layout, _ = image
-    unpack(layout, "v1", tmp_path / "bundle", rootless=True)
+    unpack(LayoutSource(layout, "v1"), tmp_path / "bundle", rootless=True)
     config = json.loads((tmp_path / "bundle" / "config.json").read_text())
     types = [ns["type"] for ns in config["linux"]["namespaces"]]
     assert "user" in types and "network" not in types
@@ -189,7 +190,7 @@ def _runc_run(bundle: Path) -> subprocess.CompletedProcess:
 
 def test_flat_bundle_runs_under_runc(tmp_path: Path) -> None:
     layout = _busybox_image(tmp_path, ["/bin/sh", "-c", "echo $GREETING from $(id -u):$(id -G)"], user="bob")
-    unpack(layout, "bb", tmp_path / "bundle")
+    unpack(LayoutSource(layout, "bb"), tmp_path / "bundle")
     proc = _runc_run(tmp_path / "bundle")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == "hi from 1000:1000 10"
@@ -202,7 +203,7 @@ def test_layered_bundle_mounted_runs_under_runc(tmp_path: Path) -> None:
     except ImportError:
         pytest.skip("oci.runtime.overlay is not available")
     bundle = tmp_path / "bundle"
-    unpack(layout, "bb", bundle, layered=True, store=tmp_path / "store")
+    unpack(LayoutSource(layout, "bb"), bundle, layered=True, store=tmp_path / "store")
     mount_bundle_rootfs(bundle)
     try:
         proc = _runc_run(bundle)
@@ -238,8 +239,8 @@ def test_rootless_layered_unpack_uses_user_xattrs_for_overlay(tmp_path: Path) ->
     new = tmp_path / "new"
     (new / "d").mkdir(parents=True)
     (new / "d" / "fresh").write_text("fresh")
-    pack(new, layout, "child", base=(layout, "base"))
-    result = unpack(layout, "child", tmp_path / "bundle", layered=True, store=tmp_path / "store", rootless=True)
+    pack(new, layout, "child", base=LayoutSource(layout, "base"))
+    result = unpack(LayoutSource(layout, "child"), tmp_path / "bundle", layered=True, store=tmp_path / "store", rootless=True)
     meta = BundleMeta.load(tmp_path / "bundle")
     assert meta.userxattr is True
     top = Path(result.layers[-1])

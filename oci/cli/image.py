@@ -16,7 +16,6 @@ from ..errors import UsageError, print_warning
 from .app import app, parse_pairs, print_json
 
 if TYPE_CHECKING:
-    from ..layout import Layout
     from ..models import Descriptor
 
 _LIST_HELP = "repeat the flag once per word, or give the whole list as one JSON array of strings"
@@ -36,10 +35,14 @@ def _list(values: Optional[list[str]], flag: str) -> list[str] | None:
     return list(values)
 
 
-def _report_image(layout: "Layout", tag: str, desc: "Descriptor", json_out: bool) -> None:
+def _report_image(target: str, tag: str | None, desc: "Descriptor", json_out: bool) -> None:
     """Print the manifest an image command wrote: its digest, or a JSON summary."""
     if json_out:
-        print_json({"layout": str(layout.root), "tag": tag, "manifest": desc.digest, "size": desc.size})
+        from ..ref import DEFAULT_TAG, parse
+
+        ref = parse(target)
+        print_json({"layout": str(ref.path), "tag": tag or getattr(ref, "tag", None) or DEFAULT_TAG,  # type: ignore[union-attr]
+                    "manifest": desc.digest, "size": desc.size})
     else:
         print(desc.digest)
 
@@ -69,15 +72,6 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
     )
 
 
-def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
-    from ..layout import Reference
-
-    ref = Reference.parse(text)
-    if ref.digest:
-        raise UsageError(f"{what} {text!r}: give LAYOUT:TAG, not a digest")
-    return ref
-
-
 _E = typer.Option(None, "--entrypoint", help=f"Entrypoint: {_LIST_HELP}.")
 _C = typer.Option(None, "--cmd", help=f"Default arguments: {_LIST_HELP}.")
 _ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; replaces KEY).")
@@ -96,11 +90,11 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 @app.command()
 def pack(
     directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write (the layout is created if missing)."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG (or oci:LAYOUT:TAG) to write; the layout is created if missing."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
-    base: Optional[str] = typer.Option(None, "--base", help="LAYOUT:TAG of a base image; the new layer holds only DIR's differences from it."),
+    base: Optional[str] = typer.Option(None, "--base", help="The base image (LAYOUT:TAG, LAYOUT@DIGEST, oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]); the new layer holds only DIR's differences from it."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
     workdir: Optional[str] = _WD, user: Optional[str] = _USER, label: Optional[list[str]] = _LABEL,
     expose: Optional[list[str]] = _EXPOSE, volume: Optional[list[str]] = _VOL, stop_signal: Optional[str] = _SIG,
@@ -115,35 +109,22 @@ def pack(
     creation time is fixed (--created, or SOURCE_DATE_EPOCH, which also clamps mtimes).
 
     Example: ocikit pack ./rootfs ./layout:v1 --cmd /bin/sh --cmd -c --cmd 'echo hi' --env LANG=C.UTF-8
+    Example: ocikit pack ./app ./layout:v2 --base docker-archive:base.tar
     """
     from ..image import pack as do_pack
-    from ..layout import Layout, Reference, destination
-    from ..models import ContainerConfig, Platform
+    from ..models import Platform
 
-    ref = _split_ref(target, "target")
-    base_arg = None
-    if base is not None:
-        bref = Reference.parse(base)
-        blayout = Layout(bref.layout)
-        base_arg = (blayout, blayout.resolve(None, digest=bref.digest) if bref.digest else bref.tag)
-    # Check everything the command line says before creating a layout for it.
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a directory")
-    plat = Platform.parse(platform) if platform else None
-    changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
-    changes.apply(ContainerConfig())
-    epoch = _epoch()
-    with destination(ref.layout) as layout:
-        desc = do_pack(
-            directory, layout, ref.tag, compression=compression, level=level, platform=plat, base=base_arg,
-            config=changes, source_date_epoch=epoch, history_comment=comment, progress=_progress("pack", quiet),
-        )
-        _report_image(layout, ref.tag, desc, json_out)
+    desc = do_pack(
+        directory, target, compression=compression, level=level, platform=Platform.parse(platform) if platform else None,
+        base=base, config=_changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created),
+        source_date_epoch=_epoch(), history_comment=comment, progress=_progress("pack", quiet),
+    )
+    _report_image(target, None, desc, json_out)
 
 
 @app.command()
 def unpack(
-    source: str = typer.Argument(..., help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
+    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT[:TAG] or LAYOUT@DIGEST (default tag: latest), oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]."),
     bundle: Path = typer.Argument(..., help="Bundle directory to create (must not exist, or be empty)."),
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
@@ -159,18 +140,13 @@ def unpack(
     Every blob and layer is verified as it streams; on any failure no bundle is left.
 
     Example: ocikit unpack ./layout:v1 ./bundle && cd bundle && runc run demo
+    Example: ocikit unpack docker-archive:app.tar ./bundle
     """
     from ..image import unpack as do_unpack
-    from ..layout import Layout, Reference
     from ..models import Platform
 
-    ref = Reference.parse(source)
-    layout = Layout(ref.layout)
-    what = layout.resolve(None, digest=ref.digest) if ref.digest else ref.tag
-    if store is not None and not layered:
-        raise UsageError("--store only applies with --layered")
     result = do_unpack(
-        layout, what, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
+        source, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
         progress=_progress("unpack", quiet),
     )
@@ -187,7 +163,7 @@ def unpack(
 @app.command()
 def commit(
     bundle: Path = typer.Argument(..., help="Bundle made by ocikit unpack."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write the new image to."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG (or oci:LAYOUT:TAG) to write the new image to."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
@@ -202,20 +178,15 @@ def commit(
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
     from ..image import commit as do_commit
-    from ..layout import destination
 
-    ref = _split_ref(target, "target")
-    epoch = _epoch()
-    with destination(ref.layout) as layout:
-        desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
-                         created=created, history_comment=comment, source_date_epoch=epoch,
-                         progress=_progress("commit", quiet))
-        _report_image(layout, ref.tag, desc, json_out)
+    desc = do_commit(bundle, target, compression=compression, level=level, author=author, created=created,
+                     history_comment=comment, source_date_epoch=_epoch(), progress=_progress("commit", quiet))
+    _report_image(target, None, desc, json_out)
 
 
 @app.command()
 def config(
-    source: str = typer.Argument(..., help="LAYOUT:TAG of the image to change."),
+    source: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG (or oci:LAYOUT:TAG, LAYOUT@DIGEST with --tag) of the image to change, in its layout."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Tag for the result (default: move the source tag)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
@@ -236,16 +207,13 @@ def config(
     Example: ocikit config ./layout:v1 --tag v1-debug --env DEBUG=1 --cmd /bin/sh
     """
     from ..image import edit_config
-    from ..layout import Layout
     from ..models import Platform
 
-    ref = _split_ref(source, "source")
-    layout = Layout(ref.layout)
     desc = edit_config(
-        layout, ref.tag, tag, _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal,
+        source, tag, _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal,
                                        author, created, clear_env=clear_env, clear_labels=clear_labels,
                                        clear_expose=clear_expose, clear_volumes=clear_volumes,
                                        clear_entrypoint=clear_entrypoint, clear_cmd=clear_cmd),
         platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=_epoch(),
     )
-    _report_image(layout, tag or ref.tag, desc, json_out)
+    _report_image(source, tag, desc, json_out)

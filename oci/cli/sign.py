@@ -53,7 +53,7 @@ def keygen(
 
 @app.command()
 def sign(
-    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST of the image to sign."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST (oci: prefix optional) of the image to sign; the signature goes into its layout."),
     key: Path = typer.Option(..., "--key", help="Private key (PEM); its password comes from $OCIKIT_PASSWORD or a prompt."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", "-a", help="K=V to put in the signed payload (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -64,15 +64,11 @@ def sign(
 
     Example: ocikit sign ./images:latest --key cosign.key --annotation env=prod
     """
-    from ..layout import Layout, Reference
-    from ..sign import private_key_encrypted, sig_tag, sign_image
+    from ..sign import sig_tag
+    from ..sign import sign as sign_ref
 
     annotations = parse_pairs(annotation, "--annotation")
-    parsed = Reference.parse(ref)
-    layout = Layout(parsed.layout)
-    target = layout.resolve(parsed.tag, parsed.digest)
-    password = _password(confirm=False) if private_key_encrypted(key) else None
-    desc = sign_image(layout, target, key, password, annotations or None)
+    target, desc = sign_ref(ref, key, lambda: _password(confirm=False), annotations or None)
     if json_out:
         print_json({"manifest": target.digest, "signature": desc.digest, "tag": sig_tag(target.digest)})
     else:
@@ -81,7 +77,7 @@ def sign(
 
 @app.command()
 def referrers(
-    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST whose referrers to list."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help="The image whose referrers to list: LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG] or oci-archive:FILE[:TAG]."),
     artifact_type: Optional[str] = typer.Option(None, "--artifact-type", help="Only referrers of this artifactType."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -89,13 +85,9 @@ def referrers(
 
     Example: ocikit referrers ./images:latest --artifact-type application/vnd.dev.cosign.artifact.sig.v1+json
     """
-    from ..layout import Layout, Reference
-    from ..sign import list_referrers
+    from ..sign import find_referrers
 
-    parsed = Reference.parse(ref)
-    layout = Layout(parsed.layout)
-    target = layout.resolve(parsed.tag, parsed.digest)
-    found = list_referrers(layout, target.digest, artifact_type)
+    target, found = find_referrers(ref, artifact_type)
     if json_out:
         print_json({"subject": target.digest, "referrers": [d.to_dict() for d in found]})
         return

@@ -12,13 +12,6 @@ from ..errors import one_line
 from .app import app, parse_pairs, print_json
 
 
-def _open(ref_text: str, default_tag: str | None = "latest"):
-    from ..layout import Layout, Reference
-
-    ref = Reference.parse(ref_text, default_tag)
-    return Layout(ref.layout), ref
-
-
 @app.command()
 def init(layout: Path = typer.Argument(..., help="Directory to create (must not exist or be empty).")) -> None:
     """Create an empty OCI image layout.
@@ -31,33 +24,38 @@ def init(layout: Path = typer.Argument(..., help="Directory to create (must not 
     print(f"initialized OCI image layout in {layout}")
 
 
+_REF = ("an image reference: LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] "
+        "or docker-archive:FILE[:NAME:TAG]")
+
+
 @app.command()
 def tag(
-    source: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
-    new_tag: str = typer.Argument(..., help="The new tag."),
+    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST to tag (oci: prefix optional)."),
+    new_tag: str = typer.Argument(..., metavar="NEW_TAG", help="The new tag, in the same layout."),
 ) -> None:
-    """Add a tag pointing at the same manifest as SOURCE.
+    """Add a tag pointing at the same manifest as IMAGE, in its layout.
 
     Example: ocikit tag ./images:latest v1.0
     """
-    layout, ref = _open(source)
-    desc = layout.resolve(ref.tag, ref.digest)
-    layout.set_tag(new_tag, desc)
-    print(f"{layout.root}:{new_tag} -> {desc.digest}")
+    from ..tags import add_tag
+
+    root, desc = add_tag(source, new_tag)
+    print(one_line(f"{root}:{new_tag} -> {desc.digest}"))
 
 
 @app.command("ls")
 def list_tags(
-    layout: Path = typer.Argument(..., help="The image layout."),
+    location: str = typer.Argument(..., metavar="LOCATION", help="An image layout (LAYOUT or oci:LAYOUT) or an OCI archive (oci-archive:FILE)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List the tags of a layout with their digests.
+    """List the tags of a layout or an OCI archive with their digests.
 
     Example: ocikit ls ./images
+    Example: ocikit ls oci-archive:app.tar
     """
-    from ..layout import Layout
+    from ..tags import list_tags as tags_of
 
-    tags = Layout(layout).tags()
+    tags = tags_of(location)
     if json_out:
         print_json([{"tag": t, "digest": d.digest, "mediaType": d.media_type, "size": d.size} for t, d in tags])
         return
@@ -66,25 +64,23 @@ def list_tags(
 
 
 @app.command()
-def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
+def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to untag.")) -> None:
     """Remove a tag. Blobs stay until `ocikit gc`.
 
     Example: ocikit rm ./images:old
     """
-    layout, parsed = _open(ref, default_tag=None)
-    if not parsed.tag:
-        from ..errors import UsageError
+    from ..tags import remove_tag
 
-        raise UsageError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
-    desc = layout.remove_tag(parsed.tag)
-    print(one_line(f"removed tag {parsed.tag} ({desc.digest})"))
+    name, desc = remove_tag(ref)
+    print(one_line(f"removed tag {name} ({desc.digest})"))
 
 
 @app.command()
 def copy(
-    source: str = typer.Argument(..., help="LAYOUT[:TAG], LAYOUT@DIGEST or docker-archive:FILE[:NAME:TAG] to copy."),
-    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's) or "
-                                                "docker-archive:FILE[:NAME:TAG]."),
+    source: str = typer.Argument(..., metavar="SOURCE", help=f"The image to copy: {_REF}."),
+    destination: str = typer.Argument(..., metavar="DEST", help="Where to: LAYOUT[:TAG] (created if needed), "
+                                      "oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (written anew). "
+                                      "Default tag: SOURCE's."),
     all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
     referrers: bool = typer.Option(False, "--referrers", help="Also copy signatures, SBOMs and other referrers, with their tags."),
@@ -92,91 +88,45 @@ def copy(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Copy an image between layouts, or from or to a docker archive; every blob verified.
+    """Copy an image between image layouts, OCI archives and docker archives; every blob verified.
 
-    As with skopeo copy oci:SRC:TAG oci:DST:TAG, an index gives the host's image unless --all (or --platform) says otherwise. Blobs the destination has are not copied again. A docker archive is what docker save writes and docker load reads.
+    As with skopeo copy, an index gives the host's image unless --all (or --platform) says otherwise, and blobs the destination has are not copied again. An OCI archive (oci-archive:) is a tar of an image layout; a docker archive (docker-archive:) is what docker save writes and docker load reads. Registries (docker://) are not supported yet.
 
     Example: ocikit copy ./build:app ./release:app-1.2
     Example: ocikit copy --all --referrers ./images:multi /mnt/usb/images
     Example: ocikit copy docker-archive:app.tar ./images:app --compression gzip
     Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
+    Example: ocikit copy ./images:app oci-archive:app-oci.tar:1.2
     """
-    from ..dockerarchive import ArchiveRef, export_archive, is_archive_ref, read_archive_image, store_archive_image
-    from ..errors import UsageError, print_warning
-    from ..layout import destination as destination_layout
+    from ..copy import copy as do_copy
+    from ..errors import print_warning
     from ..models import Platform
-    from ..platform import resolve_manifest
     from ..progress import Progress
 
-    progress = Progress("copy", enabled=False if quiet else None)
-    plat = Platform.parse(platform) if platform else None
-    from_archive, to_archive = is_archive_ref(source), is_archive_ref(destination)
-    if from_archive and to_archive:
-        raise UsageError("copy from one docker archive to another is not supported: copy into a layout first")
-    if compression is not None and not from_archive:
-        raise UsageError("--compression applies to copies from a docker archive")
-    if (from_archive or to_archive) and (all_platforms or referrers):
-        raise UsageError("--all and --referrers apply to copies between layouts (a docker archive holds one platform, no referrers)")
-    if from_archive and plat is not None:
-        raise UsageError("--platform applies to copies from a layout")
-    if from_archive:
-        image = read_archive_image(ArchiveRef.parse(source))  # all checks before the destination is touched
-        dst_ref = _destination(destination)
-        with destination_layout(dst_ref.layout) as dst:
-            tag = dst_ref.tag or "latest"
-            desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
-        _report_copy(json_out, desc, [tag], f"{dst_ref.layout}:{tag}")
-        return
-    src, ref = _open(source)
-    desc = src.resolve(ref.tag, ref.digest)
-    if to_archive:
-        archive = ArchiveRef.parse(destination)
-        manifest, _ = resolve_manifest(src, desc, plat)
-        export_archive(src, manifest, archive, progress=progress)
-        _report_copy(json_out, manifest, [archive.name] if archive.name else [], str(archive.path))
-        return
-    from ..copy import plan_copy, run_copy
-
-    dst_ref = _destination(destination)
-    plan = plan_copy(src, desc, platform=plat, all_platforms=all_platforms, referrers=referrers,
-                     warn=print_warning)
-    tag = dst_ref.tag or ref.tag
-    with destination_layout(dst_ref.layout) as dst:
-        result = run_copy(plan, dst, tag, progress)
-    _report_copy(json_out, result.manifest, result.tags, f"{dst_ref.layout}:{tag}" if tag else str(dst_ref.layout),
-                 {"copied": result.copied, "present": result.present, "bytes": result.bytes, "skipped": result.skipped})
-
-
-def _destination(text: str):  # type: ignore[no-untyped-def]
-    from ..errors import UsageError
-    from ..layout import Reference
-
-    ref = Reference.parse(text, None)
-    if ref.digest:
-        raise UsageError(f"destination {text!r}: give a tag, not a digest")
-    return ref
-
-
-def _report_copy(json_out: bool, desc, tags: list[str], where: str, extra: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+    result = do_copy(source, destination, platform=Platform.parse(platform) if platform else None,
+                     all_platforms=all_platforms, referrers=referrers, compression=compression,
+                     progress=Progress("copy", enabled=False if quiet else None), warn=print_warning)
     if json_out:
-        print_json({"manifest": desc.digest, "mediaType": desc.media_type, "tags": tags, **(extra or {})})
+        print_json({"manifest": result.manifest.digest, "mediaType": result.manifest.media_type, "tags": result.tags,
+                    "copied": result.copied, "present": result.present, "bytes": result.bytes,
+                    "skipped": result.skipped})
     else:
-        print(f"{where} -> {desc.digest}")
+        print(one_line(f"{result.where} -> {result.manifest.digest}"))
 
 
 @app.command()
 def inspect(
-    ref: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help=f"The image: {_REF}."),
     json_out: bool = typer.Option(False, "--json", help="Print the raw documents as JSON."),
 ) -> None:
     """Show an image: platform, config and layers with sizes.
 
     Example: ocikit inspect ./images:latest --json
+    Example: ocikit inspect docker-archive:app.tar
     """
-    from ..inspect import describe
+    from ..inspect import inspect as describe
 
-    layout, parsed = _open(ref)
-    info = describe(layout, layout.resolve(parsed.tag, parsed.digest))
+    info = describe(ref)
     if json_out:
         print_json(info.to_dict())
         return
@@ -186,7 +136,7 @@ def inspect(
 
 @app.command()
 def verify(
-    ref: str = typer.Argument(..., help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help=f"LAYOUT (everything in its index.json), oci-archive:FILE (everything in it), or one image: {_REF}."),
     key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -194,61 +144,33 @@ def verify(
 ) -> None:
     """Verify digests, sizes, diffIDs and documents of an image (and, with --key, its signatures).
 
-    Without a tag, everything reachable from index.json is checked. Every problem is
-    listed; the exit status is 1 when there is any.
+    Without a tag, everything reachable from a layout's (or an OCI archive's) index.json is
+    checked. Every problem is listed; the exit status is 1 when there is any.
 
     Example: ocikit verify ./images:latest --key cosign.pub
+    Example: ocikit verify docker-archive:app.tar
     """
-    from ..errors import OCIError
-    from ..layout import Layout, Reference
     from ..progress import Progress
-    from ..verify import verify_layout
+    from ..verify import verify as run_verify
 
-    parsed = Reference.parse(ref, default_tag=None)
-    layout = Layout(parsed.layout)
-    roots = None
-    if parsed.tag or parsed.digest:
-        roots = [layout.resolve(parsed.tag, parsed.digest)]
     progress = Progress("verifying", enabled=None if not (quiet or json_out) else False)
-    report = verify_layout(layout, roots, on_blob=lambda n: progress.advance(n, 1 if n else 0))
+    result = run_verify(ref, keys=list(key or []), annotations=parse_pairs(annotation, "--annotation"),
+                        on_blob=lambda n: progress.advance(n, 1 if n else 0))
     progress.done()
-    result = report.to_dict()
-
-    sig_ok = True
-    if key:
-        from ..sign import is_signature_tag, verify_signatures
-
-        required = parse_pairs(annotation, "--annotation")
-        targets = roots or [d for t, d in layout.tags() if not is_signature_tag(t)]
-        checks = []
-        for target in targets:
-            sig = verify_signatures(layout, target, list(key), required)
-            sig_ok = sig_ok and sig.ok
-            checks.extend(
-                {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
-                for c in sig.checks
-            )
-            if not sig.ok and not sig.checks:
-                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": "no signatures found"})
-        result["signatures"] = checks
-        result["ok"] = report.ok and sig_ok
-
+    report = result.report
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
     else:
         for p in report.problems:
             print(f"FAIL {p}")
-        for c in result.get("signatures", []):
+        for c in result.signatures or []:
             state = "ok  " if c["ok"] else "FAIL"
             print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
         if report.ok:
             print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
-    if not report.ok:
-        first = report.problems[0]
-        extra = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
-        raise OCIError(f"{layout.root}: verification failed: {first}{extra}")
-    if not sig_ok:
-        raise OCIError(f"{layout.root}: no valid signature by the given key(s)")
+    error = result.error()
+    if error is not None:
+        raise error
 
 
 @app.command()

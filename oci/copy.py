@@ -240,7 +240,8 @@ def _children_first(src: Source, root: Descriptor, related: dict[str, list[Descr
                     if warn is not None:
                         warn(f"{start.digest}: a referrer in {src.where} that misses blob {desc.digest}; left out")
                     return
-                raise BlobNotFoundError(f"{src.where}: blob {desc.digest} ({desc.media_type}) is missing")
+                raise BlobNotFoundError(f"{src.where}: blob {desc.digest} ({desc.media_type}): "
+                                        f"{src.absent_blob_reason(desc.digest)}")
             stack.append((desc, True))
             stack.extend((child, False) for child in reversed(src.children(desc, subject=False)))
         order.extend(found)

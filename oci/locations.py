@@ -302,7 +302,7 @@ class OCIArchiveSource(LayoutSource):
             # command for an archive of that name removes what a killed one left.
             where = stack.enter_context(scratch_dir(Path(tempfile.gettempdir()) / path.name, "extract"))
             stack.callback(shutil.rmtree, where, True)
-            layout = extract_archive(path, where)
+            layout = extract_archive(path, where / "layout")  # a layout of its own: init locks its directory
             stack.callback(layout.close)
             self._scratch = stack.pop_all()
         super().__init__(layout, ref=LayoutRef(path, ref.tag, ref.digest))
@@ -478,7 +478,7 @@ class OCIArchiveSink(_LayoutWriter):
     def open(self) -> None:
         where = self._stack.enter_context(scratch_dir(self.target, "staging"))
         self._stack.callback(shutil.rmtree, where, True)
-        self.layout = Layout.init(where)
+        self.layout = Layout.init(where / "layout")  # a directory of its own: init locks it
         self._stack.callback(self.layout.close)
 
     def set_tag(self, tag: str | None, desc: Descriptor) -> str | None:

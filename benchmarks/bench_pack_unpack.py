@@ -102,11 +102,12 @@ def profile(rootfs: Path, work: Path) -> None:
     sys.path.insert(0, str(REPO))
     from oci.image import ConfigChanges, pack, unpack
     from oci.layout import Layout
+    from oci.locations import LayoutSource
 
     layout = Layout.init(work / "p-layout")
     for label, call in (
         ("pack", lambda: pack(rootfs, layout, "t", config=ConfigChanges(cmd=["/bin/sh"]))),
-        ("unpack", lambda: unpack(layout, "t", work / "p-bundle")),
+        ("unpack", lambda: unpack(LayoutSource(layout, "t"), work / "p-bundle")),
     ):
         prof = cProfile.Profile()
         prof.runcall(call)

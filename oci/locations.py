@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Iterator, Union
 
 from .digest import Digest
-from .errors import DigestMismatchError, UsageError
+from .errors import DigestMismatchError, TagNotFoundError, UsageError
 from .layout import MAX_JSON_SIZE, Layout, destination
 from .models import (
     ANNOTATION_REF_NAME,
@@ -308,6 +308,23 @@ class OCIArchiveSource(LayoutSource):
         super().__init__(layout, ref=LayoutRef(path, ref.tag, ref.digest))
         self.ref = ref
 
+    @property
+    def tag(self) -> str | None:
+        if self.whole:
+            return self.resolve().ref_name
+        return super().tag
+
+    def resolve(self) -> Descriptor:
+        """As in a layout; without a tag, ``latest`` or else the archive's only image (as
+        skopeo reads an archive it wrote without a tag)."""
+        try:
+            return super().resolve()
+        except TagNotFoundError as exc:
+            manifests = self.layout.index().manifests
+            if self.whole and len(manifests) == 1:
+                return manifests[0]
+            raise TagNotFoundError(str(exc).replace(str(self.layout.root), self.where)) from None
+
     def close(self) -> None:
         self._scratch.close()
 
@@ -480,6 +497,9 @@ class OCIArchiveSink(_LayoutWriter):
         self._stack.callback(shutil.rmtree, where, True)
         self.layout = Layout.init(where / "layout")  # a directory of its own: init locks it
         self._stack.callback(self.layout.close)
+
+    def describe(self, name: str | None) -> str:
+        return f"{self.ref.transport}:{super().describe(name)}"
 
     def set_tag(self, tag: str | None, desc: Descriptor) -> str | None:
         self._roots.append((tag, desc))

@@ -18,7 +18,7 @@ from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
 from oci.copy import copy
 from oci.errors import DigestMismatchError, UsageError
-from oci.image import ConfigChanges, load_image, pack, unpack
+from oci.image import ConfigChanges, load_image, pack
 from oci.layout import Layout
 from oci.locations import LayoutSink, LayoutSource, open_sink, open_source
 from oci.models import MT_INDEX, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, Descriptor, Index, Platform, canonical_json
@@ -326,3 +326,18 @@ def test_skopeo_reads_our_oci_archive_and_we_read_its(image, tmp_path: Path) -> 
     info = json.loads(subprocess.run(["skopeo", "inspect", f"oci-archive:{tmp_path / 'ours.tar'}:t"], check=True,
                                      capture_output=True, text=True).stdout)
     assert info["Digest"] == desc.digest
+    # without a tag skopeo names the image nothing; the archive's only image is the one meant
+    subprocess.run(["skopeo", "copy", "-q", f"oci:{src}:t", f"oci-archive:{tmp_path / 'untagged.tar'}"], check=True)
+    assert _manifest(f"oci-archive:{tmp_path / 'untagged.tar'}") == desc.digest
+
+
+def test_an_archive_without_latest_names_its_only_image_and_else_lists_its_tags(image, tmp_path: Path) -> None:
+    src, desc = image
+    _ok("copy", f"{src}@{desc.digest}", f"oci-archive:{tmp_path / 'one.tar'}")
+    assert _manifest(f"oci-archive:{tmp_path / 'one.tar'}") == desc.digest
+    generate_key(tmp_path / "key")
+    sign_image(Layout(src), desc, tmp_path / "key.key")
+    _ok("copy", "--referrers", f"{src}:t", f"oci-archive:{tmp_path / 'signed.tar'}:v1")
+    res = run_ocikit("inspect", f"oci-archive:{tmp_path / 'signed.tar'}")
+    assert_one_line_error(res, str(tmp_path / "signed.tar"), "no tag 'latest'", "v1")
+    assert ".ocikit-" not in res.stderr  # the temporary layout is not what the message names

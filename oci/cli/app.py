@@ -38,8 +38,9 @@ def _root(
 ) -> None:
     """ocikit: a toolkit for OCI container images and runtime bundles.
 
-    Images live in OCI image layouts, named LAYOUT[:TAG] (default tag: latest)
-    or LAYOUT@DIGEST.
+    Images are named by reference: LAYOUT[:TAG] (default tag: latest), LAYOUT@DIGEST
+    or oci:LAYOUT[:TAG] for an OCI image layout; oci-archive:FILE[:TAG] for a tar of one;
+    docker-archive:FILE[:NAME:TAG] for what docker save writes.
     """
     _state["debug"] = debug
 

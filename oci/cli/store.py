@@ -24,8 +24,7 @@ def init(layout: Path = typer.Argument(..., help="Directory to create (must not 
     print(f"initialized OCI image layout in {layout}")
 
 
-_REF = ("an image reference: LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] "
-        "or docker-archive:FILE[:NAME:TAG]")
+_REF = "LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
 
 
 @app.command()
@@ -136,7 +135,7 @@ def inspect(
 
 @app.command()
 def verify(
-    ref: str = typer.Argument(..., metavar="IMAGE", help=f"LAYOUT (everything in its index.json), oci-archive:FILE (everything in it), or one image: {_REF}."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help=f"LAYOUT or oci-archive:FILE (everything in its index.json), or one image: {_REF}."),
     key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -7,10 +7,44 @@ import sys
 from typing import Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from ..errors import OCIError, error_line, one_line
 
-app = typer.Typer(
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments by metavar, as ``DIR LAYOUT:TAG``.
+
+    typer 0.28 writes required arguments as ``{name}`` in usage lines; here an argument
+    without a metavar of its own is named by its parameter name in capitals (``NAME...``
+    when it takes several).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+                param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = param.metavar or (param.name or "").upper()
+            pieces.append(name if param.required or name.startswith("[") else f"[{name}]")
+        return pieces
+
+
+class Typer(typer.Typer):
+    """typer.Typer whose commands are ``Command``s."""
+
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = Typer(
     name="ocikit",
     help="ocikit: pack, unpack, diff, apply, verify, sign and run OCI container images.",
     no_args_is_help=True,

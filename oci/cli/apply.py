@@ -15,7 +15,7 @@ from .app import app, print_json
 @app.command()
 def apply(
     layer: str = typer.Argument(..., help="Layer file (tar, tar+gzip or tar+zstd, detected from its bytes), or - for stdin."),
-    directory: Path = typer.Argument(..., help="Directory to apply onto (created if missing)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory to apply onto (created if missing)."),
     overlay: bool = typer.Option(False, "--overlay", help="Write the overlayfs form: whiteouts as 0/0 devices, opaque dirs as xattrs; DIR should be empty."),
     userxattr: bool = typer.Option(False, "--userxattr", help="With --overlay: mark opaque dirs with user.overlay.opaque."),
     rootless: bool = typer.Option(False, "--rootless", help="Skip ownership and device nodes (the default when not root)."),

@@ -114,8 +114,8 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 
 @app.command()
 def pack(
-    directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write (the layout is created if missing)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory holding the root filesystem."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to write (the layout is created if missing)."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
@@ -162,7 +162,7 @@ def pack(
 
 @app.command()
 def unpack(
-    source: str = typer.Argument(..., help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
+    source: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
     bundle: Path = typer.Argument(..., help="Bundle directory to create (must not exist, or be empty)."),
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
@@ -206,7 +206,7 @@ def unpack(
 @app.command()
 def commit(
     bundle: Path = typer.Argument(..., help="Bundle made by ocikit unpack."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write the new image to."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to write the new image to."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
@@ -233,7 +233,7 @@ def commit(
 
 @app.command()
 def config(
-    source: str = typer.Argument(..., help="LAYOUT:TAG of the image to change."),
+    source: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG of the image to change."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Tag for the result (default: move the source tag)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,

@@ -32,8 +32,8 @@ def init(layout: Path = typer.Argument(..., help="Directory to create (must not 
 
 @app.command()
 def tag(
-    source: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
-    new_tag: str = typer.Argument(..., help="The new tag."),
+    source: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
+    new_tag: str = typer.Argument(..., metavar="NEW_TAG", help="The new tag."),
 ) -> None:
     """Add a tag pointing at the same manifest as SOURCE.
 
@@ -65,7 +65,7 @@ def list_tags(
 
 
 @app.command()
-def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
+def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to untag.")) -> None:
     """Remove a tag. Blobs stay until `ocikit gc`.
 
     Example: ocikit rm ./images:old
@@ -165,7 +165,7 @@ def _report_copy(json_out: bool, desc, tags: list[str], where: str, extra: dict 
 
 @app.command()
 def inspect(
-    ref: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
     json_out: bool = typer.Option(False, "--json", help="Print the raw documents as JSON."),
 ) -> None:
     """Show an image: platform, config and layers with sizes.
@@ -185,7 +185,7 @@ def inspect(
 
 @app.command()
 def verify(
-    ref: str = typer.Argument(..., help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
     key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from . import jsontext
 from .digest import Digest, HashingWriter
-from .errors import DigestMismatchError, InvalidDocumentError, UsageError
+from .errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
 from .layer import tarformat as tf
 from .layer.compression import detect, open_compressor, open_decompressed, open_detected, read_errors
 from .layer.tarreader import TarReader, read_tar
@@ -84,9 +84,10 @@ def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
     """Find and check the image ``ref`` names (or the archive's only one): its config and
     where its layers are. Reads everything but the layers' data."""
     path = ref.path
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
     if not path.is_file():
-        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)"
-                         if path.exists() else f"{path}: no such file")
+        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)")
     where = str(path)
     files, links, repeated = _scan(path)
     manifest = _manifest_entry(files, ref, where)
@@ -209,13 +210,13 @@ def _manifest_entry(files: dict[str, bytes], ref: ArchiveRef, where: str) -> dic
     if ref.name.startswith("@"):
         number = ref.name[1:]
         if not number.isdigit() or int(number) >= len(images):
-            raise UsageError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
+            raise NotFoundError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
         return images[int(number)]
     wanted = _normalized(ref.name)
     for image in images:
         if wanted in {_normalized(t) for t in image.get("RepoTags") or []}:
             return image
-    raise UsageError(f"{where}: no image tagged {ref.name!r} in the archive")
+    raise NotFoundError(f"{where}: no image tagged {ref.name!r} in the archive")
 
 
 def _normalized(name: str) -> str:
@@ -357,7 +358,7 @@ def export_archive(layout: Layout, manifest_desc: Descriptor, ref: ArchiveRef,
     if target.is_dir():
         raise UsageError(f"{target}: is a directory; name the archive file to write")
     if not target.parent.is_dir():
-        raise UsageError(f"{target}: directory {target.parent} does not exist")
+        raise NotFoundError(f"{target}: directory {target.parent} does not exist")
     if ref.name is not None and not _DOCKER_NAME.match(ref.name):
         raise UsageError(f"{ref.name!r}: not an image name docker load takes (NAME or NAME:TAG, lowercase name)")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")

@@ -18,7 +18,7 @@ from typing import Any
 
 from .bundle import BundleMeta
 from .digest import Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
@@ -243,6 +243,8 @@ def pack(
     """
     source = Path(source)
     if not source.is_dir():
+        if not source.exists():
+            raise NotFoundError(f"{source}: no such directory")
         raise UsageError(f"{source}: not a directory")
     changes = config or ConfigChanges()
     created = _created(changes, source_date_epoch)
@@ -400,6 +402,8 @@ def commit(
     on top of the image it came from, tagged ``tag`` in ``layout`` (the source image is
     left as it was). The bundle then counts the committed image as its origin."""
     bundle = Path(bundle).absolute()
+    if not bundle.exists():
+        raise NotFoundError(f"{bundle}: no such bundle directory")
     meta = BundleMeta.load(bundle)
     if meta is None or not meta.image.get("manifest"):
         raise BundleError(f"{bundle}: not a bundle unpacked by ocikit (no ocikit-bundle.json with its image)")

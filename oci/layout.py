@@ -27,6 +27,7 @@ from .errors import (
     InvalidDigestError,
     InvalidDocumentError,
     LayoutError,
+    LayoutNotFoundError,
     TagNotFoundError,
     UsageError,
 )
@@ -93,6 +94,8 @@ class Layout:
         self.root = Path(root)
         header = self.root / "oci-layout"
         if not self.root.is_dir():
+            if not self.root.exists():
+                raise LayoutNotFoundError(f"{self.root}: no such directory, so no OCI image layout")
             raise LayoutError(f"{self.root}: not a directory, so not an OCI image layout")
         try:
             raw = header.read_bytes()

@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
 from oci.dockerarchive import ArchiveRef, _sized_header, export_archive, import_archive
-from oci.errors import DigestMismatchError, InvalidDocumentError, UsageError
+from oci.errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
 from oci.image import ConfigChanges, load_image, pack, unpack
 from oci.layer.tarreader import TarReader
 from oci.layout import Layout
@@ -267,7 +267,7 @@ def test_a_name_matching_no_image_is_refused(image, tmp_path: Path) -> None:
     layout, desc = image
     export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "app:1"))
     for name in ("app:2", "@1", "@x"):
-        with pytest.raises(UsageError, match="no image"):
+        with pytest.raises(NotFoundError, match="no image"):
             import_archive(ArchiveRef(tmp_path / "a.tar", name), Layout.init(tmp_path / f"dst{name}"), "t")
 
 

@@ -149,5 +149,6 @@ def test_failed_pack_leaves_no_new_layout(tmp_path: Path, ocikit) -> None:
 
 def test_pack_of_a_missing_directory_is_one_line_error(tmp_path: Path, ocikit) -> None:
     res = ocikit("pack", tmp_path / "nope", f"{tmp_path}/l:t")
-    assert_one_line_error(res, "nope", "not a directory")
+    assert_one_line_error(res, "nope", "no such directory")
+    assert res.code == 3  # not found
     assert not (tmp_path / "l").exists()

@@ -88,6 +88,15 @@ def _new_layout(path: Path):  # type: ignore[no-untyped-def]
         raise
 
 
+def _check_dir(path: Path) -> None:
+    from ..errors import NotFoundError
+
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+
+
 def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
     from ..layout import Reference
 
@@ -146,8 +155,7 @@ def pack(
         blayout = Layout(bref.layout)
         base_arg = (blayout, blayout.resolve(None, digest=bref.digest) if bref.digest else bref.tag)
     # Check everything the command line says before creating a layout for it.
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a directory")
+    _check_dir(directory)
     plat = Platform.parse(platform) if platform else None
     changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
     changes.apply(ContainerConfig())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import BundleMeta
+from .convert import DEFAULT_PATH
 from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError
 from .layer.generate import write_layer
@@ -236,7 +237,8 @@ def pack(
 ) -> Descriptor:
     """Make ``source`` into an image tagged ``tag`` in ``layout``; return its manifest descriptor.
 
-    Without ``base``: one layer holding all of ``source``. With ``base`` (layout, tag or
+    Without ``base``: one layer holding all of ``source``, its environment the default
+    ``PATH`` plus ``config.env``. With ``base`` (layout, tag or
     descriptor): the base image's layers plus one layer of what ``source`` changes
     relative to the base's root filesystem. The same tree and options with a fixed
     ``created`` (or ``source_date_epoch``) give the same manifest digest.
@@ -265,7 +267,8 @@ def pack(
         diff_ids = list(base_img.config.rootfs.diff_ids)
         layers = list(base_img.manifest.layers)
     else:
-        cc, history, diff_ids, layers = ContainerConfig(), [], [], []
+        # A new image starts with the conventional PATH (as umoci and buildah give); --env adds to it.
+        cc, history, diff_ids, layers = ContainerConfig(env=[DEFAULT_PATH]), [], [], []
     cc = changes.apply(cc)
     author = changes.author or (base_img.config.author if base_img else None)
     history.append(History(created=created, created_by="ocikit pack",

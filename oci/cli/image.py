@@ -108,7 +108,8 @@ def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
 
 _E = typer.Option(None, "--entrypoint", help=f"Entrypoint: {_LIST_HELP}.")
 _C = typer.Option(None, "--cmd", help=f"Default arguments: {_LIST_HELP}.")
-_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; replaces KEY).")
+_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; adds KEY or replaces it). "
+                                        "A new image (pack without --base) starts with the default PATH.")
 _WD = typer.Option(None, "--workdir", help="Working directory (absolute).")
 _USER = typer.Option(None, "--user", help="User: name, uid, name:group or uid:gid.")
 _LABEL = typer.Option(None, "--label", help="Label KEY=VALUE (repeatable).")

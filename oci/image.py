@@ -317,7 +317,7 @@ def unpack(
     platform: Platform | None = None,
     layered: bool = False,
     store: Path | None = None,
-    rootless: bool = False,
+    rootless: bool | None = None,
     tty: bool = False,
     volumes_as_mounts: bool = False,
     progress: Progress | None = None,
@@ -328,11 +328,14 @@ def unpack(
     temporary directory beside ``bundle`` and renamed into place only when complete.
     Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
+    ``rootless`` (default: when not running as root): owners and device nodes are not
+    applied, and config.json maps the caller to root in a user namespace.
     """
     from .convert import layers_reader, rootfs_reader, runtime_config
     from .store import LayerStore, chain_ids, default_store
 
     bundle = Path(bundle).absolute()
+    rootless = os.geteuid() != 0 if rootless is None else rootless
     img = load_image(layout, ref, platform)
     tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
     tmp = _prepare_bundle(bundle)

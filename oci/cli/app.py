@@ -106,6 +106,19 @@ def parse_pairs(values: "list[str] | None", option: str) -> dict[str, str]:
     return out
 
 
+def rootless_unless_root(rootless: bool, doing: str, consequences: str) -> bool:
+    """The rule of commands that write files as root would: without root and without
+    --rootless, work as with --rootless and say so in one warning line."""
+    import os
+
+    if rootless or os.geteuid() == 0:
+        return rootless
+    from ..errors import print_warning
+
+    print_warning(f"not running as root, so {doing} as with --rootless: {consequences}")
+    return True
+
+
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one error line on stderr and return the Exit to raise."""
     print(f"ocikit: error: {one_line(message)}", file=sys.stderr)

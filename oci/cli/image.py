@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from ..errors import UsageError, print_warning
-from .app import app, parse_pairs, print_json
+from .app import app, parse_pairs, print_json, rootless_unless_root
 
 if TYPE_CHECKING:
     from ..layout import Layout
@@ -176,7 +176,7 @@ def unpack(
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index (default: this host)."),
-    rootless: bool = typer.Option(False, "--rootless", help="Write a config for an unprivileged user (user namespace mapping the caller to root)."),
+    rootless: bool = typer.Option(False, "--rootless", help="Unpack for an unprivileged user: skip owners and device nodes, and write a config whose user namespace maps the caller to root (the default when not root)."),
     tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
     volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -197,6 +197,8 @@ def unpack(
     what = layout.resolve(None, digest=ref.digest) if ref.digest else ref.tag
     if store is not None and not layered:
         raise UsageError("--store only applies with --layered")
+    rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
+                                    "config.json maps you to root in a user namespace")
     result = do_unpack(
         layout, what, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,

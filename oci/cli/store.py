@@ -198,11 +198,13 @@ def verify(
 
     Example: ocikit verify ./images:latest --key cosign.pub
     """
-    from ..errors import OCIError
+    from ..errors import OCIError, UsageError
     from ..layout import Layout, Reference
     from ..progress import Progress
     from ..verify import verify_layout
 
+    if annotation and not key:
+        raise UsageError("--annotation applies to signatures: give --key too")
     parsed = Reference.parse(ref, default_tag=None)
     layout = Layout(parsed.layout)
     roots = None
@@ -213,7 +215,7 @@ def verify(
     progress.done()
     result = report.to_dict()
 
-    sig_ok = True
+    signature_failures: list[str] = []  # for each image without a valid signature, why
     if key:
         from ..sign import is_signature_tag, verify_signatures
 
@@ -222,15 +224,18 @@ def verify(
         checks = []
         for target in targets:
             sig = verify_signatures(layout, target, list(key), required)
-            sig_ok = sig_ok and sig.ok
             checks.extend(
                 {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
                 for c in sig.checks
             )
-            if not sig.ok and not sig.checks:
-                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": "no signatures found"})
+            if sig.unsigned:
+                why = f"image is not signed (no signatures found for {target.digest})"
+                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": why})
+                signature_failures.append(why)
+            elif not sig.ok:
+                signature_failures.append(f"no valid signature by the given key(s) for {target.digest}")
         result["signatures"] = checks
-        result["ok"] = report.ok and sig_ok
+        result["ok"] = report.ok and not signature_failures
 
     if json_out:
         print_json(result)
@@ -239,15 +244,19 @@ def verify(
             print(f"FAIL {p}")
         for c in result.get("signatures", []):
             state = "ok  " if c["ok"] else "FAIL"
-            print(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}")
-        if report.ok:
+            if c["signature"] is None and c["key"] is None:
+                print(f"{state} signature: {c['reason']}")
+            else:
+                print(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}")
+        if report.ok and not signature_failures:  # a success line only when the command succeeds
             print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
     if not report.ok:
         first = report.problems[0]
         extra = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         raise OCIError(f"{layout.root}: verification failed: {first}{extra}")
-    if not sig_ok:
-        raise OCIError(f"{layout.root}: no valid signature by the given key(s)")
+    if signature_failures:
+        extra = f" (and {len(signature_failures) - 1} more)" if len(signature_failures) > 1 else ""
+        raise OCIError(f"{layout.root}: {signature_failures[0]}{extra}")
 
 
 @app.command()

@@ -36,6 +36,7 @@ _MAX_METADATA = 64 << 20  # all of them and the symlinks together
 # A docker reference without digest: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOCKER_NAME = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?$")
+_DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _CHUNK = 1 << 20
 
@@ -71,6 +72,19 @@ class ArchiveImage:
     config: bytes
     layer_paths: list[str]  # entries of the archive, bottom layer first
     diff_ids: list[str]
+    name: str | None = None  # the image's name: the one asked for, else its first RepoTag
+
+    @property
+    def tag(self) -> str | None:
+        """The tag of the image's name as docker reads it (``example/app:1.0`` gives
+        ``1.0``, ``example/app`` gives ``latest``); None for an image without a name."""
+        if self.name is None:
+            return None
+        tag = _normalized(self.name).rsplit("/", 1)[-1].partition(":")[2]
+        if not _DOCKER_TAG.match(tag):
+            raise InvalidDocumentError(f"{self.path}: image name {self.name!r} in manifest.json has no valid tag; "
+                                       "name the destination's tag (LAYOUT:TAG)")
+        return tag
 
 
 def import_archive(ref: ArchiveRef, layout: Layout, tag: str | None, *, compression: str | None = None,
@@ -91,6 +105,10 @@ def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
     where = str(path)
     files, links, repeated = _scan(path)
     manifest = _manifest_entry(files, ref, where)
+    if ref.name is not None and not ref.name.startswith("@"):
+        name: str | None = ref.name
+    else:
+        name = next(iter(manifest.get("RepoTags") or []), None)
     config_path = _resolve(manifest.get("Config"), links, where, "Config")
     config_bytes = files.get(config_path)
     if config_bytes is None:  # Docker 25 and later name it blobs/sha256/HEX, without .json
@@ -111,7 +129,7 @@ def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
     if len(layer_paths) != len(diff_ids):
         raise InvalidDocumentError(f"{where}: manifest.json lists {len(layer_paths)} layers, "
                                    f"the config {len(diff_ids)} diffIDs")
-    return ArchiveImage(path, config_bytes, layer_paths, diff_ids)
+    return ArchiveImage(path, config_bytes, layer_paths, diff_ids, name)
 
 
 def store_archive_image(image: ArchiveImage, layout: Layout, tag: str | None, *, compression: str | None = None,

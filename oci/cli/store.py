@@ -82,7 +82,8 @@ def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to 
 @app.command()
 def copy(
     source: str = typer.Argument(..., help="LAYOUT[:TAG], LAYOUT@DIGEST or docker-archive:FILE[:NAME:TAG] to copy."),
-    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's) or "
+    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's, from a "
+                                                "docker archive the image's own tag, else latest) or "
                                                 "docker-archive:FILE[:NAME:TAG]."),
     all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
@@ -122,7 +123,7 @@ def copy(
         image = read_archive_image(ArchiveRef.parse(source))  # all checks before the destination is touched
         dst_ref = _destination(destination)
         dst = Layout.open_or_init(dst_ref.layout)
-        tag = dst_ref.tag or "latest"
+        tag = dst_ref.tag or image.tag or "latest"  # default: the archive's own tag, as between layouts
         desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
         _report_copy(json_out, desc, [tag], f"{dst.root}:{tag}")
         return

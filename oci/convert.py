@@ -16,7 +16,9 @@ from .layer.paths import RootDir, clean
 from .models import ImageConfig
 
 RUNTIME_SPEC_VERSION = "1.0.2"
+# The PATH a container gets when its image sets none (runc's default spec, umoci, buildah).
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_TERM = "TERM=xterm"
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -55,7 +57,7 @@ def runtime_config(
     args = entrypoint + cmd or list(default_args or [])
     if not args:
         raise BundleError("image config: neither Entrypoint nor Cmd is set, so there is no process to run")
-    env = list(cc.env or []) if cc and cc.env is not None else [DEFAULT_PATH]
+    env = process_env(cc.env if cc else None, tty)
     user = resolve_user(cc.user if cc else None, files)
     process: dict[str, Any] = {
         "terminal": tty,
@@ -93,7 +95,34 @@ def runtime_config(
             })
     if rootless:
         make_rootless(config, os.getuid() if uid is None else uid, os.getgid() if gid is None else gid)
+    if not _has_var(env, "HOME"):
+        home = home_dir(files, process["user"]["uid"])
+        if home:
+            env.append(f"HOME={home}")
     return config
+
+
+def _has_var(env: list[str], name: str) -> bool:
+    return any(e.partition("=")[0] == name for e in env)
+
+
+def process_env(image_env: list[str] | None, tty: bool) -> list[str]:
+    """The process environment for an image's ``Env``: as umoci and runc's default spec do,
+    ``PATH`` (DEFAULT_PATH) unless the image sets one, and ``TERM=xterm`` with a terminal
+    unless the image sets one; the image's variables after them, in their order."""
+    env = list(image_env or [])
+    defaults = [DEFAULT_PATH] + ([DEFAULT_TERM] if tty else [])
+    return [d for d in defaults if not _has_var(env, d.partition("=")[0])] + env
+
+
+def home_dir(files: FileReader | None, uid: int) -> str | None:
+    """The home directory of ``uid`` in the image's /etc/passwd (None without an entry):
+    config.json's ``HOME`` when the image sets none, as umoci writes it (and as runc and
+    docker fill it in at start)."""
+    for row in _read_db(files, "etc/passwd"):
+        if len(row) > 5 and row[2] == str(uid) and row[5]:
+            return row[5]
+    return None
 
 
 def default_mounts() -> list[dict[str, Any]]:

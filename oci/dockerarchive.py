@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from . import jsontext
 from .digest import Digest, HashingWriter
-from .errors import DigestMismatchError, InvalidDocumentError, UsageError
+from .errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
 from .layer import tarformat as tf
 from .layer.compression import detect, open_compressor, open_decompressed, open_detected, read_errors
 from .layer.tarreader import TarReader, read_tar
@@ -36,6 +36,7 @@ _MAX_METADATA = 64 << 20  # all of them and the symlinks together
 # A docker reference without digest: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOCKER_NAME = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?$")
+_DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _CHUNK = 1 << 20
 
@@ -71,6 +72,19 @@ class ArchiveImage:
     config: bytes
     layer_paths: list[str]  # entries of the archive, bottom layer first
     diff_ids: list[str]
+    name: str | None = None  # the image's name: the one asked for, else its first RepoTag
+
+    @property
+    def tag(self) -> str | None:
+        """The tag of the image's name as docker reads it (``example/app:1.0`` gives
+        ``1.0``, ``example/app`` gives ``latest``); None for an image without a name."""
+        if self.name is None:
+            return None
+        tag = _normalized(self.name).rsplit("/", 1)[-1].partition(":")[2]
+        if not _DOCKER_TAG.match(tag):
+            raise InvalidDocumentError(f"{self.path}: image name {self.name!r} in manifest.json has no valid tag; "
+                                       "name the destination's tag (LAYOUT:TAG)")
+        return tag
 
 
 def import_archive(ref: ArchiveRef, layout: Layout, tag: str | None, *, compression: str | None = None,
@@ -84,12 +98,17 @@ def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
     """Find and check the image ``ref`` names (or the archive's only one): its config and
     where its layers are. Reads everything but the layers' data."""
     path = ref.path
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
     if not path.is_file():
-        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)"
-                         if path.exists() else f"{path}: no such file")
+        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)")
     where = str(path)
     files, links, repeated = _scan(path)
     manifest = _manifest_entry(files, ref, where)
+    if ref.name is not None and not ref.name.startswith("@"):
+        name: str | None = ref.name
+    else:
+        name = next(iter(manifest.get("RepoTags") or []), None)
     config_path = _resolve(manifest.get("Config"), links, where, "Config")
     config_bytes = files.get(config_path)
     if config_bytes is None:  # Docker 25 and later name it blobs/sha256/HEX, without .json
@@ -110,7 +129,7 @@ def read_archive_image(ref: ArchiveRef) -> ArchiveImage:
     if len(layer_paths) != len(diff_ids):
         raise InvalidDocumentError(f"{where}: manifest.json lists {len(layer_paths)} layers, "
                                    f"the config {len(diff_ids)} diffIDs")
-    return ArchiveImage(path, config_bytes, layer_paths, diff_ids)
+    return ArchiveImage(path, config_bytes, layer_paths, diff_ids, name)
 
 
 def store_archive_image(image: ArchiveImage, layout: Layout, tag: str | None, *, compression: str | None = None,
@@ -210,13 +229,13 @@ def _manifest_entry(files: dict[str, bytes], ref: ArchiveRef, where: str) -> dic
     if ref.name.startswith("@"):
         number = ref.name[1:]
         if not number.isdigit() or int(number) >= len(images):
-            raise UsageError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
+            raise NotFoundError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
         return images[int(number)]
     wanted = _normalized(ref.name)
     for image in images:
         if wanted in {_normalized(t) for t in image.get("RepoTags") or []}:
             return image
-    raise UsageError(f"{where}: no image tagged {ref.name!r} in the archive")
+    raise NotFoundError(f"{where}: no image tagged {ref.name!r} in the archive")
 
 
 def _normalized(name: str) -> str:
@@ -358,7 +377,7 @@ def export_archive(layout: Layout, manifest_desc: Descriptor, ref: ArchiveRef,
     if target.is_dir():
         raise UsageError(f"{target}: is a directory; name the archive file to write")
     if not target.parent.is_dir():
-        raise UsageError(f"{target}: directory {target.parent} does not exist")
+        raise NotFoundError(f"{target}: directory {target.parent} does not exist")
     if ref.name is not None and not _DOCKER_NAME.match(ref.name):
         raise UsageError(f"{ref.name!r}: not an image name docker load takes (NAME or NAME:TAG, lowercase name)")
     with scratch_file(target, "export") as (tmp, out):

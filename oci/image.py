@@ -17,8 +17,9 @@ from typing import Any, Callable
 
 from . import jsontext
 from .bundle import BundleMeta
+from .convert import DEFAULT_PATH
 from .digest import Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError, print_warning
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, print_warning
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
@@ -247,13 +248,16 @@ def pack(
 ) -> Descriptor:
     """Make ``source`` into an image tagged ``tag`` in ``layout``; return its manifest descriptor.
 
-    Without ``base``: one layer holding all of ``source``. With ``base`` (layout, tag or
+    Without ``base``: one layer holding all of ``source``, its environment the default
+    ``PATH`` plus ``config.env``. With ``base`` (layout, tag or
     descriptor): the base image's layers plus one layer of what ``source`` changes
     relative to the base's root filesystem. The same tree and options with a fixed
     ``created`` (or ``source_date_epoch``) give the same manifest digest.
     """
     source = Path(source)
     if not source.is_dir():
+        if not source.exists():
+            raise NotFoundError(f"{source}: no such directory")
         raise UsageError(f"{source}: not a directory")
     changes = config or ConfigChanges()
     created = _created(changes, source_date_epoch)
@@ -282,7 +286,8 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
         diff_ids = list(base_img.config.rootfs.diff_ids)
         layers = list(base_img.manifest.layers)
     else:
-        cc, history, diff_ids, layers = ContainerConfig(), [], [], []
+        # A new image starts with the conventional PATH (as umoci and buildah give); --env adds to it.
+        cc, history, diff_ids, layers = ContainerConfig(env=[DEFAULT_PATH]), [], [], []
     cc = changes.apply(cc)
     author = changes.author or (base_img.config.author if base_img else None)
     history.append(History(created=created, created_by="ocikit pack",
@@ -330,7 +335,7 @@ def unpack(
     platform: Platform | None = None,
     layered: bool = False,
     store: Path | None = None,
-    rootless: bool = False,
+    rootless: bool | None = None,
     tty: bool = False,
     volumes_as_mounts: bool = False,
     progress: Progress | None = None,
@@ -341,11 +346,14 @@ def unpack(
     temporary directory beside ``bundle`` and renamed into place only when complete.
     Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
+    ``rootless`` (default: when not running as root): owners and device nodes are not
+    applied, and config.json maps the caller to root in a user namespace.
     """
     from .convert import layers_reader, rootfs_reader, runtime_config
     from .store import LayerStore, chain_ids, default_store
 
     bundle = Path(bundle).absolute()
+    rootless = os.geteuid() != 0 if rootless is None else rootless
     warnings: list[str] = []
     img = load_image(layout, ref, platform, warn=warnings.append)
     tag = ref if isinstance(ref, str) else (ref.ref_name if isinstance(ref, Descriptor) else "latest")
@@ -418,6 +426,8 @@ def commit(
     on top of the image it came from, tagged ``tag`` in ``layout`` (the source image is
     left as it was). The bundle then counts the committed image as its origin."""
     bundle = Path(bundle).absolute()
+    if not bundle.exists():
+        raise NotFoundError(f"{bundle}: no such bundle directory")
     meta = BundleMeta.load(bundle)
     if meta is None or not meta.image.get("manifest"):
         raise BundleError(f"{bundle}: not a bundle unpacked by ocikit (no ocikit-bundle.json with its image)")

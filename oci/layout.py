@@ -30,6 +30,7 @@ from .errors import (
     InvalidDigestError,
     InvalidDocumentError,
     LayoutError,
+    LayoutNotFoundError,
     OCIError,
     TagNotFoundError,
     UsageError,
@@ -117,7 +118,7 @@ class Layout:
         try:
             self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise LayoutError(f"{self.root}: no such directory, so not an OCI image layout") from None
+            raise LayoutNotFoundError(f"{self.root}: no such directory, so no OCI image layout") from None
         except NotADirectoryError:
             raise LayoutError(f"{self.root}: not a directory, so not an OCI image layout") from None
         header = self.root / "oci-layout"

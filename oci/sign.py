@@ -75,6 +75,7 @@ class SignatureCheck:
 class SignatureReport:
     ok: bool
     checks: list[SignatureCheck] = field(default_factory=list)
+    unsigned: bool = False  # no signature of the manifest at all (by any key)
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def verify_signatures(
     ``ok`` when at least one signature by one of the keys verifies over a payload that
     names exactly this manifest digest and carries ``required_annotations`` in
     ``optional``. Every candidate is reported; problems become failed checks, never
-    exceptions. No candidates at all gives ``ok=False`` with no checks.
+    exceptions. No signature at all gives ``ok=False`` and ``unsigned``.
     """
     checks: list[SignatureCheck] = []
     keys: list[tuple[str, PublicKey]] = []
@@ -364,7 +365,7 @@ def verify_signatures(
                 continue
             problem = _payload_problem(payload, manifest.digest, required_annotations or {})  # type: ignore[arg-type]
             checks.append(SignatureCheck(sig_id, key_name, problem is None, problem or "valid signature"))
-    return SignatureReport(any(c.ok for c in checks), checks)
+    return SignatureReport(any(c.ok for c in checks), checks, unsigned=not candidates and not problems)
 
 
 def _load_candidate(layout: Layout, layer: Descriptor) -> tuple[bytes | None, bytes | None, str | None]:

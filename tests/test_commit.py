@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from oci.convert import DEFAULT_PATH
 from oci.image import ConfigChanges, commit, edit_config, load_image, pack, unpack
 from oci.layout import Layout
 
@@ -97,7 +98,7 @@ def test_config_edit_writes_a_new_image_sharing_layers(image: Layout) -> None:
     edit_config(image, "v1", "v1-dev", ConfigChanges(env=["A=2", "B=3"], labels={"l": "1"}, cmd=["/bin/bash"]))
     after = load_image(image, "v1-dev")
     assert after.manifest.layers == before.manifest.layers
-    assert after.config.config.env == ["A=2", "B=3"] and after.config.config.cmd == ["/bin/bash"]
+    assert after.config.config.env == [DEFAULT_PATH, "A=2", "B=3"] and after.config.config.cmd == ["/bin/bash"]
     assert after.config.config.labels == {"l": "1"}
     assert after.config.history[-1].empty_layer is True
     assert load_image(image, "v1").config == before.config

@@ -34,11 +34,36 @@ def test_no_entrypoint_nor_cmd_is_an_error() -> None:
 
 
 def test_env_and_workdir_are_copied() -> None:
-    config = runtime_config(_image(cmd=["/x"], env=["A=1"], working_dir="/srv"), None)
-    assert config["process"]["env"] == ["A=1"] and config["process"]["cwd"] == "/srv"
+    config = runtime_config(_image(cmd=["/x"], env=["PATH=/bin", "A=1"], working_dir="/srv"), None)
+    assert config["process"]["env"] == ["PATH=/bin", "A=1"] and config["process"]["cwd"] == "/srv"
 
 
 def test_missing_env_gets_a_default_path() -> None:
+    assert runtime_config(_image(cmd=["/x"]), None)["process"]["env"] == [DEFAULT_PATH]
+
+
+def test_an_env_without_path_gets_the_default_path_first() -> None:
+    env = runtime_config(_image(cmd=["/x"], env=["LANG=C.UTF-8"]), None)["process"]["env"]
+    assert env == [DEFAULT_PATH, "LANG=C.UTF-8"]
+
+
+def test_a_terminal_gets_term_xterm_unless_the_image_sets_term() -> None:
+    assert runtime_config(_image(cmd=["/x"]), None, tty=True)["process"]["env"] == [DEFAULT_PATH, "TERM=xterm"]
+    env = runtime_config(_image(cmd=["/x"], env=["TERM=vt100"]), None, tty=True)["process"]["env"]
+    assert env == [DEFAULT_PATH, "TERM=vt100"]
+
+
+def test_home_comes_from_passwd_unless_the_image_sets_it(root: Path) -> None:
+    files = rootfs_reader(root)
+    assert runtime_config(_image(cmd=["/x"]), files)["process"]["env"] == [DEFAULT_PATH, "HOME=/root"]
+    assert runtime_config(_image(cmd=["/x"], user="bob"), files)["process"]["env"][-1] == "HOME=/home/bob"
+    assert runtime_config(_image(cmd=["/x"], user="bob", env=["HOME=/srv"]), files)["process"]["env"] == [
+        DEFAULT_PATH, "HOME=/srv"]
+    # Rootless, container root runs the process: root's home, not bob's.
+    rootless = runtime_config(_image(cmd=["/x"], user="bob"), files, rootless=True, uid=1000, gid=1000)
+    assert rootless["process"]["env"][-1] == "HOME=/root"
+    # No entry for the user (or no /etc/passwd): no HOME, as umoci writes it.
+    assert runtime_config(_image(cmd=["/x"], user="4242"), files)["process"]["env"] == [DEFAULT_PATH]
     assert runtime_config(_image(cmd=["/x"]), None)["process"]["env"] == [DEFAULT_PATH]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from oci.convert import DEFAULT_PATH
 from oci.image import ConfigChanges, load_image, pack
 from oci.layout import Layout
 from oci.models import MT_LAYER_ZSTD, Platform
@@ -42,7 +43,7 @@ def test_pack_records_every_config_option(tmp_path: Path) -> None:
     img = load_image(layout, "v1")
     cc = img.config.config
     assert cc.entrypoint == ["/bin/sh", "-c"] and cc.cmd == ["echo hi"]
-    assert cc.env == ["A=1", "B=2"] and cc.working_dir == "/srv" and cc.user == "bob:wheel"
+    assert cc.env == [DEFAULT_PATH, "A=1", "B=2"] and cc.working_dir == "/srv" and cc.user == "bob:wheel"
     assert cc.labels == {"k": "v"} and cc.exposed_ports == {"80/tcp": {}, "53/udp": {}}
     assert cc.volumes == {"/data": {}} and cc.stop_signal == "SIGINT"
     assert img.config.author == "Ann" and img.config.created == "2020-01-02T03:04:05Z"
@@ -92,6 +93,30 @@ def test_pack_zstd_layer_has_the_zstd_media_type(tmp_path: Path) -> None:
     assert load_image(layout, "v1").manifest.layers[0].media_type == MT_LAYER_ZSTD
 
 
+def test_a_new_image_has_the_default_path_and_env_adds_to_it(tmp_path: Path, ocikit) -> None:
+    src = make_tree(tmp_path / "src")
+    layout = tmp_path / "l"
+    ocikit("pack", src, f"{layout}:plain", check=True)
+    ocikit("pack", src, f"{layout}:lang", "--env", "LANG=C.UTF-8", check=True)
+    ocikit("pack", src, f"{layout}:path", "--env", "PATH=/opt/bin:/bin", "--env", "LANG=C", check=True)
+    env = {tag: load_image(Layout(layout), tag).config.config.env for tag in ("plain", "lang", "path")}
+    assert DEFAULT_PATH == "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert env == {"plain": [DEFAULT_PATH], "lang": [DEFAULT_PATH, "LANG=C.UTF-8"],
+                   "path": ["PATH=/opt/bin:/bin", "LANG=C"]}
+
+
+def test_pack_on_a_base_keeps_the_base_environment(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    base = Layout.init(tmp_path / "base")
+    # An image made elsewhere without PATH: a child adds none (the base decides).
+    from oci.image import edit_config
+
+    pack(make_tree(tmp_path / "b"), base, "t")
+    edit_config(base, "t", None, ConfigChanges(clear_env=True, env=["ONLY=1"]))
+    pack(make_tree(tmp_path / "c"), layout, "child", base=(base, "t"), config=ConfigChanges(env=["CHILD=1"]))
+    assert load_image(layout, "child").config.config.env == ["ONLY=1", "CHILD=1"]
+
+
 def test_pack_on_a_base_reuses_its_layers_and_adds_only_the_changes(tmp_path: Path) -> None:
     base_src = make_tree(tmp_path / "base")
     layout = _layout(tmp_path)
@@ -104,7 +129,7 @@ def test_pack_on_a_base_reuses_its_layers_and_adds_only_the_changes(tmp_path: Pa
     assert child.manifest.layers[0] == base.manifest.layers[0]
     assert len(child.manifest.layers) == 2
     assert child.manifest.layers[1].size < 4096  # a small diff, not the 300 kB file again
-    assert child.config.config.env == ["FROM_BASE=1", "CHILD=1"]
+    assert child.config.config.env == [DEFAULT_PATH, "FROM_BASE=1", "CHILD=1"]
     assert desc.digest == layout.resolve("child").digest
 
 
@@ -149,5 +174,6 @@ def test_failed_pack_leaves_no_new_layout(tmp_path: Path, ocikit) -> None:
 
 def test_pack_of_a_missing_directory_is_one_line_error(tmp_path: Path, ocikit) -> None:
     res = ocikit("pack", tmp_path / "nope", f"{tmp_path}/l:t")
-    assert_one_line_error(res, "nope", "not a directory")
+    assert_one_line_error(res, "nope", "no such directory")
+    assert res.code == 3  # not found
     assert not (tmp_path / "l").exists()

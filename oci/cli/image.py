@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from ..errors import UsageError, print_warning
-from .app import app, parse_pairs, print_json
+from .app import app, parse_pairs, print_json, rootless_unless_root
 
 if TYPE_CHECKING:
     from ..layout import Layout
@@ -69,6 +69,15 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
     )
 
 
+def _check_dir(path: Path) -> None:
+    from ..errors import NotFoundError
+
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+
+
 def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
     from ..layout import Reference
 
@@ -80,7 +89,8 @@ def _split_ref(text: str, what: str):  # type: ignore[no-untyped-def]
 
 _E = typer.Option(None, "--entrypoint", help=f"Entrypoint: {_LIST_HELP}.")
 _C = typer.Option(None, "--cmd", help=f"Default arguments: {_LIST_HELP}.")
-_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; replaces KEY).")
+_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; adds KEY or replaces it). "
+                                        "A new image (pack without --base) starts with the default PATH.")
 _WD = typer.Option(None, "--workdir", help="Working directory (absolute).")
 _USER = typer.Option(None, "--user", help="User: name, uid, name:group or uid:gid.")
 _LABEL = typer.Option(None, "--label", help="Label KEY=VALUE (repeatable).")
@@ -95,8 +105,8 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 
 @app.command()
 def pack(
-    directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write (the layout is created if missing)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory holding the root filesystem."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to write (the layout is created if missing)."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
@@ -127,8 +137,7 @@ def pack(
         blayout = Layout(bref.layout)
         base_arg = (blayout, blayout.resolve(None, digest=bref.digest) if bref.digest else bref.tag)
     # Check everything the command line says before creating a layout for it.
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a directory")
+    _check_dir(directory)
     plat = Platform.parse(platform) if platform else None
     changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
     changes.apply(ContainerConfig())
@@ -143,12 +152,12 @@ def pack(
 
 @app.command()
 def unpack(
-    source: str = typer.Argument(..., help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
+    source: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST (default tag: latest)."),
     bundle: Path = typer.Argument(..., help="Bundle directory to create (must not exist, or be empty)."),
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index (default: this host)."),
-    rootless: bool = typer.Option(False, "--rootless", help="Write a config for an unprivileged user (user namespace mapping the caller to root)."),
+    rootless: bool = typer.Option(False, "--rootless", help="Unpack for an unprivileged user: skip owners and device nodes, and write a config whose user namespace maps the caller to root (the default when not root)."),
     tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
     volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -169,6 +178,8 @@ def unpack(
     what = layout.resolve(None, digest=ref.digest) if ref.digest else ref.tag
     if store is not None and not layered:
         raise UsageError("--store only applies with --layered")
+    rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
+                                    "config.json maps you to root in a user namespace")
     result = do_unpack(
         layout, what, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
@@ -187,7 +198,7 @@ def unpack(
 @app.command()
 def commit(
     bundle: Path = typer.Argument(..., help="Bundle made by ocikit unpack."),
-    target: str = typer.Argument(..., help="LAYOUT:TAG to write the new image to."),
+    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to write the new image to."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
@@ -215,7 +226,7 @@ def commit(
 
 @app.command()
 def config(
-    source: str = typer.Argument(..., help="LAYOUT:TAG of the image to change."),
+    source: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG of the image to change."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Tag for the result (default: move the source tag)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,

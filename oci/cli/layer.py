@@ -10,9 +10,9 @@ from typing import List, Optional
 import typer
 
 from ..errors import UsageError, one_line
-from .app import app, print_json
+from .app import Typer, app, print_json
 
-layer_app = typer.Typer(help="Inspect layer tars and snapshot trees for later diffs.", no_args_is_help=True)
+layer_app = Typer(help="Inspect layer tars and snapshot trees for later diffs.", no_args_is_help=True)
 app.add_typer(layer_app, name="layer")
 
 _SUFFIXES = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.zst", "zstd"), (".tar.zstd", "zstd"), (".tar", "none"))
@@ -43,7 +43,7 @@ def _source_date_epoch(given: Optional[int]) -> Optional[int]:
 
 @app.command()
 def diff(
-    paths: List[Path] = typer.Argument(..., help="[OLD] NEW: with one path, a full layer of NEW (or, with --overlay, of an upper dir)."),
+    paths: List[Path] = typer.Argument(..., metavar="[OLD] NEW", help="[OLD] NEW: with one path, a full layer of NEW (or, with --overlay, of an upper dir)."),
     output: str = typer.Option(..., "-o", "--output", help="Layer file to write (.tar, .tar.gz, .tar.zst), or - for stdout."),
     compression: Optional[str] = typer.Option(None, "--compression", "-c", help="none, gzip or zstd (default: from the output name, else gzip)."),
     level: Optional[int] = typer.Option(None, "--level", help="Compression level (gzip 1-9, zstd 1-22)."),
@@ -162,7 +162,7 @@ def _format(e: dict) -> str:
 
 @layer_app.command("snapshot")
 def layer_snapshot(
-    root: Path = typer.Argument(..., help="Directory tree to record."),
+    root: Path = typer.Argument(..., metavar="DIR", help="Directory tree to record."),
     output: Path = typer.Option(..., "-o", "--output", help="Snapshot file to write (JSON lines)."),
     hash_content: bool = typer.Option(False, "--hash", help="Also record each file's sha256 (slower; survives copies of the tree)."),
 ) -> None:

@@ -53,7 +53,7 @@ def keygen(
 
 @app.command()
 def sign(
-    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST of the image to sign."),
+    ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST of the image to sign."),
     key: Path = typer.Option(..., "--key", help="Private key (PEM); its password comes from $OCIKIT_PASSWORD or a prompt."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", "-a", help="K=V to put in the signed payload (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -81,7 +81,7 @@ def sign(
 
 @app.command()
 def referrers(
-    ref: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST whose referrers to list."),
+    ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST whose referrers to list."),
     artifact_type: Optional[str] = typer.Option(None, "--artifact-type", help="Only referrers of this artifactType."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

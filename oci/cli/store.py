@@ -33,8 +33,8 @@ def init(layout: Path = typer.Argument(..., help="Directory to create (must not 
 
 @app.command()
 def tag(
-    source: str = typer.Argument(..., help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
-    new_tag: str = typer.Argument(..., help="The new tag."),
+    source: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST to tag."),
+    new_tag: str = typer.Argument(..., metavar="NEW_TAG", help="The new tag."),
 ) -> None:
     """Add a tag pointing at the same manifest as SOURCE.
 
@@ -66,7 +66,7 @@ def list_tags(
 
 
 @app.command()
-def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
+def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to untag.")) -> None:
     """Remove a tag. Blobs stay until `ocikit gc`.
 
     Example: ocikit rm ./images:old
@@ -83,7 +83,8 @@ def rm(ref: str = typer.Argument(..., help="LAYOUT:TAG to untag.")) -> None:
 @app.command()
 def copy(
     source: str = typer.Argument(..., help="LAYOUT[:TAG], LAYOUT@DIGEST or docker-archive:FILE[:NAME:TAG] to copy."),
-    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's) or "
+    destination: str = typer.Argument(..., help="LAYOUT[:TAG] (created if needed; default tag: SOURCE's, from a "
+                                                "docker archive the image's own tag, else latest) or "
                                                 "docker-archive:FILE[:NAME:TAG]."),
     all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
@@ -123,7 +124,7 @@ def copy(
         image = read_archive_image(ArchiveRef.parse(source))  # all checks before the destination is touched
         dst_ref = _destination(destination)
         with destination_layout(dst_ref.layout) as dst:
-            tag = dst_ref.tag or "latest"
+            tag = dst_ref.tag or image.tag or "latest"  # default: the archive's own tag, as between layouts
             desc = store_archive_image(image, dst, tag, compression=compression, progress=progress)
         _report_copy(json_out, desc, [tag], f"{dst_ref.layout}:{tag}")
         return
@@ -166,7 +167,7 @@ def _report_copy(json_out: bool, desc, tags: list[str], where: str, extra: dict 
 
 @app.command()
 def inspect(
-    ref: str = typer.Argument(..., help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT[:TAG] or LAYOUT@DIGEST."),
     json_out: bool = typer.Option(False, "--json", help="Print the raw documents as JSON."),
 ) -> None:
     """Show an image: platform, config and layers with sizes.
@@ -186,7 +187,7 @@ def inspect(
 
 @app.command()
 def verify(
-    ref: str = typer.Argument(..., help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
+    ref: str = typer.Argument(..., metavar="LAYOUT[:TAG]", help="LAYOUT (everything in index.json) or LAYOUT:TAG / LAYOUT@DIGEST."),
     key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -199,11 +200,13 @@ def verify(
 
     Example: ocikit verify ./images:latest --key cosign.pub
     """
-    from ..errors import OCIError
+    from ..errors import OCIError, UsageError
     from ..layout import Layout, Reference
     from ..progress import Progress
     from ..verify import verify_layout
 
+    if annotation and not key:
+        raise UsageError("--annotation applies to signatures: give --key too")
     parsed = Reference.parse(ref, default_tag=None)
     layout = Layout(parsed.layout)
     roots = None
@@ -214,7 +217,7 @@ def verify(
     progress.done()
     result = report.to_dict()
 
-    sig_ok = True
+    signature_failures: list[str] = []  # for each image without a valid signature, why
     if key:
         from ..sign import is_signature_tag, verify_signatures
 
@@ -223,15 +226,18 @@ def verify(
         checks = []
         for target in targets:
             sig = verify_signatures(layout, target, list(key), required)
-            sig_ok = sig_ok and sig.ok
             checks.extend(
                 {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
                 for c in sig.checks
             )
-            if not sig.ok and not sig.checks:
-                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": "no signatures found"})
+            if sig.unsigned:
+                why = f"image is not signed (no signatures found for {target.digest})"
+                checks.append({"manifest": target.digest, "signature": None, "key": None, "ok": False, "reason": why})
+                signature_failures.append(why)
+            elif not sig.ok:
+                signature_failures.append(f"no valid signature by the given key(s) for {target.digest}")
         result["signatures"] = checks
-        result["ok"] = report.ok and sig_ok
+        result["ok"] = report.ok and not signature_failures
 
     if json_out:
         print_json(result)
@@ -240,49 +246,59 @@ def verify(
             print(f"FAIL {p}")
         for c in result.get("signatures", []):
             state = "ok  " if c["ok"] else "FAIL"
-            print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
-        if report.ok:
+            if c["signature"] is None and c["key"] is None:
+                print(one_line(f"{state} signature: {c['reason']}"))
+            else:
+                print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
+        if report.ok and not signature_failures:  # a success line only when the command succeeds
             print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
     if not report.ok:
         first = report.problems[0]
         extra = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         raise OCIError(f"{layout.root}: verification failed: {first}{extra}")
-    if not sig_ok:
-        raise OCIError(f"{layout.root}: no valid signature by the given key(s)")
+    if signature_failures:
+        extra = f" (and {len(signature_failures) - 1} more)" if len(signature_failures) > 1 else ""
+        raise OCIError(f"{layout.root}: {signature_failures[0]}{extra}")
 
 
 @app.command()
 def gc(
-    layout: Optional[Path] = typer.Argument(None, help="The image layout to clean."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Also prune unreferenced layers of this shared layer store."),
+    layout: Optional[Path] = typer.Argument(None, help="The image layout to clean (optional with --store)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Prune layers of this shared layer store that no bundle uses."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed, remove nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove blobs unreachable from index.json (keeping referrers such as signatures) and stale temporary files.
 
-    Example: ocikit gc ./images    |    ocikit gc --store /var/lib/ocikit
+    With --store, also (or only, without LAYOUT) remove the layers of a layer store that no
+    bundle uses, with their lock files and interrupted extractions.
+
+    Example: ocikit gc ./images    |    ocikit gc --store /var/lib/ocikit --dry-run
     """
     from ..errors import UsageError
     from ..layout import Layout
 
     if layout is None and store is None:
         raise UsageError("name a LAYOUT, or a layer store with --store")
+    verb, freed = ("would remove", "bytes would be freed") if dry_run else ("removed", "bytes freed")
     out: dict = {}
     if layout is not None:
         result = Layout(layout).gc(dry_run=dry_run)
         out["layout"] = {"removed": result.removed, "temporary_removed": result.temporary_removed, "bytes_freed": result.bytes_freed}
         if not json_out:
-            verb = "would remove" if dry_run else "removed"
-            print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, {result.bytes_freed} bytes freed")
+            print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, "
+                  f"{result.bytes_freed} {freed}")
     if store is not None:
         from ..store import LayerStore
 
-        if dry_run:
-            raise UsageError("--dry-run applies to a layout only, not to --store")
-        pruned = LayerStore(store).prune()
-        out["store"] = {"removed": pruned.removed, "bytes_freed": pruned.bytes_freed}
+        pruned = LayerStore(store, create=False).prune(dry_run=dry_run)
+        out["store"] = {"removed": pruned.removed, "temporary_removed": pruned.temporary_removed,
+                        "bytes_freed": pruned.bytes_freed}
         if not json_out:
-            print(f"store: removed {len(pruned.removed)} layers, {pruned.bytes_freed} bytes freed")
+            for chain_id in pruned.removed:
+                print(f"store: {verb} layer {chain_id}")
+            print(f"store: {verb} {len(pruned.removed)} layers and {pruned.temporary_removed} temporary "
+                  f"extractions, {pruned.bytes_freed} {freed}")
     if json_out:
         print_json(out)
 

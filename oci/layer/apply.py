@@ -65,9 +65,11 @@ def apply_layer(
     hide lower content. ``overlay``: ``target`` is this layer's own fresh directory for
     use as an overlayfs lowerdir: whiteouts become 0/0 character devices, opaque markers
     the ``trusted.overlay.opaque`` xattr (``user.`` with ``userxattr``). ``rootless``
-    (default: not running as root) skips ownership and device nodes with warnings.
+    (default: not running as root) skips ownership and device nodes, with a warning for
+    each device node and, when ``rootless`` was not given, one for the owners not applied.
     The stream is read to its end. Raises LayerError / UnsafePathError naming the entry.
     """
+    warn_owners = rootless is None  # a caller asking for rootless knows owners are not applied
     rootless = os.geteuid() != 0 if rootless is None else rootless
     reader, compression = open_detected(stream)
     # Decompression and the diffID hash run in a read-ahead thread (both release the GIL),
@@ -77,7 +79,8 @@ def apply_layer(
     tar = TarReader(source.read)
     try:
         with RootDir(target) as root:
-            applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress)
+            applier = _Applier(root, overlay=overlay, userxattr=userxattr, rootless=rootless, progress=progress,
+                               warn_owners=warn_owners)
             try:
                 count = _extract(tar, applier)
                 applier.finish()
@@ -142,8 +145,9 @@ def _proc(dir_fd: int, name: str) -> str:
 
 class _Applier:
     def __init__(self, root: RootDir, *, overlay: bool, userxattr: bool, rootless: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, warn_owners: bool = True) -> None:
         self.root = root
+        self.warn_owners = warn_owners
         self.overlay = overlay
         self.userxattr = userxattr
         self.rootless = rootless
@@ -520,7 +524,7 @@ class _Applier:
                 os.utime(fd, ns=_times(info))
             finally:
                 os.close(fd)
-        if self.owners_skipped:
+        if self.owners_skipped and self.warn_owners:
             self.warnings.append(
                 f"{self.owners_skipped} entries' owners not applied (not running as root)")
 

@@ -1,5 +1,6 @@
 """GNU sparse files in layers: every form GNU tar writes reads, applies with its holes, and
-unpacks to the tree umoci gives; hostile sparse maps fail as one LayerError."""
+unpacks to the tree umoci gives; hostile sparse maps fail as one LayerError. Holes written
+out as zeros come back as holes on apply."""
 
 from __future__ import annotations
 
@@ -365,3 +366,48 @@ def test_the_data_of_an_entry_cannot_be_read_twice() -> None:
     assert b"".join(bytes(c) for c in reader.data()) == b"abc"
     with pytest.raises(LayerError, match="a: its data was already read"):
         list(reader.data())
+
+
+# -- holes stored as zeros --------------------------------------------------------------------
+
+
+def _dense_layer(*files: tuple[str, bytes]) -> bytes:
+    return b"".join(header(name.encode(), size=len(data)) + padded(data) for name, data in files) + END
+
+
+def _apply(data: bytes, out: Path) -> Path:
+    out.mkdir()
+    apply_layer(io.BytesIO(data), out)
+    return out
+
+
+def test_zeros_in_a_plain_entry_come_back_as_holes(tmp_path: Path) -> None:
+    # A 50 MiB sparse file as docker, umoci and ocikit store it: 1 MiB of data at 0 and at
+    # 30 MiB, the rest zeros.
+    content = bytearray(50 * MiB)
+    content[:MiB] = os.urandom(MiB)
+    content[30 * MiB:31 * MiB] = os.urandom(MiB)
+    out = _apply(_dense_layer(("f", bytes(content))), tmp_path / "out")
+    st = os.stat(out / "f")
+    assert st.st_size == 50 * MiB and (out / "f").read_bytes() == content
+    assert st.st_blocks * 512 <= 2 * MiB + 64 * 1024, f"{st.st_blocks} blocks: the zeros were written"
+
+
+def test_a_plain_entry_ending_in_zeros_or_all_zeros_keeps_its_size_as_a_hole(tmp_path: Path) -> None:
+    head = os.urandom(70000)
+    out = _apply(_dense_layer(("tail", head + bytes(3 * MiB + 5)), ("zeros", bytes(5 * MiB))), tmp_path / "out")
+    assert (out / "tail").read_bytes() == head + bytes(3 * MiB + 5)
+    assert os.stat(out / "tail").st_blocks * 512 <= 192 * 1024
+    assert os.stat(out / "zeros").st_size == 5 * MiB and os.stat(out / "zeros").st_blocks == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(shift=st.integers(0, 200), runs=st.lists(st.tuples(st.booleans(), st.integers(1, 300_000)), min_size=1, max_size=12))
+def test_plain_entries_with_zero_runs_apply_byte_for_byte(tmp_path_factory: pytest.TempPathFactory, shift: int,
+                                                         runs: list[tuple[bool, int]]) -> None:
+    # Runs of zeros of every length and alignment, across the reader's chunk boundaries
+    # (``shift`` moves the file's data against them); a zero byte is data too.
+    content = b"".join(bytes(n) if zero else os.urandom(n).replace(b"\0", b"\1") for zero, n in runs)
+    pad = (("pad", b"p" * 512 * shift),) if shift else ()
+    out = _apply(_dense_layer(*pad, ("f", content)), tmp_path_factory.mktemp("zeros") / "out")
+    assert (out / "f").read_bytes() == content

@@ -20,6 +20,7 @@ from .bundle import BundleMeta
 from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer.generate import write_layer
+from .layer.layertree import LayerTree, Unmodelled
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
 from .models import (
@@ -220,6 +221,21 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 # -- pack ---------------------------------------------------------------------------------
 
 
+def _base_tree(img: Image) -> LayerTree | None:
+    """The tree ``img``'s layers unpack to, from their headers alone, each blob's digest and
+    diffID checked on the way; None when a layer does what only extraction can tell."""
+    tree = LayerTree()
+    for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
+        with img.layout.open_blob(layer.digest, layer.size) as stream:
+            try:
+                got = tree.add_layer(stream, f"layer {layer.digest}")
+            except Unmodelled:
+                return None
+        if str(got) != diff_id:
+            raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {got}, config says diff_id {diff_id}")
+    return tree
+
+
 def pack(
     source: Path,
     layout: Layout,
@@ -249,8 +265,8 @@ def pack(
     base_img = load_image(base[0], base[1], platform) if base else None
     plat = platform or (base_img.config.platform if base_img else host_platform())
     with contextlib.ExitStack() as stack:
-        old: Path | None = None
-        if base_img is not None:
+        old: Path | LayerTree | None = _base_tree(base_img) if base_img is not None else None
+        if base_img is not None and old is None:
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
                 _apply_verified(base_img.layout, layer, diff_id, old)

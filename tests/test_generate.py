@@ -411,9 +411,12 @@ def test_added_file_is_in_the_layer_with_its_parent(pair) -> None:
     assert names(layer(new, old)[0]) == ["etc", "etc/new.conf"]
 
 
-def test_same_size_same_mtime_content_change_is_found(pair) -> None:
+def test_same_size_same_pinned_mtime_content_change_is_found(pair) -> None:
+    # Whole-second times on both sides were set, not written (SOURCE_DATE_EPOCH): bytes decide.
     old, new = pair
     (new / "etc/motd").write_text("HELLO\n")
+    for p in (old / "etc/motd", new / "etc/motd"):
+        os.utime(p, (1_600_000_000, 1_600_000_000))
     same_times(old, new)
     assert names(layer(new, old)[0]) == ["etc/motd"]
 

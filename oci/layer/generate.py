@@ -5,11 +5,21 @@ overlayfs upper dir, written in one streaming pass: tar -> diffID hash -> compre
 # Layer shape: depth first; in each directory its opaque marker, then whiteouts, then
 # entries, names in byte order; names relative without "./", directories end in "/",
 # no entry for the root itself. mtimes are whole seconds (what ustar holds and peers
-# round to), numeric owners only. "Modified" means a different type, mode, owner,
-# size, mtime (ns), xattrs, link target or device number; files equal in all of those
-# are compared by content: against a directory byte by byte (equal mtimes prove
-# nothing when builds pin them), against a snapshot by inode + ctime, or sha256 when
-# the snapshot recorded one.
+# round to), numeric owners only.
+#
+# Change detection is stat-driven. "Modified" means a different type, mode, owner, size,
+# xattrs, link target, device number, hardlink count or mtime, where mtimes match by
+# snapshot.same_mtime: the same whole second with either side lacking a sub-second part
+# is the same time (a layer never recorded it), as in Docker; otherwise the fractions
+# must agree, to the digits the older side recorded. Content is read only for a file
+# equal in all of that (see each _Old's same_content for why):
+# - against a directory or an image's layers (pack --base): only when the mtimes agreed
+#   only to the second (snapshot.seconds_only), byte by byte or by the sha256 taken while
+#   streaming the layer; mtimes equal to the nanosecond are trusted, as Docker does;
+# - against a snapshot: never, unless inode + ctime moved and the snapshot kept a sha256.
+# Limit: against a directory or layers, a same-size rewrite whose mtime was then put back
+# to the nanosecond (touch -r, a copy keeping another file's time) is taken as unchanged;
+# a snapshot sees it by ctime.
 
 from __future__ import annotations
 
@@ -27,7 +37,8 @@ from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
 from ..progress import Progress
 from . import tarformat as tf
 from .compression import BLOCK_SIZE, open_block_compressor
-from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs
+from .layertree import LayerTree
+from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs, seconds_only
 from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
 
 MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
@@ -60,7 +71,7 @@ class _Item:
 def write_layer(
     out: BinaryIO | HashingWriter,
     new: Path,
-    old: Path | TreeSnapshot | None = None,
+    old: Path | TreeSnapshot | LayerTree | None = None,
     *,
     overlay: bool = False,
     userxattr: bool = False,
@@ -72,8 +83,8 @@ def write_layer(
 ) -> LayerResult:
     """Write a layer of ``new`` to ``out`` and describe it.
 
-    ``old`` None: every entry of ``new``. ``old`` a directory or TreeSnapshot: only
-    what changed from it, with whiteouts for what is gone. ``overlay``: ``new`` is an
+    ``old`` None: every entry of ``new``. ``old`` a directory, TreeSnapshot or LayerTree
+    (an image's layers): only what changed from it, with whiteouts for what is gone. ``overlay``: ``new`` is an
     overlayfs upper dir whose whiteouts and opaque dirs become their tar forms.
     ``source_date_epoch`` clamps mtimes to at most that time. Skipped entries
     (sockets) are reported through ``warn`` (default: one stderr line each).
@@ -96,8 +107,10 @@ def write_layer(
     elif old is None:
         items = _depth_first(_Collector(warn).full("", str(new)))
     else:
-        if isinstance(old, TreeSnapshot):
-            base: _Old = _SnapshotOld(old)
+        if isinstance(old, LayerTree):
+            base: _Old = _LayersOld(old)
+        elif isinstance(old, TreeSnapshot):
+            base = _SnapshotOld(old)
         else:
             if not Path(old).is_dir():
                 raise LayerError(f"{old}: not a directory")
@@ -112,11 +125,13 @@ def write_layer(
 
 
 class _Old(Protocol):
-    """The state a changeset is taken against: a directory or a snapshot."""
+    """The state a changeset is taken against: a directory, a snapshot, or layers."""
 
     def get(self, rel: str) -> EntryMeta | None: ...
     def names(self, rel: str) -> list[str]: ...
-    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool: ...
+
+    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
+        """Is file ``path`` (``new``) the same as ``old``, given equal metadata?"""
 
 
 class _DirOld:
@@ -136,7 +151,11 @@ class _DirOld:
         return os.listdir(self._path(rel))
 
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
-        # Equal size and mtime prove nothing (reproducible builds share mtimes): read both.
+        # Equal nanoseconds on both sides mean one write (or a copy keeping its time): trust
+        # them, as Docker does. Times equal only to the second may hide a same-size rewrite
+        # in that second, or be pinned (SOURCE_DATE_EPOCH): there the bytes decide.
+        if not seconds_only(new.mtime_ns, old.mtime_ns):
+            return True
         with open(path, "rb") as a, open(self._path(rel), "rb") as b:
             while True:
                 ca, cb = a.read(_CHUNK), b.read(_CHUNK)
@@ -159,11 +178,35 @@ class _SnapshotOld:
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
         # Every write moves ctime, and nothing can set it back: same inode + ctime = same bytes.
         # (st_dev is left out: it may change across reboots while the tree does not.)
+        # So a snapshot, unlike a directory or layers, also sees a same-size rewrite in the
+        # same second, or one whose mtime was put back: a moved ctime is a change unless the
+        # snapshot kept a sha256 to clear it. Stat only, as long as nothing was touched.
         if new.ino == old.ino and new.ctime_ns == old.ctime_ns:
             return True
         if old.sha256:
             return file_sha256(path) == old.sha256
         return False
+
+
+class _LayersOld:
+    """The tree an image's layers unpack to (LayerTree), known from their headers only."""
+
+    def __init__(self, tree: LayerTree) -> None:
+        self.tree = tree
+
+    def get(self, rel: str) -> EntryMeta | None:
+        return self.tree.get(rel)
+
+    def names(self, rel: str) -> list[str]:
+        return self.tree.names(rel)
+
+    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
+        # As against a directory, but the older bytes are gone: the sha256 taken while
+        # streaming the layer stands in for them. (ocikit's layers record whole seconds, so
+        # a file equal in metadata is always hashed: still no compression and no copy.)
+        if not seconds_only(new.mtime_ns, old.mtime_ns):
+            return True
+        return old.sha256 is not None and file_sha256(path) == old.sha256
 
 
 # -- deciding what goes in -------------------------------------------------------------------

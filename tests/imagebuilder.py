@@ -47,15 +47,16 @@ def compress(data: bytes, compression: str) -> tuple[bytes, str]:
 def build_image(
     root: Path,
     tag: str = "latest",
-    layers: list[dict[str, bytes]] | None = None,
+    layers: list[dict[str, bytes] | bytes] | None = None,
     compression: str = "gzip",
 ) -> tuple[Layout, Descriptor]:
-    """Write an image with the given layers into the layout at ``root`` (created if needed)."""
+    """Write an image with the given layers (files, or a ready tar) into the layout at
+    ``root`` (created if needed)."""
     layout = Layout.open_or_init(root)
     layers = layers if layers is not None else [{"hello.txt": b"hello world\n"}]
     layer_descs, diff_ids = [], []
     for files in layers:
-        tar = make_tar(files)
+        tar = files if isinstance(files, bytes) else make_tar(files)
         blob, media_type = compress(tar, compression)
         digest, size = layout.put_blob(blob)
         layer_descs.append(Descriptor(media_type=media_type, digest=str(digest), size=size))

@@ -34,6 +34,31 @@ def make_tar(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+          "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chardev": tarfile.CHRTYPE}
+
+
+def entry(name: str, kind: str = "file", data: bytes = b"", *, mode: int = 0o644, mtime: float = 1_700_000_000,
+          xattrs: dict[str, str] | None = None, **fields) -> tuple[tarfile.TarInfo, bytes]:
+    """One tar entry of any type layers hold; ``fields`` sets other TarInfo fields."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime = _TYPES[kind], mode, mtime
+    info.size = len(data) if kind == "file" else 0
+    info.pax_headers = {"SCHILY.xattr." + k: v for k, v in (xattrs or {}).items()}
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def tar_of(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    """An uncompressed PAX tar of ``entries``, in the order given."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
 def compress(data: bytes, compression: str) -> tuple[bytes, str]:
     if compression == "gzip":
         return gzip.compress(data, mtime=0), MT_LAYER_GZIP

@@ -5,40 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from conftest import require_root
+from imagebuilder import entry, tar_of
 from oci.errors import LayerError
 from oci.layer.apply import apply_layer
 from oci.layer.generate import write_layer
 from oci.layer.layertree import LayerTree, Unmodelled
 from oci.layer.snapshot import file_sha256, meta_of, walk
-
-T = 1_700_000_000
-_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-          "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chardev": tarfile.CHRTYPE}
-
-
-def entry(name: str, kind: str = "file", data: bytes = b"", *, mode: int = 0o644, mtime: float = T,
-          xattrs: dict[str, str] | None = None, **fields) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime = _TYPES[kind], mode, mtime
-    info.size = len(data) if kind == "file" else 0
-    info.pax_headers = {"SCHILY.xattr." + k: v for k, v in (xattrs or {}).items()}
-    for key, value in fields.items():
-        setattr(info, key, value)
-    return info, data
-
-
-def tar_of(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    return buf.getvalue()
 
 
 def tree_of(*layers: bytes) -> LayerTree:
@@ -76,7 +53,7 @@ LOWER = tar_of(
     entry("w/gone", data=b"gone"),
 )
 UPPER = tar_of(
-    entry("a/", "dir", mode=0o750, mtime=T + 5, xattrs={"user.y": "2"}),
+    entry("a/", "dir", mode=0o750, mtime=1_700_000_005, xattrs={"user.y": "2"}),
     entry("a/.wh.f1"),
     entry("a/b", data=b"now a file"),
     entry("a/h2", "hardlink", linkname="a/h"),

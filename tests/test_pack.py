@@ -129,7 +129,9 @@ def test_pack_on_a_base_unpacks_to_the_new_tree(tmp_path: Path) -> None:
     from oci.image import unpack
 
     layout = _layout(tmp_path)
-    pack(make_tree(tmp_path / "base"), layout, "base")
+    # Times of another second than the new tree's: its big.bin has other random bytes of
+    # the same size, which stat cannot tell from the base's within one second (as in Docker).
+    pack(_sub_second(make_tree(tmp_path / "base")), layout, "base")
     new_src = make_tree(tmp_path / "new")
     (new_src / "etc" / "passwd").unlink()
     (new_src / "extra").mkdir()
@@ -179,11 +181,15 @@ def _top_layer(layout: Layout, tag: str) -> list[dict]:
         return list(list_layer(stream))
 
 
-def test_pack_on_a_base_of_the_same_sub_second_tree_writes_an_empty_layer(tmp_path: Path) -> None:
+def test_pack_on_a_base_of_the_same_sub_second_tree_writes_an_empty_layer(tmp_path: Path, monkeypatch) -> None:
     src = _sub_second(make_tree(tmp_path / "src"))
     layout = _layout(tmp_path)
     pack(src, layout, "v1")
+    opened: list[str] = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: (opened.append(str(p)), real_open(p, *a, **k))[1])
     pack(src, layout, "same", base=(layout, "v1"))
+    assert [p for p in opened if p.startswith(str(src))] == []  # stat decided: no file of the tree was read
     assert _top_layer(layout, "same") == []
     assert load_image(layout, "same").manifest.layers[-1].size < 100  # no copy of anything
 
@@ -200,26 +206,19 @@ def test_busybox_packed_twice_with_base_is_stored_once(tmp_path: Path) -> None:
     assert stored < load_image(layout, "v1").manifest.layers[0].size + 8192
 
 
-def _same_second_rewrite(p: Path) -> None:
-    st = os.lstat(p)
-    p.write_bytes(bytes(b ^ 1 for b in p.read_bytes()))
-    os.utime(p, ns=(0, st.st_mtime_ns + 1))  # the second the base recorded
-
-
 @pytest.mark.parametrize(
     "change,expected",
     [
         (lambda s: (s.joinpath("usr/share/hello.txt").write_text("HELLO\n"),
                     os.utime(s / "usr/share/hello.txt", (T + 9, T + 9))),
          {"usr/share/hello.txt", "usr/share/hard"}),
-        (lambda s: _same_second_rewrite(s / "usr/share/big.bin"), {"usr/share/big.bin"}),
         (lambda s: s.joinpath("secret").write_text("longer"), {"secret"}),
         (lambda s: os.chmod(s / "secret", 0o640), {"secret"}),
         (lambda s: os.unlink(s / "secret"), {"secret"}),
         (lambda s: (shutil.rmtree(s / "etc"), (s / "etc").mkdir(), (s / "etc" / "hostname").write_text("h\n")),
          {"etc/", "etc/passwd", "etc/group", "etc/hostname"}),
     ],
-    ids=["content-other-second", "content-same-second", "size", "chmod", "removed", "replaced-dir"],
+    ids=["content-other-second", "size", "chmod", "removed", "replaced-dir"],
 )
 def test_pack_on_a_base_finds_real_edits(tmp_path: Path, change, expected: set[str]) -> None:
     src = _sub_second(make_tree(tmp_path / "src"))

@@ -11,11 +11,10 @@ headers (and file hashes) in one streaming pass each, nothing extracted.
 # Anything else (an entry written through a symlinked parent, a hardlink to nothing or to
 # a directory, a non-directory root, an unsupported type, a whiteout naming nothing) is
 # left to extraction: add_layer raises Unmodelled and the caller extracts instead.
-# Memory: one node per entry, metadata only, plus a sha256 per regular file.
+# Memory: one node per entry, metadata only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import replace
@@ -59,7 +58,7 @@ class _Node:
 class LayerTree:
     """Relative path -> EntryMeta of the tree the layers added so far unpack to (the root is '').
 
-    File entries carry the sha256 of their content (None for sparse files); ``ino`` is 0.
+    Metadata only: no content hash, and ``ino`` is 0.
     """
 
     def __init__(self) -> None:
@@ -110,7 +109,7 @@ class LayerTree:
             try:
                 reader = TarReader(hashed.read)
                 for entry in reader:
-                    self._entry(entry, reader)
+                    self._entry(entry)
                 hashed.drain()
             finally:
                 hashed.close()
@@ -118,7 +117,7 @@ class LayerTree:
             pass
         return hashed.digest()
 
-    def _entry(self, entry: TarEntry, reader: TarReader) -> None:
+    def _entry(self, entry: TarEntry) -> None:
         parts, _ = clean(entry.name)
         base = parts[-1] if parts else ""
         if is_opaque_marker(base):
@@ -156,7 +155,7 @@ class LayerTree:
                 self._drop(parent, name)
                 children[name] = _Node(inode=target.inode)
             return
-        meta = _meta(entry, reader)
+        meta = _meta(entry)
         if entry.kind == "dir" and old is not None and old.dir is not None:
             # apply keeps the directory (and its children) and sets the entry's xattrs on it.
             old.dir = replace(meta, xattrs={**old.dir.xattrs, **meta.xattrs})
@@ -248,23 +247,14 @@ def _is_symlink(node: _Node) -> bool:
     return node.inode is not None and node.inode.meta.kind == "symlink"
 
 
-def _meta(entry: TarEntry, reader: TarReader) -> EntryMeta:
+def _meta(entry: TarEntry) -> EntryMeta:
     """What unpacking ``entry`` leaves on disk, as an lstat would show it."""
     kind = entry.kind
     xattrs = {k: v for k, v in entry.xattrs.items() if k not in SKIPPED_XATTRS and not is_overlay_xattr(k)}
-    size = sha = None
-    if kind == "file":
-        size = entry.size
-        if entry.sparse is None:
-            h = hashlib.sha256()
-            for chunk in reader.data():
-                h.update(chunk)
-            sha = h.hexdigest()
     return EntryMeta(
         kind=kind,  # type: ignore[arg-type]
         mode=0o777 if kind == "symlink" else entry.mode,  # apply never chmods a symlink
-        uid=entry.uid, gid=entry.gid, size=size or 0, mtime_ns=entry.mtime_ns, xattrs=xattrs,
+        uid=entry.uid, gid=entry.gid, size=entry.size if kind == "file" else 0, mtime_ns=entry.mtime_ns, xattrs=xattrs,
         link=entry.linkname if kind == "symlink" else None,
         rdev=os.makedev(entry.devmajor, entry.devminor) if kind in ("chardev", "blockdev") else 0,
-        sha256=sha,
     )

@@ -51,12 +51,11 @@ def same_mtime(new_ns: int, old_ns: int) -> bool:
     return new_frac // unit == old_frac // unit
 
 
-def seconds_only(new_ns: int, old_ns: int) -> bool:
-    """Did two mtimes that ``same_mtime`` matched agree only to the second (a side has no
-    fraction)? Then they cannot rule out a rewrite within that second, or a time pinned by
-    a reproducible build: only content can. (Nanosecond clocks stamp every write, so equal
-    fractions on both sides do rule one out, unless someone put the time back.)"""
-    return new_ns % _NS == 0 or old_ns % _NS == 0
+def whole_seconds(new_ns: int, old_ns: int) -> bool:
+    """Are both times whole seconds? Then their match proves little about content: such
+    times were set, not stamped by a write (a tar's truncation, a reproducible build's
+    pinned SOURCE_DATE_EPOCH), while a kernel stamps every write with nanoseconds."""
+    return new_ns % _NS == 0 and old_ns % _NS == 0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ headers (and file hashes) in one streaming pass each, nothing extracted.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import replace
@@ -102,20 +103,35 @@ class LayerTree:
         diffID. Reads ``stream`` to its end. LayerError (prefixed ``where``) for an unreadable
         layer, Unmodelled for one whose effect only extraction can tell."""
         self._written, self._ancestors = set(), set()
+        diff_id = hashlib.sha256()
+
+        def read(n: int) -> bytes:
+            data = plain.read(n)
+            diff_id.update(data)
+            return data
+
+        # Three stages on as many threads: reading (and the caller's blob hash, if its
+        # stream verifies), decompressing, and here the diffID hash and the headers; the
+        # decompressor alone would otherwise bound the pass.
         with read_errors(where):
-            plain, _ = open_detected(stream)
-            # Decompression and the diffID hash run ahead in a thread, as in apply.
-            hashed = ReadAheadHashingReader(plain)  # type: ignore[arg-type]
+            ahead = ReadAheadHashingReader(stream, None)  # type: ignore[arg-type]
             try:
-                reader = TarReader(hashed.read)
-                for entry in reader:
-                    self._entry(entry)
-                hashed.drain()
+                inflating, _ = open_detected(ahead)  # type: ignore[arg-type]
+                plain = ReadAheadHashingReader(inflating, None)
+                try:
+                    reader = TarReader(read)
+                    for entry in reader:
+                        self._entry(entry)
+                    while read(_CHUNK):  # past the end-of-archive blocks: the diffID covers them
+                        pass
+                finally:
+                    plain.close()
+                ahead.drain()
             finally:
-                hashed.close()
+                ahead.close()
         while stream.read(_CHUNK):  # let a verifying stream see its end
             pass
-        return hashed.digest()
+        return Digest("sha256", diff_id.hexdigest())
 
     def _entry(self, entry: TarEntry) -> None:
         parts, _ = clean(entry.name)

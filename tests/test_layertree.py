@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,23 @@ def test_a_pax_mtime_fraction_is_compared_at_the_precision_it_was_recorded(tmp_p
     os.utime(new / "f", ns=(0, 1000 * 10**9 + fraction))
     result = write_layer(io.BytesIO(), new, tree, compression="none")
     assert result.entries == (0 if same else 1)
+
+
+def test_memory_stays_bounded_for_a_large_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "big", "wb") as f:
+        f.truncate(256 << 20)  # sparse: zeros, which gzip shrinks to a small blob
+    blob = tmp_path / "layer.tar.gz"
+    with open(blob, "wb") as out:
+        write_layer(out, src)
+    tracemalloc.start()
+    try:
+        with open(blob, "rb") as stream:
+            tree = LayerTree()
+            tree.add_layer(stream, "layer")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tree.get("big").size == 256 << 20  # type: ignore[union-attr]
+    assert peak < 16 << 20, f"peak Python allocation {peak} bytes"

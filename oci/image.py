@@ -254,7 +254,7 @@ def pack(
 
     Without ``base``: one layer holding all of ``source``. With ``base`` (layout, tag or
     descriptor): the base image's layers plus one layer of what ``source`` changes
-    relative to the base's root filesystem. The same tree and options with a fixed
+    relative to the base's root filesystem (known from its layers' headers, by stat). The same tree and options with a fixed
     ``created`` (or ``source_date_epoch``) give the same manifest digest.
     """
     source = Path(source)
@@ -267,6 +267,7 @@ def pack(
     with contextlib.ExitStack() as stack:
         old: Path | LayerTree | None = _base_tree(base_img) if base_img is not None else None
         if base_img is not None and old is None:
+            # A layer writes through a symlink, or worse: only extraction tells (or refuses) it.
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
                 _apply_verified(base_img.layout, layer, diff_id, old)

@@ -85,8 +85,9 @@ def write_layer(
     """Write a layer of ``new`` to ``out`` and describe it.
 
     ``old`` None: every entry of ``new``. ``old`` a directory, TreeSnapshot or LayerTree
-    (an image's layers): only what changed from it, with whiteouts for what is gone. ``overlay``: ``new`` is an
-    overlayfs upper dir whose whiteouts and opaque dirs become their tar forms.
+    (an image's layers): only what changed from it, with whiteouts for what is gone.
+    ``overlay``: ``new`` is an overlayfs upper dir whose whiteouts and opaque dirs become
+    their tar forms.
     ``source_date_epoch`` clamps mtimes to at most that time. Skipped entries
     (sockets) are reported through ``warn`` (default: one stderr line each).
     An ``out`` that is a sha256 HashingWriter gives the layer digest without a second hash.

@@ -1,5 +1,5 @@
 """The tree a stack of layers unpacks to, as metadata only: read from the layers' tar
-headers (and file hashes) in one streaming pass each, nothing extracted.
+headers in one streaming pass each (digests and diffIDs checked), nothing extracted.
 
 ``pack --base`` diffs its source directory against this instead of extracting the base.
 """
@@ -46,6 +46,8 @@ class _Inode:
 
 
 class _Node:
+    """One path: a directory with its children, or a name of a non-directory inode."""
+
     __slots__ = ("dir", "inode", "children")
 
     def __init__(self, dir_meta: EntryMeta | None = None, inode: _Inode | None = None) -> None:

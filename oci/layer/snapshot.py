@@ -44,10 +44,9 @@ def same_mtime(new_ns: int, old_ns: int) -> bool:
         return False
     if not new_frac or not old_frac:
         return True
-    unit = 10
-    while old_frac % unit == 0:
+    unit = 1  # the place of the older fraction's last recorded (non-zero) digit
+    while old_frac % (unit * 10) == 0:
         unit *= 10
-    unit //= 10
     return new_frac // unit == old_frac // unit
 
 

@@ -14,13 +14,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bundle import BundleMeta
 from .digest import Digest
 from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
 from .layer.generate import write_layer
-from .layer.layertree import LayerTree, Unmodelled
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout
 from .models import (
@@ -37,6 +36,9 @@ from .models import (
 )
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .layer.layertree import LayerTree
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -224,6 +226,8 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 def _base_tree(img: Image) -> LayerTree | None:
     """The tree ``img``'s layers unpack to, from their headers alone, each blob's digest and
     diffID checked on the way; None when a layer does what only extraction can tell."""
+    from .layer.layertree import LayerTree, Unmodelled
+
     tree = LayerTree()
     for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
         with img.layout.open_blob(layer.digest, layer.size) as stream:

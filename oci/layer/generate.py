@@ -30,7 +30,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError, print_warning
@@ -38,9 +38,11 @@ from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
 from ..progress import Progress
 from . import tarformat as tf
 from .compression import BLOCK_SIZE, open_block_compressor
-from .layertree import LayerTree
 from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs, whole_seconds
 from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
+
+if TYPE_CHECKING:  # imported by pack --base only: the tar reader is no cost of a plain pack
+    from .layertree import LayerTree
 
 MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _FSENC = sys.getfilesystemencoding()
@@ -109,14 +111,14 @@ def write_layer(
     elif old is None:
         items = _depth_first(_Collector(warn).full("", str(new)))
     else:
-        if isinstance(old, LayerTree):
-            base: _Old = _LayersOld(old)
-        elif isinstance(old, TreeSnapshot):
-            base = _SnapshotOld(old)
-        else:
+        if isinstance(old, TreeSnapshot):
+            base: _Old = _SnapshotOld(old)
+        elif isinstance(old, (str, os.PathLike)):
             if not Path(old).is_dir():
                 raise LayerError(f"{old}: not a directory")
             base = _DirOld(Path(old))
+        else:
+            base = _LayersOld(old)
         # Only a changeset is held in memory: adding link partners needs all of it first.
         collector = _Collector(warn, track_links=True)
         items = collector.with_whole_link_groups(list(_depth_first(collector.changes("", str(new), base))))

@@ -52,6 +52,8 @@ LOWER = tar_of(
     entry("k/", "dir"),
     entry("w/", "dir"),
     entry("w/gone", data=b"gone"),
+    entry("k2/", "dir"),
+    entry("k2/old", data=b"old"),
 )
 UPPER = tar_of(
     entry("a/", "dir", mode=0o750, mtime=1_700_000_005, xattrs={"user.y": "2"}),
@@ -64,6 +66,8 @@ UPPER = tar_of(
     entry("g/n", data=b"n"),
     entry("k/keep", data=b"k"),
     entry("k/.wh.keep"),  # the same layer's own entry: not hidden
+    entry("k2/new", data=b"new"),
+    entry(".wh.k2"),  # an ancestor of this layer's entry: only its lower content goes
     entry(".wh.w"),
     entry("new/deep/file", data=b"nd"),  # parents made on the way
 )

@@ -48,12 +48,15 @@ class _Inode:
 class _Node:
     """One path: a directory with its children, or a name of a non-directory inode."""
 
-    __slots__ = ("dir", "inode", "children")
+    __slots__ = ("dir", "inode", "children", "layer")
 
-    def __init__(self, dir_meta: EntryMeta | None = None, inode: _Inode | None = None) -> None:
+    def __init__(self, dir_meta: EntryMeta | None = None, inode: _Inode | None = None, layer: int = 0) -> None:
         self.dir = dir_meta  # a directory's metadata, None for other kinds
         self.inode = inode
         self.children: dict[str, _Node] | None = {} if dir_meta is not None else None
+        # The last layer that wrote this path or something below it: that layer's own
+        # whiteouts and opaque markers leave such a node alone.
+        self.layer = layer
         if inode is not None:
             inode.links += 1
 
@@ -66,9 +69,7 @@ class LayerTree:
 
     def __init__(self) -> None:
         self.root = _Node(EntryMeta("dir", 0o755, 0, 0, 0, 0))
-        # This layer's paths and their ancestors: what its whiteouts must not hide.
-        self._written: set[str] = set()
-        self._ancestors: set[str] = set()
+        self._layer = 0  # number of the layer being added
 
     # -- reading ---------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class LayerTree:
         """Apply the layer read from ``stream`` (plain, gzip or zstd) to the model; return its
         diffID. Reads ``stream`` to its end. LayerError (prefixed ``where``) for an unreadable
         layer, Unmodelled for one whose effect only extraction can tell."""
-        self._written, self._ancestors = set(), set()
+        self._layer += 1
         diff_id = hashlib.sha256()
 
         def read(n: int) -> bytes:
@@ -153,13 +154,6 @@ class LayerTree:
             return  # the root's own metadata are never compared
         if entry.kind is None:
             raise Unmodelled(entry.name)
-        key = "/".join(parts)
-        self._written.add(key)
-        for i in range(len(parts) - 1, 0, -1):
-            anc = "/".join(parts[:i])
-            if anc in self._ancestors:
-                break
-            self._ancestors.add(anc)
         parent = self._parent(parts[:-1])
         children = parent.children
         assert children is not None
@@ -169,21 +163,28 @@ class LayerTree:
             target = self._leaf(clean(entry.linkname)[0])
             if target is None or target.inode is None:
                 raise Unmodelled(entry.name)  # extraction names the missing or directory target
-            if old is None or old.inode is not target.inode:
+            if old is not None and old.inode is target.inode:
+                old.layer = self._layer
+            else:
                 self._drop(parent, name)
-                children[name] = _Node(inode=target.inode)
+                children[name] = _Node(inode=target.inode, layer=self._layer)
             return
         meta = _meta(entry)
         if entry.kind == "dir" and old is not None and old.dir is not None:
             # apply keeps the directory (and its children) and sets the entry's xattrs on it.
             old.dir = replace(meta, xattrs={**old.dir.xattrs, **meta.xattrs})
+            old.layer = self._layer
             return
         self._drop(parent, name)
-        children[name] = _Node(meta) if entry.kind == "dir" else _Node(inode=_Inode(meta))
+        if entry.kind == "dir":
+            children[name] = _Node(meta, layer=self._layer)
+        else:
+            children[name] = _Node(inode=_Inode(meta), layer=self._layer)
 
     def _parent(self, parts: list[str]) -> _Node:
-        """The directory node ``parts`` names, made as apply makes it: missing directories and
-        non-directories on the way become new directories (mtime: now, as on disk)."""
+        """The directory node ``parts`` names, marked as this layer's, made as apply makes it:
+        missing directories and non-directories on the way become new directories (mtime:
+        now, as on disk)."""
         node = self.root
         for part in parts:
             assert node.children is not None
@@ -194,6 +195,7 @@ class LayerTree:
                 self._drop(node, part)
                 child = _Node(EntryMeta("dir", 0o755, os.geteuid(), os.getegid(), 0, time.time_ns()))
                 node.children[part] = child
+            child.layer = self._layer
             node = child
         return node
 
@@ -230,35 +232,28 @@ class LayerTree:
             elif n.children:
                 stack.extend(n.children.values())
 
-    def _kept(self, key: str) -> bool:
-        return key in self._written or key in self._ancestors
-
     def _whiteout(self, parent: list[str], name: str) -> None:
         node = self._dir(parent)
         child = node.children.get(name) if node is not None and node.children is not None else None
         if node is None or child is None:
             return
-        key = "/".join([*parent, name])
-        if not self._kept(key):
+        if child.layer != self._layer:
             self._drop(node, name)
         elif child.children is not None:
-            self._hide_lower([*parent, name])
+            self._hide_lower(parent + [name])
 
     def _hide_lower(self, parts: list[str]) -> None:
         """Remove what lies below directory ``parts`` that this layer did not write."""
         top = self._dir(parts)
-        if top is None:
-            return
-        stack = [("/".join(parts), top)]
+        stack = [top] if top is not None else []
         while stack:
-            key, node = stack.pop()
+            node = stack.pop()
             assert node.children is not None
-            prefix = key + "/" if key else ""
             for name, child in list(node.children.items()):
-                if not self._kept(prefix + name):
+                if child.layer != self._layer:
                     self._drop(node, name)
                 elif child.children is not None:
-                    stack.append((prefix + name, child))
+                    stack.append(child)
 
 
 def _is_symlink(node: _Node) -> bool:
@@ -268,7 +263,8 @@ def _is_symlink(node: _Node) -> bool:
 def _meta(entry: TarEntry) -> EntryMeta:
     """What unpacking ``entry`` leaves on disk, as an lstat would show it."""
     kind = entry.kind
-    xattrs = {k: v for k, v in entry.xattrs.items() if k not in SKIPPED_XATTRS and not is_overlay_xattr(k)}
+    xattrs = {k: v for k, v in entry.xattrs.items() if k not in SKIPPED_XATTRS and not is_overlay_xattr(k)} \
+        if entry.xattrs else {}
     return EntryMeta(
         kind=kind,  # type: ignore[arg-type]
         mode=0o777 if kind == "symlink" else entry.mode,  # apply never chmods a symlink

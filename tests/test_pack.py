@@ -194,6 +194,16 @@ def test_pack_on_a_base_of_the_same_sub_second_tree_writes_an_empty_layer(tmp_pa
     assert load_image(layout, "same").manifest.layers[-1].size < 100  # no copy of anything
 
 
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_pack_on_a_base_reads_every_layer_compression(tmp_path: Path, compression: str) -> None:
+    src = _sub_second(make_tree(tmp_path / "src"))
+    layout = _layout(tmp_path)
+    pack(src, layout, "v1", compression=compression)
+    (src / "added").write_text("a")
+    pack(src, layout, "v2", base=(layout, "v1"))
+    assert {e["name"] for e in _top_layer(layout, "v2")} == {"added"}
+
+
 def test_busybox_packed_twice_with_base_is_stored_once(tmp_path: Path) -> None:
     if not BUSYBOX.is_file():
         pytest.skip(f"{BUSYBOX} is missing (Debian's busybox-static)")

@@ -183,13 +183,14 @@ class ReadAheadHashingReader:
 
     Reading and hashing the compressed bytes then overlap with the caller's
     decompression; hashlib and file reads release the GIL. Memory: ``depth`` chunks.
+    ``algorithm`` None: read ahead only (a stage of a pipeline that hashes elsewhere).
     """
 
-    def __init__(self, raw: BinaryIO, algorithm: str = "sha256", depth: int = 4) -> None:
+    def __init__(self, raw: BinaryIO, algorithm: str | None = "sha256", depth: int = 4) -> None:
         import queue
         import threading
 
-        self._hash = hashlib.new(algorithm)
+        self._hash = hashlib.new(algorithm) if algorithm else None
         self.algorithm = algorithm
         self.size = 0
         self._queue: "queue.Queue[bytes | BaseException]" = queue.Queue(maxsize=depth)
@@ -204,7 +205,8 @@ class ReadAheadHashingReader:
             while not self._stop.is_set():
                 chunk = raw.read(CHUNK)
                 if chunk:
-                    self._hash.update(chunk)
+                    if self._hash is not None:
+                        self._hash.update(chunk)
                     self.size += len(chunk)
                 self._queue.put(chunk)
                 if not chunk:
@@ -251,6 +253,7 @@ class ReadAheadHashingReader:
 
     def digest(self) -> Digest:
         """The digest of everything read; call after drain()."""
+        assert self._hash is not None and self.algorithm is not None, "a read-ahead without a hash"
         return Digest(self.algorithm, self._hash.hexdigest())
 
     def close(self) -> None:

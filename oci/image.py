@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import jsontext
 from .bundle import BundleMeta
@@ -39,6 +39,9 @@ from .models import (
 from .platform import host_platform, resolve_manifest
 from .progress import Progress
 from .scratch import scratch_dir
+
+if TYPE_CHECKING:
+    from .layer.layertree import LayerTree
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -232,6 +235,23 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 # -- pack ---------------------------------------------------------------------------------
 
 
+def _base_tree(img: Image) -> LayerTree | None:
+    """The tree ``img``'s layers unpack to, from their headers alone, each blob's digest and
+    diffID checked on the way; None when a layer does what only extraction can tell."""
+    from .layer.layertree import LayerTree, Unmodelled
+
+    tree = LayerTree()
+    for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
+        with img.layout.open_blob(layer.digest, layer.size) as stream:
+            try:
+                got = tree.add_layer(stream, f"layer {layer.digest}")
+            except Unmodelled:
+                return None
+        if str(got) != diff_id:
+            raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {got}, config says diff_id {diff_id}")
+    return tree
+
+
 def pack(
     source: Path,
     layout: Layout,
@@ -251,7 +271,7 @@ def pack(
     Without ``base``: one layer holding all of ``source``, its environment the default
     ``PATH`` plus ``config.env``. With ``base`` (layout, tag or
     descriptor): the base image's layers plus one layer of what ``source`` changes
-    relative to the base's root filesystem. The same tree and options with a fixed
+    relative to the base's root filesystem (known from its layers' headers, by stat). The same tree and options with a fixed
     ``created`` (or ``source_date_epoch``) give the same manifest digest.
     """
     source = Path(source)
@@ -272,8 +292,9 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
                plat: Platform, compression: str, level: int | None, source_date_epoch: int | None,
                history_comment: str | None, progress: Progress | None) -> Descriptor:
     with contextlib.ExitStack() as stack:
-        old: Path | None = None
-        if base_img is not None:
+        old: Path | LayerTree | None = _base_tree(base_img) if base_img is not None else None
+        if base_img is not None and old is None:
+            # A layer writes through a symlink, or worse: only extraction tells (or refuses) it.
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
                 _apply_verified(base_img.layout, layer, diff_id, old)

@@ -87,6 +87,18 @@ def test_stdout_output_carries_the_layer_and_stderr_the_info(ocikit, trees, tmp_
     assert info["digest"] == "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
 
 
+def test_diff_of_an_unpacked_rootfs_against_its_sub_second_source_is_empty(ocikit, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write(src / "etc/motd", "hello")
+    _write(src / "usr/bin/tool", "tool")
+    for i, p in enumerate(sorted(src.rglob("*"))):
+        os.utime(p, ns=(0, (1_700_000_000 + i) * 10**9 + 123_456_789))
+    ocikit("pack", src, f"{tmp_path}/l:v1", "-q", check=True)
+    ocikit("unpack", f"{tmp_path}/l:v1", tmp_path / "bundle", "-q", check=True)
+    res = ocikit("diff", tmp_path / "bundle" / "rootfs", src, "-o", tmp_path / "d.tar", "--json", check=True)
+    assert json.loads(res.stdout)["entries"] == 0
+
+
 def test_json_output_is_machine_readable(ocikit, trees, tmp_path: Path) -> None:
     old, new = trees
     res = ocikit("diff", old, new, "-o", tmp_path / "l.tar", "--json", check=True)

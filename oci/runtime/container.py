@@ -69,10 +69,16 @@ def _read_record(sdir: str) -> dict[str, Any] | None:
         raise ContainerError(f"{path}: corrupt state file") from None
 
 
-def _status(sdir: str, rec: dict[str, Any] | None) -> str:
-    if rec is None:
-        return "creating"
-    if _starttime(rec["pid"]) != rec.get("starttime"):
+def _alive(pid: int | None, starttime: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one recorded (not a reuse of its pid)."""
+    return bool(pid) and starttime is not None and _starttime(pid) == starttime  # type: ignore[arg-type]
+
+
+def _status(sdir: str, rec: dict[str, Any]) -> str:
+    """The status of the container recorded as ``rec`` ({} when it has no record)."""
+    if not rec.get("pid"):  # not forked yet: creating while the ocikit that claimed the id lives
+        return "creating" if _alive(rec.get("owner"), rec.get("owner_starttime")) else "stopped"
+    if not _alive(rec["pid"], rec.get("starttime")):
         return "stopped"
     return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
 
@@ -83,8 +89,9 @@ def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     if not os.path.isdir(sdir):
         raise ContainerError(f"container {cid!r} does not exist")
     rec = _read_record(sdir)
+    if rec is None:  # only while a claim is writing it (under the root's lock), or if one was killed
+        rec = _read_record_settled(sdir) or {}
     st = _status(sdir, rec)
-    rec = rec or {}
     out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
     if st in ("created", "running"):
         out["pid"] = rec["pid"]
@@ -99,18 +106,58 @@ def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
     return [state(name, root) for name in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, name))]
 
 
-def _claim(root: StrPath, cid: str) -> str:
-    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit."""
+def _root_lock(root: str, op: int) -> int:
+    """Lock the state root (flock ``op``); returns the descriptor, whose closing unlocks it.
+
+    A claim makes the state directory and writes its first record under the exclusive lock,
+    so a reader holding the shared lock never sees a directory without a record but for a
+    claim that was killed midway.
+    """
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, op)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_record_settled(sdir: str) -> dict[str, Any] | None:
+    """The record of ``sdir`` once no claim is half-way through writing it."""
+    import fcntl
+
+    try:
+        fd = _root_lock(os.path.dirname(sdir), fcntl.LOCK_SH)
+    except FileNotFoundError:
+        return None
+    try:
+        return _read_record(sdir)
+    finally:
+        os.close(fd)
+
+
+def _claim(root: StrPath, cid: str, bundle: str, annotations: dict[str, Any]) -> str:
+    """Create the state directory for ``cid`` with a record naming us as its creator,
+    clearing a stale one left by a killed ocikit."""
+    import fcntl
+
     sdir = _state_dir(root, cid)
     os.makedirs(root, mode=0o700, exist_ok=True)
+    lock = _root_lock(os.fspath(root), fcntl.LOCK_EX)
     try:
-        os.mkdir(sdir, 0o700)
-    except FileExistsError:
-        rec = _read_record(sdir)
-        if rec is None or _status(sdir, rec) != "stopped":
-            raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
-        _remove_state(sdir)
-        os.mkdir(sdir, 0o700)
+        try:
+            os.mkdir(sdir, 0o700)
+        except FileExistsError:
+            if _status(sdir, _read_record(sdir) or {}) != "stopped":
+                raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
+            _remove_state(sdir)
+            os.mkdir(sdir, 0o700)
+        me = os.getpid()
+        _write_record(sdir, {"id": cid, "bundle": bundle, "annotations": annotations, "pid": 0, "owner": me, "owner_starttime": _starttime(me)})
+    finally:
+        os.close(lock)
     return sdir
 
 
@@ -142,6 +189,20 @@ class _Channel:
 
     def send_up(self, msg: str) -> None:
         os.write(self.up_w, (msg.replace("\n", " ") + "\n").encode())
+
+    def parent_gone(self) -> bool:
+        """Whether the parent has exited, closing its end of the down pipe.
+
+        For a child in a new pid namespace, whose ``getppid()`` is 0 whoever its parent is.
+        Call it only when no message is due: one would be consumed.
+        """
+        os.set_blocking(self.down_r, False)
+        try:
+            return os.read(self.down_r, 1) == b""
+        except BlockingIOError:
+            return False
+        finally:
+            os.set_blocking(self.down_r, True)
 
     def wait_down(self) -> str:
         buf = b""
@@ -213,7 +274,6 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     if mode == "create":
         fifo = os.path.join(sdir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
-    parent_pid = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -224,6 +284,8 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             os.close(own_pid_ns)
             raise
     try:
+        # Our children tie their lives to this thread (PR_SET_PDEATHSIG follows the forking
+        # thread): the main one, as run() installs signal handlers, which only it may.
         forked = os.fork()
     except BaseException:
         _restore_pid_ns(own_pid_ns)
@@ -232,7 +294,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
-        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
+        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None
@@ -349,7 +411,7 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
     bundle = os.path.abspath(bundle)
     cfg = _load(bundle)
     cid = cid or f"ocikit-{os.getpid()}"
-    sdir = _claim(root or default_root(), cid)
+    sdir = _claim(root or default_root(), cid, bundle, cfg.get("annotations") or {})
     terminal = bool(cfg["process"].get("terminal"))
     master = None
     pty_socks = None
@@ -498,7 +560,7 @@ def create(cid: str, bundle: StrPath, root: StrPath | None = None,
     console = _connect_console(console_socket) if terminal else None
     pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if terminal else None
     try:
-        sdir = _claim(root or default_root(), cid)
+        sdir = _claim(root or default_root(), cid, bundle, cfg.get("annotations") or {})
         try:
             pid, master = _launch(cfg, bundle, cid, sdir, "create", pty_socks)
             if console is not None and master is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -236,6 +237,32 @@ def test_masked_paths_are_empty(tmp_path):
 def test_readonly_paths_refuse_writes(tmp_path):
     res = run_probe(tmp_path, "echo 1 > /tmp/x 2>/dev/null; echo $?", lambda c: (c["root"].update(readonly=False), c["linux"].update(readonlyPaths=["/tmp"])))
     assert res.stdout == "1\n"
+
+
+def test_masked_and_readonly_symlinks_resolve_inside_the_root_and_dangling_ones_are_skipped(tmp_path):
+    # As runc: a masked or read-only path that leads nowhere in the container is skipped;
+    # a symlink is followed as if the container's root were '/', however far up it climbs.
+    cfg = base_config(["sh", "-c", "wc -c < /data/real; touch /data/ro/f 2>/dev/null; echo $?; touch /data/f; echo $?"])
+    cfg["root"]["readonly"] = False
+    links = {"dangling": "/nonexistent", "secret": "../../../../etc/shadow", "inside": "../../../../data/real", "ro": "/../../data/ro"}
+    cfg["linux"]["maskedPaths"] += ["/etc/dangling", "/etc/secret", "/etc/inside", "/no/such/dir"]
+    cfg["linux"]["readonlyPaths"] += ["/etc/dangling", "/etc/secret", "/etc/ro", "/no/such/dir"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    rootfs = bundle / "rootfs"
+    (rootfs / "data" / "ro").mkdir(parents=True)
+    (rootfs / "data" / "real").write_text("secret")
+    for name, target in links.items():
+        os.symlink(target, rootfs / "etc" / name)
+    host_shadow = os.stat("/etc/shadow")
+    before = mountinfo()
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout.split()) == (0, ["0", "1", "0"]), res.stderr
+    assert mountinfo() == before
+    assert os.stat("/etc/shadow") == host_shadow
+    assert (rootfs / "data" / "real").read_text() == "secret"
+    if shutil.which("runc"):
+        theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"mask-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert (theirs.returncode, theirs.stdout) == (0, res.stdout), theirs.stderr
 
 
 def test_default_devices_and_dev_symlinks_exist(tmp_path):

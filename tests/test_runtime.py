@@ -336,6 +336,65 @@ def test_terminal_gives_the_process_a_pty_wired_to_ours(tmp_path):
     assert out.replace(b"\r", b"").splitlines() == [b"/dev/pts/0", b"hello", b"got-hello"]
 
 
+def _elf_loader(path: str) -> str:
+    """The dynamic loader a host program names (its PT_INTERP string, found by its shape)."""
+    import re
+
+    found = re.search(rb"/lib[\w/.-]*/ld-[\w.-]+\.so[\w.]*", Path(path).read_bytes())
+    assert found, f"{path} is not dynamically linked"
+    return found.group().decode()
+
+
+@pytest.mark.parametrize("case", ["script", "script with CRLF", "dynamic", "script on dynamic"])
+def test_exec_names_the_missing_interpreter_or_dynamic_loader(tmp_path, case):
+    # The kernel answers ENOENT for the program when what it needs to run it is missing.
+    dynamic = shutil.which("true")  # a dynamically linked host program; busybox's root has no loader
+    loader = _elf_loader(dynamic)
+    cfg = base_config(["/app/run"])
+    bundle = write_bundle(tmp_path / "b", cfg)
+    app = bundle / "rootfs" / "app"
+    app.mkdir()
+    if case == "dynamic":
+        shutil.copy(dynamic, app / "run")
+        needles = ["/app/run", "dynamic loader", loader]
+    else:
+        if case == "script":
+            (bundle / "rootfs" / "bin" / "sh").unlink()
+            interp, shown = "/bin/sh -e", "/bin/sh"
+        elif case == "script with CRLF":  # the kernel looks for '/bin/sh\r'
+            interp, shown = "/bin/sh\r", "/bin/sh\\x0d"
+        else:
+            shutil.copy(dynamic, app / "dyn")
+            interp, shown = "/app/dyn", "/app/dyn"
+        (app / "run").write_text(f"#!{interp}\necho hi\n")
+        (app / "run").chmod(0o755)
+        needles = ["/app/run", f"interpreter {shown}", loader if case == "script on dynamic" else "not found in the container"]
+    before = mountinfo()
+    assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), *needles)
+    assert mountinfo() == before
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_dynamic_loader_is_read_from_32_and_64_bit_elf_of_either_byte_order(wide, order):
+    import io
+    import struct
+
+    from oci.runtime.process import _elf_interp
+
+    interp = b"/lib/ld-probe.so.1\0"
+    ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if order == "<" else 2, 1]) + bytes(9)
+    if wide:  # header, then one PT_INTERP program header, then the string
+        head = ident + struct.pack(order + "HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+        ph = struct.pack(order + "IIQQQQQQ", 3, 4, 120, 0, 0, len(interp), len(interp), 1)
+    else:
+        head = ident + struct.pack(order + "HHIIIIIHHHHHH", 3, 3, 1, 0, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+        ph = struct.pack(order + "IIIIIIII", 3, 84, 0, 0, len(interp), len(interp), 4, 1)
+    data = head + ph + interp
+    assert _elf_interp(io.BytesIO(data), data) == "/lib/ld-probe.so.1"
+    assert _elf_interp(io.BytesIO(data[:70]), data[:70]) is None  # truncated: no answer, no error
+
+
 def test_terminal_without_a_tty_is_one_line_error(tmp_path):
     before = mountinfo()
     res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))

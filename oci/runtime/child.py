@@ -14,7 +14,7 @@ import resource  # noqa: F401  (process.set_rlimits)
 import signal
 import struct
 
-from ..errors import OCIError, RuntimeSpecError, one_line
+from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
 from . import linux as L
 from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
@@ -225,7 +225,13 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         process.become_user(proc)
         if mode == "run":
             _die_with_parent(ch)  # the change of user cleared the setting
-        os.execve(program, proc["args"], env)
+        try:
+            os.execve(program, proc["args"], env)
+        except FileNotFoundError:
+            why = process.why_not_found(program)  # the program is there: what it needs is not
+            if why is None:
+                raise
+            raise ContainerError(why) from None
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         if ch.up_w < 0:
             try:

@@ -152,6 +152,40 @@ def test_env_and_cwd_are_applied(tmp_path):
     assert run_probe(tmp_path, 'echo "$GREETING"; pwd', envcwd).stdout == "hello world\n/tmp\n"
 
 
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n  user:x:1000:1000::/home/user:/bin/sh\nagain:x:1000:1000::/elsewhere:/bin/sh\nbare:x:1002:1002::\n"
+HOME_CASES = {  # uid, HOME entry in process.env (None: none), /etc/passwd (None: no file) -> $HOME
+    "root": (0, None, PASSWD, "/root"),
+    "first entry of the uid": (1000, None, PASSWD, "/home/user"),
+    "uid without an entry": (1001, None, PASSWD, "/"),
+    "entry without a home": (1002, None, PASSWD, ""),
+    "no /etc/passwd": (0, None, None, "/"),
+    "/etc/passwd a fifo": (0, None, "fifo", "/"),
+    "HOME given": (1000, "HOME=/given", PASSWD, "/given"),
+    "HOME given empty": (0, "HOME=", PASSWD, "/root"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOME_CASES))
+def test_home_is_set_from_the_containers_passwd_as_runc_does(tmp_path, case):
+    uid, given, passwd, home = HOME_CASES[case]
+    cfg = base_config(["sh", "-c", 'echo "[${HOME-unset}]"'])
+    cfg["process"]["user"] = {"uid": uid, "gid": uid}
+    if given is not None:
+        cfg["process"]["env"].append(given)
+    bundle = write_bundle(tmp_path / "b", cfg)
+    etc_passwd = bundle / "rootfs" / "etc" / "passwd"
+    etc_passwd.unlink()
+    if passwd == "fifo":  # reading it would block forever
+        os.mkfifo(etc_passwd)
+    elif passwd is not None:
+        etc_passwd.write_text(passwd)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, f"[{home}]\n"), res.stderr
+    if shutil.which("runc") and passwd != "fifo":
+        theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"home-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert theirs.stdout == res.stdout, theirs.stderr
+
+
 def test_program_is_found_on_the_container_path(tmp_path):
     def path(cfg):
         cfg["process"]["args"] = ["true"]

@@ -210,6 +210,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         process.set_rlimits(proc)
         program = process.find_program(proc)
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
+        if not env.get("HOME"):
+            env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
         if fifo_fd is not None:
             ch.send_up("ready")

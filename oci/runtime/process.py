@@ -6,6 +6,7 @@ Identity, capabilities, limits and the program lookup, in the order the kernel n
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 from ..errors import RuntimeSpecError
@@ -79,6 +80,24 @@ def _elf_interp(f, head: bytes) -> str | None:
     except (struct.error, IndexError, OSError, ValueError):
         pass
     return None
+
+
+def home_dir(uid: int) -> str:
+    """HOME for ``uid``, as runc sets it when process.env has none: the home field of the
+    first entry for ``uid`` in the (pivoted) root's /etc/passwd, or '/' without one."""
+    try:
+        # Not blocking on a fifo, nor reading a device without end: only a regular file counts.
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        for line in f:
+            fields = line.strip().split(b":")
+            if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) == uid:
+                return os.fsdecode(fields[5]) if len(fields) > 5 else ""
+    return "/"
 
 
 def set_rlimits(proc: dict[str, Any]) -> None:

@@ -147,6 +147,27 @@ def test_sigkill_at_any_point_of_the_start_leaves_nothing_behind(tmp_path, kind)
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("user", [{"uid": 1000, "gid": 1000}, {"uid": 0, "gid": 1000}])
+def test_a_process_that_changed_user_dies_with_ocikit(tmp_path, user):
+    # A change of user or group clears the kernel's parent-death setting: it must be made again.
+    token = f"OCIKIT_KILL_PROBE={uuid.uuid4().hex}"
+    bundle = _bundle(tmp_path, "flat", token)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["user"] = user
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    proc = _start(bundle, "user", tmp_path / "state", token)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "sleep" not in map(_comm, _carriers(token)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        assert not _survivors(token)
+    finally:
+        for pid in _carriers(token):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "oci", *args, "--root", str(root)], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
 

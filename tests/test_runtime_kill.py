@@ -198,22 +198,19 @@ def test_state_list_and_delete_after_a_killed_run(tmp_path):
     assert not (root / "stale").exists()
 
 
-@pytest.mark.parametrize("left", ["no record", "not forked yet", "no start time"])
+@pytest.mark.parametrize("left", ["nothing", "its creator", "no start time"])
 def test_state_of_a_run_killed_early_reads_as_stopped_and_its_id_is_free(tmp_path, left):
-    # What an ocikit killed early in its start leaves: a directory whose record was not
-    # written yet; a record of its own pid, the container's not forked yet; or the
-    # container's pid, whose start time could not be read (it had died at once).
+    # What an ocikit killed early in its start leaves in the state directory: nothing (killed
+    # while claiming the id); the symlink naming it as the creator (killed before forking);
+    # or a record of the container's pid whose start time could not be read (it died at once).
     dead = subprocess.Popen(["true"])
     dead.wait()
     root = tmp_path / "state"
     (root / "ghost").mkdir(parents=True)
-    rec = {"id": "ghost", "bundle": str(tmp_path / "b"), "annotations": {}}
-    if left == "not forked yet":
-        rec.update(pid=0, owner=dead.pid, owner_starttime="1")
+    if left == "its creator":
+        os.symlink(f"{dead.pid} 1", root / "ghost" / "creator")
     elif left == "no start time":
-        rec.update(pid=dead.pid, starttime=None)
-    if left != "no record":
-        (root / "ghost" / "state.json").write_text(json.dumps(rec))
+        (root / "ghost" / "state.json").write_text(json.dumps({"id": "ghost", "bundle": str(tmp_path / "b"), "annotations": {}, "pid": dead.pid, "starttime": None}))
     st = _cli(root, "state", "ghost")
     assert (st.returncode, json.loads(st.stdout or "{}").get("status")) == (0, "stopped"), st.stderr
     listed = _cli(root, "list", "--json")
@@ -222,3 +219,16 @@ def test_state_of_a_run_killed_early_reads_as_stopped_and_its_id_is_free(tmp_pat
     again = _cli(root, "run", str(bundle), "--id", "ghost")
     assert again.returncode == 0, again.stderr
     assert not (root / "ghost").exists()
+
+
+def test_state_of_a_container_being_created_reads_creating(tmp_path):
+    # Its creator lives and has not recorded the container's process yet.
+    root = tmp_path / "state"
+    (root / "busy").mkdir(parents=True)
+    with open("/proc/self/stat", "rb") as f:
+        start = f.read().rsplit(b")", 1)[1].split()[19].decode()
+    os.symlink(f"{os.getpid()} {start}", root / "busy" / "creator")
+    st = _cli(root, "state", "busy")
+    assert json.loads(st.stdout)["status"] == "creating", st.stderr
+    taken = _cli(root, "run", str(write_bundle(tmp_path / "b", base_config(["true"]))), "--id", "busy")
+    assert taken.returncode != 0 and "already exists" in taken.stderr

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     StrPath = str | os.PathLike[str]
 
 OCI_VERSION = "1.2.0"
+_CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -69,18 +70,41 @@ def _read_record(sdir: str) -> dict[str, Any] | None:
         raise ContainerError(f"{path}: corrupt state file") from None
 
 
-def _alive(pid: int | None, starttime: str | None) -> bool:
+def _alive(pid: int, starttime: str | None) -> bool:
     """Whether process ``pid`` still runs and is the one recorded (not a reuse of its pid)."""
-    return bool(pid) and starttime is not None and _starttime(pid) == starttime  # type: ignore[arg-type]
+    return starttime is not None and _starttime(pid) == starttime
 
 
-def _status(sdir: str, rec: dict[str, Any]) -> str:
-    """The status of the container recorded as ``rec`` ({} when it has no record)."""
-    if not rec.get("pid"):  # not forked yet: creating while the ocikit that claimed the id lives
-        return "creating" if _alive(rec.get("owner"), rec.get("owner_starttime")) else "stopped"
+def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
+    """The status of the container whose state directory is ``sdir`` and record ``rec``.
+
+    ``locked``: the caller holds the state root's lock (see _claim)."""
+    if rec is None:  # no process forked yet: creating while the ocikit that claimed the id lives
+        return "creating" if _creator_alive(sdir, locked) else "stopped"
     if not _alive(rec["pid"], rec.get("starttime")):
         return "stopped"
     return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
+
+
+def _creator_alive(sdir: str, locked: bool) -> bool:
+    """Whether the ocikit that claimed ``sdir`` still lives. A claim half-way through
+    (directory made, creator not named yet) is waited for, unless the caller holds the lock."""
+    try:
+        pid, _, start = os.readlink(os.path.join(sdir, _CREATOR)).partition(" ")
+    except FileNotFoundError:
+        if locked:
+            return False
+        import fcntl
+
+        try:
+            fd = _root_lock(os.path.dirname(sdir), fcntl.LOCK_SH)
+        except FileNotFoundError:
+            return False
+        try:
+            return _creator_alive(sdir, True)
+        finally:
+            os.close(fd)
+    return pid.isdigit() and _alive(int(pid), start)
 
 
 def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
@@ -89,9 +113,8 @@ def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     if not os.path.isdir(sdir):
         raise ContainerError(f"container {cid!r} does not exist")
     rec = _read_record(sdir)
-    if rec is None:  # only while a claim is writing it (under the root's lock), or if one was killed
-        rec = _read_record_settled(sdir) or {}
     st = _status(sdir, rec)
+    rec = rec or {}
     out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
     if st in ("created", "running"):
         out["pid"] = rec["pid"]
@@ -107,12 +130,7 @@ def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
 
 
 def _root_lock(root: str, op: int) -> int:
-    """Lock the state root (flock ``op``); returns the descriptor, whose closing unlocks it.
-
-    A claim makes the state directory and writes its first record under the exclusive lock,
-    so a reader holding the shared lock never sees a directory without a record but for a
-    claim that was killed midway.
-    """
+    """Lock the state root (flock ``op``); returns the descriptor, whose closing unlocks it."""
     import fcntl
 
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -124,23 +142,14 @@ def _root_lock(root: str, op: int) -> int:
     return fd
 
 
-def _read_record_settled(sdir: str) -> dict[str, Any] | None:
-    """The record of ``sdir`` once no claim is half-way through writing it."""
-    import fcntl
+def _claim(root: StrPath, cid: str) -> str:
+    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit.
 
-    try:
-        fd = _root_lock(os.path.dirname(sdir), fcntl.LOCK_SH)
-    except FileNotFoundError:
-        return None
-    try:
-        return _read_record(sdir)
-    finally:
-        os.close(fd)
-
-
-def _claim(root: StrPath, cid: str, bundle: str, annotations: dict[str, Any]) -> str:
-    """Create the state directory for ``cid`` with a record naming us as its creator,
-    clearing a stale one left by a killed ocikit."""
+    Until the container's process is recorded, the directory's only entry names its creator
+    (a symlink to our pid and start time: one atomic system call). Both are made under the
+    root's exclusive lock, so that a reader finding neither record nor creator can wait
+    for a claim in progress and otherwise knows the claim was killed midway.
+    """
     import fcntl
 
     sdir = _state_dir(root, cid)
@@ -150,12 +159,12 @@ def _claim(root: StrPath, cid: str, bundle: str, annotations: dict[str, Any]) ->
         try:
             os.mkdir(sdir, 0o700)
         except FileExistsError:
-            if _status(sdir, _read_record(sdir) or {}) != "stopped":
+            if _status(sdir, _read_record(sdir), locked=True) != "stopped":
                 raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
             _remove_state(sdir)
             os.mkdir(sdir, 0o700)
         me = os.getpid()
-        _write_record(sdir, {"id": cid, "bundle": bundle, "annotations": annotations, "pid": 0, "owner": me, "owner_starttime": _starttime(me)})
+        os.symlink(f"{me} {_starttime(me)}", os.path.join(sdir, _CREATOR))
     finally:
         os.close(lock)
     return sdir
@@ -411,7 +420,7 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
     bundle = os.path.abspath(bundle)
     cfg = _load(bundle)
     cid = cid or f"ocikit-{os.getpid()}"
-    sdir = _claim(root or default_root(), cid, bundle, cfg.get("annotations") or {})
+    sdir = _claim(root or default_root(), cid)
     terminal = bool(cfg["process"].get("terminal"))
     master = None
     pty_socks = None
@@ -560,7 +569,7 @@ def create(cid: str, bundle: StrPath, root: StrPath | None = None,
     console = _connect_console(console_socket) if terminal else None
     pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if terminal else None
     try:
-        sdir = _claim(root or default_root(), cid, bundle, cfg.get("annotations") or {})
+        sdir = _claim(root or default_root(), cid)
         try:
             pid, master = _launch(cfg, bundle, cid, sdir, "create", pty_socks)
             if console is not None and master is not None:

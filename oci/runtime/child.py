@@ -90,6 +90,7 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
         os.close(ch.up_r)
         os.close(ch.down_w)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
+        _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
         if pid == 0:
             init_main(cfg, bundle, ch, mode, tty_sock, fifo)
@@ -102,10 +103,10 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
 def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """The container's first process when the parent forked it into a pid namespace it made:
     enter the other namespaces, then set up as ``init_main``."""
-    # Only 'run' forks us directly, and we must not outlive it. No check of the parent here:
-    # its "go" may already be in the pipe; init_main checks once it has read it.
-    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     try:
+        # Only 'run' forks us directly, and we must not outlive it. No check of the parent
+        # here: its "go" may already be in the pipe; init_main checks once it has read it.
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)

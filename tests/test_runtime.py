@@ -481,6 +481,18 @@ def test_invalid_json_config_is_one_line_error(tmp_path, text):
     assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json", "not valid JSON")
 
 
+def test_a_container_failing_at_once_reports_its_own_error(tmp_path):
+    # It fails right after the fork, often before ocikit has written it the go-ahead: that
+    # write must not turn the error into 'Broken pipe'.
+    (tmp_path / "not-a-namespace").write_text("")
+    cfg = base_config(["true"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"] + [{"type": "uts", "path": str(tmp_path / "not-a-namespace")}]
+    del cfg["hostname"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    for _ in range(15):
+        assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), "linux.namespaces", "uts namespace")
+
+
 def test_missing_rootfs_is_one_line_error(tmp_path):
     before = mountinfo()
     bundle = write_bundle(tmp_path / "b", base_config(["true"]), rootfs=False)

@@ -314,12 +314,18 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     rec = {"id": cid, "bundle": bundle, "annotations": cfg.get("annotations") or {}, "pid": pid}
     up = os.fdopen(ch.up_r, "rb")
 
+    def tell(msg: bytes) -> None:
+        try:
+            os.write(ch.down_w, msg)
+        except BrokenPipeError:
+            pass  # the child failed first; its error line waits in the up pipe
+
     def record_and_go() -> None:
         # The container builds its root filesystem meanwhile, and waits for "go" before
         # anything shows outside: by then its pid is recorded and it is our child.
         rec["starttime"] = _starttime(pid)
         _write_record(sdir, rec)
-        os.write(ch.down_w, b"go\n")
+        tell(b"go\n")
 
     try:
         if direct:
@@ -332,7 +338,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             verb, _, arg = line.partition(" ")
             if verb == "userns":
                 _write_maps(helper, cfg["linux"])
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pid":
                 pid = rec["pid"] = int(arg)
                 os.waitpid(helper, 0)  # the container is ours once its first parent is gone
@@ -344,7 +350,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
                 st = _public(rec, "creating")
                 run_hooks(cfg, "prestart", st)
                 run_hooks(cfg, "createRuntime", st)
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pty" and pty_socks:
                 import socket
 

@@ -288,10 +288,10 @@ def test_masked_and_readonly_symlinks_resolve_inside_the_root_and_dangling_ones_
     for name, target in links.items():
         os.symlink(target, rootfs / "etc" / name)
     host_shadow = os.stat("/etc/shadow")
-    before = mountinfo()
+    before = mountinfo(str(tmp_path), "/etc")  # other tests on the machine may mount elsewhere meanwhile
     res = ocikit("run", bundle, "--root", tmp_path / "s")
     assert (res.returncode, res.stdout.split()) == (0, ["0", "1", "0"]), res.stderr
-    assert mountinfo() == before
+    assert mountinfo(str(tmp_path), "/etc") == before
     assert os.stat("/etc/shadow") == host_shadow
     assert (rootfs / "data" / "real").read_text() == "secret"
     if shutil.which("runc"):
@@ -403,9 +403,9 @@ def test_exec_names_the_missing_interpreter_or_dynamic_loader(tmp_path, case):
         (app / "run").write_text(f"#!{interp}\necho hi\n")
         (app / "run").chmod(0o755)
         needles = ["/app/run", f"interpreter {shown}", loader if case == "script on dynamic" else "not found in the container"]
-    before = mountinfo()
+    before = mountinfo(str(tmp_path))  # other tests on the machine may mount elsewhere meanwhile
     assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), *needles)
-    assert mountinfo() == before
+    assert mountinfo(str(tmp_path)) == before
 
 
 @pytest.mark.parametrize("wide", [True, False])

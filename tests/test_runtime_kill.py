@@ -95,11 +95,6 @@ def _exited(root: Path, cid: str, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def _ours(tmp_path: Path) -> list[str]:
-    """Mount points below this test's directory (other tests on the machine may mount elsewhere)."""
-    return [m for m in mountinfo() if m == str(tmp_path) or m.startswith(f"{tmp_path}/")]
-
-
 def _start_time(bundle: Path, root: Path, token: str, cid: str) -> float:
     """Seconds from starting ``ocikit run`` to its container executing ``sleep``."""
     t0 = time.monotonic()
@@ -138,7 +133,7 @@ def test_sigkill_at_any_point_of_the_start_leaves_nothing_behind(tmp_path, kind)
             proc.wait(timeout=TIMEOUT)
             left = _survivors(token)
             assert not left, f"{left} outlived ocikit killed {delay * 1000:.0f} ms into its start"
-            assert not _ours(tmp_path), f"mounts left by ocikit killed {delay * 1000:.0f} ms into its start"
+            assert not mountinfo(str(tmp_path)), f"mounts left by ocikit killed {delay * 1000:.0f} ms into its start"
             if (root / cid).exists():
                 _exited(root, cid)
                 assert state(cid, root)["status"] == "stopped", f"ocikit killed {delay * 1000:.0f} ms into its start"

@@ -86,9 +86,9 @@ def _die_with_parent(ch) -> None:
 def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
-        _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
         os.close(ch.up_r)
-        os.close(ch.down_w)
+        os.close(ch.down_w)  # first: our copy would hide the parent's end closing
+        _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
         _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()

@@ -82,7 +82,9 @@ def write_bundle(bundle: Path, config: dict[str, Any], rootfs: bool = True) -> P
     return bundle
 
 
-def mountinfo() -> list[str]:
-    """Mount points of this mount namespace, for before/after comparisons."""
+def mountinfo(*under: str) -> list[str]:
+    """Mount points of this mount namespace, for before/after comparisons; with ``under``,
+    only those at or below these directories."""
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        points = sorted(line.split()[4] for line in f)
+    return [p for p in points if any(p == d or p.startswith(d.rstrip("/") + "/") for d in under)] if under else points

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     StrPath = str | os.PathLike[str]
 
 OCI_VERSION = "1.2.0"
+_CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -69,12 +70,41 @@ def _read_record(sdir: str) -> dict[str, Any] | None:
         raise ContainerError(f"{path}: corrupt state file") from None
 
 
-def _status(sdir: str, rec: dict[str, Any] | None) -> str:
-    if rec is None:
-        return "creating"
-    if _starttime(rec["pid"]) != rec.get("starttime"):
+def _alive(pid: int, starttime: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one recorded (not a reuse of its pid)."""
+    return starttime is not None and _starttime(pid) == starttime
+
+
+def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
+    """The status of the container whose state directory is ``sdir`` and record ``rec``.
+
+    ``locked``: the caller holds the state root's lock (see _claim)."""
+    if rec is None:  # no process forked yet: creating while the ocikit that claimed the id lives
+        return "creating" if _creator_alive(sdir, locked) else "stopped"
+    if not _alive(rec["pid"], rec.get("starttime")):
         return "stopped"
     return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
+
+
+def _creator_alive(sdir: str, locked: bool) -> bool:
+    """Whether the ocikit that claimed ``sdir`` still lives. A claim half-way through
+    (directory made, creator not named yet) is waited for, unless the caller holds the lock."""
+    try:
+        pid, _, start = os.readlink(os.path.join(sdir, _CREATOR)).partition(" ")
+    except FileNotFoundError:
+        if locked:
+            return False
+        import fcntl
+
+        try:
+            fd = _root_lock(os.path.dirname(sdir), fcntl.LOCK_SH)
+        except FileNotFoundError:
+            return False
+        try:
+            return _creator_alive(sdir, True)
+        finally:
+            os.close(fd)
+    return pid.isdigit() and _alive(int(pid), start)
 
 
 def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
@@ -99,18 +129,44 @@ def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
     return [state(name, root) for name in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, name))]
 
 
+def _root_lock(root: str, op: int) -> int:
+    """Lock the state root (flock ``op``); returns the descriptor, whose closing unlocks it."""
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, op)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _claim(root: StrPath, cid: str) -> str:
-    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit."""
+    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit.
+
+    Until the container's process is recorded, the directory's only entry names its creator
+    (a symlink to our pid and start time: one atomic system call). Both are made under the
+    root's exclusive lock, so that a reader finding neither record nor creator can wait
+    for a claim in progress and otherwise knows the claim was killed midway.
+    """
+    import fcntl
+
     sdir = _state_dir(root, cid)
     os.makedirs(root, mode=0o700, exist_ok=True)
+    lock = _root_lock(os.fspath(root), fcntl.LOCK_EX)
     try:
-        os.mkdir(sdir, 0o700)
-    except FileExistsError:
-        rec = _read_record(sdir)
-        if rec is None or _status(sdir, rec) != "stopped":
-            raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
-        _remove_state(sdir)
-        os.mkdir(sdir, 0o700)
+        try:
+            os.mkdir(sdir, 0o700)
+        except FileExistsError:
+            if _status(sdir, _read_record(sdir), locked=True) != "stopped":
+                raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
+            _remove_state(sdir)
+            os.mkdir(sdir, 0o700)
+        me = os.getpid()
+        os.symlink(f"{me} {_starttime(me)}", os.path.join(sdir, _CREATOR))
+    finally:
+        os.close(lock)
     return sdir
 
 
@@ -142,6 +198,20 @@ class _Channel:
 
     def send_up(self, msg: str) -> None:
         os.write(self.up_w, (msg.replace("\n", " ") + "\n").encode())
+
+    def parent_gone(self) -> bool:
+        """Whether the parent has exited, closing its end of the down pipe.
+
+        For a child in a new pid namespace, whose ``getppid()`` is 0 whoever its parent is.
+        Call it only when no message is due: one would be consumed.
+        """
+        os.set_blocking(self.down_r, False)
+        try:
+            return os.read(self.down_r, 1) == b""
+        except BlockingIOError:
+            return False
+        finally:
+            os.set_blocking(self.down_r, True)
 
     def wait_down(self) -> str:
         buf = b""
@@ -213,7 +283,6 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     if mode == "create":
         fifo = os.path.join(sdir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
-    parent_pid = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -224,6 +293,8 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             os.close(own_pid_ns)
             raise
     try:
+        # Our children tie their lives to this thread (PR_SET_PDEATHSIG follows the forking
+        # thread): the main one, as run() installs signal handlers, which only it may.
         forked = os.fork()
     except BaseException:
         _restore_pid_ns(own_pid_ns)
@@ -232,7 +303,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
-        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
+        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None
@@ -243,12 +314,18 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     rec = {"id": cid, "bundle": bundle, "annotations": cfg.get("annotations") or {}, "pid": pid}
     up = os.fdopen(ch.up_r, "rb")
 
+    def tell(msg: bytes) -> None:
+        try:
+            os.write(ch.down_w, msg)
+        except BrokenPipeError:
+            pass  # the child failed first; its error line waits in the up pipe
+
     def record_and_go() -> None:
         # The container builds its root filesystem meanwhile, and waits for "go" before
         # anything shows outside: by then its pid is recorded and it is our child.
         rec["starttime"] = _starttime(pid)
         _write_record(sdir, rec)
-        os.write(ch.down_w, b"go\n")
+        tell(b"go\n")
 
     try:
         if direct:
@@ -261,7 +338,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             verb, _, arg = line.partition(" ")
             if verb == "userns":
                 _write_maps(helper, cfg["linux"])
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pid":
                 pid = rec["pid"] = int(arg)
                 os.waitpid(helper, 0)  # the container is ours once its first parent is gone
@@ -273,7 +350,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
                 st = _public(rec, "creating")
                 run_hooks(cfg, "prestart", st)
                 run_hooks(cfg, "createRuntime", st)
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pty" and pty_socks:
                 import socket
 

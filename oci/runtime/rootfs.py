@@ -233,24 +233,37 @@ def pivot(root: str) -> None:
         os.close(new)
 
 
+def _in_root(path: str) -> str | None:
+    """Container path ``path`` with its symlinks resolved inside the (pivoted) root, or None
+    where it leads nowhere. Resolved here, not by the kernel: a magic link of /proc would
+    lead it out of the root."""
+    real = resolve_in_root("/", path)
+    return real if os.path.exists(real) else None
+
+
 def mask_paths(paths: list[str]) -> None:
-    """Hide ``linux.maskedPaths``: /dev/null over files, an empty read-only tmpfs over directories."""
+    """Hide ``linux.maskedPaths``: /dev/null over files, an empty read-only tmpfs over directories.
+
+    A path that does not exist in the container is skipped, as runc does.
+    """
     for p in paths:
-        if not os.path.lexists(p):
+        real = _in_root(p)
+        if real is None:
             continue
-        if os.path.isdir(p) and not os.path.islink(p):
-            L.mount("tmpfs", p, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
+        if os.path.isdir(real):
+            L.mount("tmpfs", real, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
         else:
-            L.mount("/dev/null", p, None, L.MS_BIND)
+            L.mount("/dev/null", real, None, L.MS_BIND)
 
 
 def readonly_paths(paths: list[str]) -> None:
-    """Bind ``linux.readonlyPaths`` over themselves read-only."""
+    """Bind ``linux.readonlyPaths`` over themselves read-only; one that does not exist is skipped."""
     for p in paths:
-        if not os.path.lexists(p):
+        real = _in_root(p)
+        if real is None:
             continue
-        L.mount(p, p, None, L.MS_BIND | L.MS_REC)
-        L.mount(None, p, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(p))
+        L.mount(real, real, None, L.MS_BIND | L.MS_REC)
+        L.mount(None, real, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(real))
 
 
 def readonly_root() -> None:

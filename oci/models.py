@@ -442,8 +442,7 @@ class ImageConfig(_Model):
     created: str | None = None
     author: str | None = None
     os_version: str | None = field(default=None, metadata=_json("os.version"))
-    # read as it is, not checked
-    os_features: list[str] | None = field(default=None, metadata=_json("os.features", read=lambda value, where: value))
+    os_features: list[str] | None = field(default=None, metadata=_json("os.features"))
     variant: str | None = None
     config: ContainerConfig | None = None
     history: list[History] | None = None

@@ -278,6 +278,19 @@ def test_without_no_new_privs_the_filter_comes_before_the_set_up(tmp_path):
         assert runc(b, tmp_path).code != 0
 
 
+def test_without_no_new_privs_a_process_keeping_cap_sys_admin_is_filtered_last(tmp_path):
+    # It can load the filter itself right before execve, so it does, after its set-up. (runc
+    # 1.1 loads early whenever no_new_privs is off, and fails here in setgroups.)
+    def user(cfg):
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+        cfg["process"]["noNewPrivileges"] = False
+        for names in cfg["process"]["capabilities"].values():
+            names.append("CAP_SYS_ADMIN")
+
+    res = run(bundle_with(tmp_path, ["sh", "-c", "id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"], DENY_SET_UP, user), tmp_path)
+    assert (res.code, res.stdout) == (0, "1000\nNoNewPrivs:\t0\nSeccomp:\t2\n"), res.stderr
+
+
 def test_create_then_start_runs_under_the_filter(tmp_path):
     b = bundle_with(tmp_path, ["sh", "-c", MKDIR_PROBE], DENY_MKDIR)
     root = tmp_path / "state"
@@ -350,6 +363,12 @@ def test_bad_profile_fails_create_and_leaves_no_container(tmp_path):
     res = ocikit("create", "bad", "--bundle", b, "--root", tmp_path / "state")
     assert_one_line_error(res, "linux.seccomp.syscalls[1].args[0].op")
     assert not (tmp_path / "state" / "bad").exists()
+
+
+def test_a_filter_longer_than_the_kernel_takes_is_refused_before_the_fork(tmp_path):
+    rules = [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]} for v in range(4200)]
+    b = bundle_with(tmp_path, ["true"], {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})
+    assert_one_line_error(run(b, tmp_path), "linux.seccomp", "more than the kernel's limit of 4096")
 
 
 def test_a_run_without_seccomp_does_not_load_it(tmp_path):

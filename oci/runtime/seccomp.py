@@ -202,6 +202,8 @@ def compile_filter(sec: dict[str, Any], proc: dict[str, Any]) -> Filter:
     if len(program) // 8 > _BPF_MAXINSNS:
         raise _err(f, f"compiles to {len(program) // 8} BPF instructions, more than the kernel's limit of {_BPF_MAXINSNS}")
     nr = lib.seccomp_syscall_resolve_name(b"seccomp")
+    if nr < 0:
+        raise _err(f, "cannot be loaded: the installed libseccomp knows no seccomp(2) on this architecture")
     flags = 0
     for i, name in enumerate(sec.get("flags") or []):
         if FLAGS[name]:

@@ -9,9 +9,12 @@ Without --ocikit or --python it measures ``python3 -m oci`` on the source tree w
 interpreter, whose start-up includes whatever .pth files its site-packages holds.
 Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
 printed with their ratio to runc, beside each interpreter's bare start-up for reference.
+With --seccomp FILE, runc and each ocikit also run a bundle whose config carries that
+seccomp profile: a runtime-spec ``linux.seccomp`` object, or containers/common's format
+(podman's /usr/share/containers/seccomp.json), turned into what podman would write.
 Needs root, runc and busybox-static.
 
-Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered]
+Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered] [--seccomp FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from common import installed_like_env, timed  # noqa: E402
-from runtime_helpers import base_config, busybox_rootfs, write_bundle  # noqa: E402
+from runtime_helpers import base_config, busybox_rootfs, podman_seccomp, write_bundle  # noqa: E402
 
 
 def shebang_python(script: str) -> str:
@@ -50,12 +53,23 @@ def layered_bundle(root: Path) -> Path:
     return bundle
 
 
+def seccomp_bundle(root: Path, profile: str) -> Path:
+    """The plain bundle, with the seccomp profile ``profile`` in its config."""
+    import json
+
+    cfg = base_config(["true"])
+    data = json.loads(Path(profile).read_text())
+    cfg["linux"]["seccomp"] = podman_seccomp(cfg, profile) if "archMap" in data or any("includes" in r for r in data.get("syscalls") or []) else data
+    return write_bundle(root / "seccomp", cfg)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rounds", nargs="?", type=int, default=20)
     ap.add_argument("--ocikit", action="append", default=[], metavar="SCRIPT", help="an installed ocikit console script (repeatable)")
     ap.add_argument("--python", action="append", default=[], metavar="PY", help="run 'PY -m oci' on the source tree (repeatable)")
     ap.add_argument("--layered", action="store_true", help="also time each ocikit on a layered (overlay) bundle")
+    ap.add_argument("--seccomp", metavar="FILE", help="also time runc and each ocikit on a bundle with this seccomp profile")
     opts = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc"):
         sys.exit("bench_run: needs root and runc")
@@ -69,6 +83,9 @@ def main() -> None:
         state = Path(tmp) / "state"
         # name -> (argv, cwd); installed scripts run outside the tree so they import their own install.
         cmds: dict[str, tuple[list[str], Path]] = {"runc run": (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench"], REPO)}
+        if opts.seccomp:
+            bundles[" (seccomp)"] = seccomp_bundle(Path(tmp), opts.seccomp)
+            cmds["runc run (seccomp)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundles[" (seccomp)"]), "bench"], REPO)
         interpreters: list[str] = []
         for script in opts.ocikit:
             for suffix, b in bundles.items():
@@ -93,7 +110,10 @@ def main() -> None:
     width = max(map(len, times))
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x")
+        line = f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x"
+        if "(seccomp)" in name and name != "runc run (seccomp)":
+            line += f", to runc with the profile {med / statistics.median(times['runc run (seccomp)']):5.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

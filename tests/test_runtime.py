@@ -455,7 +455,7 @@ BAD_CONFIGS = {
     "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
     "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
     "hostname_without_uts": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname"),
-    "seccomp": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    "seccomp_unknown_action": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_SOMETIMES"}), "linux.seccomp.defaultAction"),
 }
 
 

@@ -225,9 +225,14 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
             from .hooks import run_hooks
 
             run_hooks(cfg, "startContainer", _state(cfg, bundle, "running"))
+        filt = cfg.get("_seccomp")  # compiled by ocikit before the fork
+        if filt is not None and filt.early:
+            filt.load()  # while the process still holds CAP_SYS_ADMIN, which loading needs without no_new_privs
         process.become_user(proc)
         if mode == "run":
             _die_with_parent(ch)  # the change of user cleared the setting
+        if filt is not None and not filt.early:
+            filt.load()  # last, so the filter governs the program and none of our set-up
         try:
             os.execve(program, proc["args"], env)
         except FileNotFoundError:

@@ -418,7 +418,14 @@ def _load(bundle: str) -> dict[str, Any]:
     elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
     cfg["_rootfs"] = rootfs
-    return _prepare(cfg)
+    cfg = _prepare(cfg)
+    sec = cfg["linux"].get("seccomp")
+    if sec is not None:
+        from . import seccomp
+
+        if seccomp.active(sec):  # compiled here, before the fork: its errors are ours, one line
+            cfg["_seccomp"] = seccomp.compile_filter(sec, cfg["process"])
+    return cfg
 
 
 def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) -> int:

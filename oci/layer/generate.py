@@ -41,7 +41,7 @@ from . import tarformat as tf
 from . import tarsparse
 from .compression import BLOCK_SIZE, open_block_compressor
 from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs, whole_seconds
-from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
+from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque_dir, is_overlay_whiteout, is_overlay_xattr, is_whiteout_name, whiteout_name, whiteout_xattr
 
 if TYPE_CHECKING:  # imported by pack --base only: the tar reader is no cost of a plain pack
     from .layertree import LayerTree
@@ -267,8 +267,8 @@ class _Collector:
         self.track_links = track_links
         # (dev, ino) -> every path of a multiply linked non-directory in the new tree.
         self.links: dict[tuple[int, int], list[tuple[str, str, os.stat_result]]] = {}
-        self.opaque_key = opaque_xattr(userxattr)
-        self.whiteout_key = ("user" if userxattr else "trusted") + ".overlay.whiteout"
+        self.userxattr = userxattr
+        self.whiteout_key = whiteout_xattr(userxattr)
 
     def _scan(self, rel: str, path: str, seen: set[str] | None = None) -> list[tuple[str, str, str, os.stat_result]]:
         """(name, rel, path, lstat) of the layer-worthy entries of a directory, by name;
@@ -283,7 +283,7 @@ class _Collector:
             if stat.S_ISSOCK(st.st_mode):
                 self.warn(f"{p}: skipped a socket (layers cannot hold sockets)")
                 continue
-            if name.startswith(WHITEOUT_PREFIX):
+            if is_whiteout_name(name):
                 raise LayerError(f"{p}: names beginning with {WHITEOUT_PREFIX} mean deletions in a layer and cannot be stored")
             r = _join(rel, name)
             if self.track_links and not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
@@ -335,7 +335,7 @@ class _Collector:
             for key in xattrs:
                 if key.endswith(_OVERLAY_UNSUPPORTED) and is_overlay_xattr(key):
                     raise LayerError(f"{p}: overlay {key} (redirect_dir/metacopy) cannot be expressed in a layer")
-            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
+            if is_overlay_whiteout(st) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
                 # Below an opaque dir nothing lower shows through, so whiteouts are moot.
                 if not hidden_below:
                     whiteouts.append(_Item(_join(rel, whiteout_name(name)), "whiteout"))
@@ -346,7 +346,7 @@ class _Collector:
         for r, p, st, xattrs in entries:
             item = self._entry(r, p, st, {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)})
             if stat.S_ISDIR(st.st_mode):
-                is_opaque = xattrs.get(self.opaque_key) == b"y"
+                is_opaque = is_opaque_dir(xattrs, self.userxattr)
                 yield item, self.overlay(r, p, hidden_below or is_opaque, is_opaque)
             else:
                 yield item, None

@@ -150,6 +150,28 @@ def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: 
     assert read("etc/group") is None
 
 
+def test_relative_symlink_target_resolves_from_the_link_s_real_directory(tmp_path: Path) -> None:
+    # etc -> a/b, and a/b/passwd -> ../passwd: ".." climbs from a/b (where the link really is),
+    # not from "etc" as joining the strings would, which lands on the root's /passwd instead.
+    root = tmp_path / "rootfs"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "passwd").write_text("real:x:7:7::/:/bin/sh\n")
+    (root / "passwd").write_text("decoy:x:9:9::/:/bin/sh\n")
+    os.symlink("a/b", root / "etc")
+    os.symlink("../passwd", root / "a" / "b" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"real:x:7:7::/:/bin/sh\n"
+
+
+@pytest.mark.parametrize("target", ["/../../../../etc/shadow", "/etc/shadow", "../../../../../etc/shadow"])
+def test_passwd_linked_to_shadow_reads_the_root_s_own_shadow(tmp_path: Path, target: str) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "shadow").write_text("own:x:4:4::/:/bin/sh\n")
+    os.symlink(target, root / "etc" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+    assert layers_reader([root])("etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+
+
 def test_annotations_follow_conversion_with_fields_over_labels() -> None:
     image = _image(cmd=["/x"], labels={"org.opencontainers.image.os": "spoofed", "mine": "1"},
                    stop_signal="SIGINT", exposed_ports={"80/tcp": {}, "53/udp": {}})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import errno
 import io
 import os
 import stat
@@ -367,6 +368,27 @@ def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
             finally:
                 os.close(fd)
         assert got[0] == got[1], parts
+
+
+def test_resolve_in_root_gives_a_host_path_with_no_symlink_inside_the_root(tmp_path):
+    # What the runtime needs for mount destinations and the working directory.
+    root = tmp_path / "root"
+    (root / "usr/lib").mkdir(parents=True)
+    os.symlink("usr/lib", root / "lib")
+    os.symlink("/usr", root / "abs")
+    os.symlink("../../../..", root / "usr/lib/up")
+    os.symlink("/../../srv/etc", root / "etc")
+    os.symlink("loop", root / "loop")
+    r = str(root)
+    assert paths.resolve_in_root(r, "/lib") == f"{r}/usr/lib"
+    assert paths.resolve_in_root(r, "abs/lib/up/abs/new/dir") == f"{r}/usr/new/dir"  # missing: kept as given
+    assert paths.resolve_in_root(r, "/etc/passwd") == f"{r}/srv/etc/passwd"
+    assert paths.resolve_in_root(r, "/../..") == r
+    assert paths.resolve_in_root(r, "/usr/lib/up/lib") == f"{r}/usr/lib"
+    assert paths.resolve_in_root(r, "/missing/../lib/x") == f"{r}/usr/lib/x"  # back above it: looked up again
+    with pytest.raises(OSError) as exc:
+        paths.resolve_in_root(r, "/loop/x")
+    assert exc.value.errno == errno.ELOOP
 
 
 def test_absurd_device_numbers_are_an_error_naming_the_entry(world):

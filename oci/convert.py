@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BundleError
+from .layer.layerstack import LayerStack
 from .layer.paths import RootDir, clean
 from .models import ImageConfig
 
@@ -266,20 +267,13 @@ def rootfs_reader(root: Path) -> FileReader:
     return lambda rel: read_in_root(root, rel)
 
 
-def layers_reader(layers: list[Path]) -> FileReader:
-    """A FileReader over overlay-form layer dirs (bottom first): the topmost layer that
-    has the path decides; a whiteout there (0/0 char device) or an opaque parent hides it."""
+def layers_reader(layers: list[Path], userxattr: bool = False) -> FileReader:
+    """A FileReader over overlay-form layer dirs (bottom first), as overlayfs merges them:
+    the topmost layer that has the path decides; a whiteout there (0/0 char device) or an
+    opaque directory above it (``overlay.opaque``, ``user.`` with ``userxattr``) hides it."""
     def read(rel: str) -> bytes | None:
-        for layer in reversed(layers):
-            path = layer / rel
-            try:
-                st = path.lstat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if stat.S_ISCHR(st.st_mode):
-                return None
-            return read_in_root(layer, rel)
-        return None
+        with LayerStack(layers, userxattr=userxattr) as stack:
+            return _read_regular(stack, rel, f"{layers[-1]}/{rel}" if layers else rel)
     return read
 
 
@@ -290,7 +284,7 @@ def read_in_root(root: Path, rel: str) -> bytes | None:
         return _read_regular(rd, rel, f"{root}/{rel}")
 
 
-def _read_regular(tree: RootDir, rel: str, where: str) -> bytes | None:
+def _read_regular(tree: RootDir | LayerStack, rel: str, where: str) -> bytes | None:
     """Regular file ``rel`` of ``tree`` (``where`` names it in errors), read through an fd
     of its real directory: the name opened is no symlink, so nothing outside is read."""
     try:

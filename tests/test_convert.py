@@ -172,6 +172,59 @@ def test_passwd_linked_to_shadow_reads_the_root_s_own_shadow(tmp_path: Path, tar
     assert layers_reader([root])("etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
 
 
+def _opaque(path: Path, userxattr: bool) -> None:
+    os.setxattr(path, ("user" if userxattr else "trusted") + ".overlay.opaque", b"y")
+
+
+@pytest.mark.parametrize("userxattr", [False, True])
+def test_layered_reader_honours_an_opaque_directory_above(tmp_path: Path, userxattr: bool) -> None:
+    if not userxattr and os.geteuid() != 0:
+        pytest.skip("trusted.* xattrs need root")
+    low, high = tmp_path / "low", tmp_path / "high"
+    (low / "etc").mkdir(parents=True)
+    (high / "etc").mkdir(parents=True)
+    (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
+    (low / "etc" / "group").write_text("g:x:1:\n")
+    (high / "etc" / "group").write_text("h:x:2:\n")
+    _opaque(high / "etc", userxattr)
+    read = layers_reader([low, high], userxattr=userxattr)
+    assert read("etc/passwd") is None
+    assert read("etc/group") == b"h:x:2:\n"
+    # The other kind of xattr is not what this overlay reads: the lower file shows.
+    assert layers_reader([low, high], userxattr=not userxattr)("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_hides_what_an_upper_non_directory_or_whiteout_covers(tmp_path: Path) -> None:
+    low, mid, high = tmp_path / "low", tmp_path / "mid", tmp_path / "high"
+    (low / "etc").mkdir(parents=True)
+    (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
+    (low / "data").mkdir()
+    (low / "data" / "group").write_text("g:x:1:\n")
+    mid.mkdir()
+    (mid / "etc").write_text("now a file\n")
+    high.mkdir()
+    os.mknod(high / "data", 0o600 | 0o020000, os.makedev(0, 0))
+    read = layers_reader([low, mid, high])
+    assert read("etc/passwd") is None
+    assert read("data/group") is None
+    assert layers_reader([low])("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_follows_symlinks_across_layers_inside_the_view(tmp_path: Path) -> None:
+    low, high = tmp_path / "low", tmp_path / "high"
+    (low / "srv").mkdir(parents=True)
+    os.symlink("/srv/conf/../../..", low / "up")
+    os.symlink("/up/up/srv/conf", low / "etc")
+    (high / "srv" / "conf").mkdir(parents=True)
+    (high / "srv" / "conf" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
+    assert layers_reader([low, high])("etc/passwd") == b"new:x:2:2::/:/bin/sh\n"
+    os.symlink("passwd", high / "srv" / "conf" / "loop")
+    os.unlink(high / "srv" / "conf" / "passwd")
+    os.symlink("loop", high / "srv" / "conf" / "passwd")
+    with pytest.raises(BundleError, match="symbolic links"):
+        layers_reader([low, high])("etc/passwd")
+
+
 def test_annotations_follow_conversion_with_fields_over_labels() -> None:
     image = _image(cmd=["/x"], labels={"org.opencontainers.image.os": "spoofed", "mine": "1"},
                    stop_signal="SIGINT", exposed_ports={"80/tcp": {}, "53/udp": {}})

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protoc
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError, print_warning
-from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
+from ..models import COMPRESSIONS, media_type_for
 from ..progress import Progress
 from . import tarformat as tf
 from . import tarsparse
@@ -46,7 +46,6 @@ from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque_dir, is_overlay_
 if TYPE_CHECKING:  # imported by pack --base only: the tar reader is no cost of a plain pack
     from .layertree import LayerTree
 
-MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _FSENC = sys.getfilesystemencoding()
 _LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
 _CHUNK = 1 << 20
@@ -110,8 +109,8 @@ def write_layer(
     (sockets) are reported through ``warn`` (default: one stderr line each).
     An ``out`` that is a sha256 HashingWriter gives the layer digest without a second hash.
     """
-    if compression not in MEDIA_TYPES:
-        raise UsageError(f"unknown compression {compression!r} (choose none, gzip or zstd)")
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {compression!r} (choose {', '.join(COMPRESSIONS)})")
     if level is not None and not (_LEVELS[compression][0] <= level <= _LEVELS[compression][1]):
         lo, hi = _LEVELS[compression]
         raise UsageError(f"compression level {level} is out of range for {compression} ({lo}..{hi})")
@@ -449,7 +448,7 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
     diff_id = Digest("sha256", tar.hash.hexdigest())
     if progress is not None:
         progress.done()
-    return LayerResult(sink.digest(), diff_id, sink.size, MEDIA_TYPES[compression], count)
+    return LayerResult(sink.digest(), diff_id, sink.size, media_type_for(compression), count)
 
 
 def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None,

@@ -137,12 +137,18 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
         read_in_root(root, "etc/passwd")
 
 
-def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+def _two_layers(tmp_path: Path) -> tuple[Path, Path]:
+    """Layer dirs low and high, each with /etc; the lower one has a passwd and a group."""
     low, high = tmp_path / "low", tmp_path / "high"
     (low / "etc").mkdir(parents=True)
     (high / "etc").mkdir(parents=True)
     (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
     (low / "etc" / "group").write_text("g:x:1:\n")
+    return low, high
+
+
+def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+    low, high = _two_layers(tmp_path)
     (high / "etc" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
     os.mknod(high / "etc" / "group", 0o600 | 0o020000, os.makedev(0, 0))
     read = layers_reader([low, high])
@@ -180,11 +186,7 @@ def _opaque(path: Path, userxattr: bool) -> None:
 def test_layered_reader_honours_an_opaque_directory_above(tmp_path: Path, userxattr: bool) -> None:
     if not userxattr and os.geteuid() != 0:
         pytest.skip("trusted.* xattrs need root")
-    low, high = tmp_path / "low", tmp_path / "high"
-    (low / "etc").mkdir(parents=True)
-    (high / "etc").mkdir(parents=True)
-    (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
-    (low / "etc" / "group").write_text("g:x:1:\n")
+    low, high = _two_layers(tmp_path)
     (high / "etc" / "group").write_text("h:x:2:\n")
     _opaque(high / "etc", userxattr)
     read = layers_reader([low, high], userxattr=userxattr)

@@ -347,14 +347,19 @@ def test_empty_stream_is_not_a_layer(world):
 
 # -- the two resolvers agree -------------------------------------------------------------
 
-def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
-    if not paths.openat2_available():
-        pytest.skip("the kernel has no openat2")
-    root = tmp_path / "root"
+def _links(root):
+    """A root whose symlinks go relative, absolute and above the root."""
     (root / "usr/lib").mkdir(parents=True)
     os.symlink("usr/lib", root / "lib")
     os.symlink("/usr", root / "abs")
     os.symlink("../../../..", root / "usr/lib/up")
+    return root
+
+
+def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
+    if not paths.openat2_available():
+        pytest.skip("the kernel has no openat2")
+    root = _links(tmp_path / "root")
     os.symlink("abs/lib/up/lib", root / "chain")
     cases = [["lib"], ["abs", "lib"], ["usr", "lib", "up"], ["chain"], ["..", "..", "usr"], ["usr", "..", "..", "lib"]]
     for parts in cases:
@@ -372,11 +377,7 @@ def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
 
 def test_resolve_in_root_gives_a_host_path_with_no_symlink_inside_the_root(tmp_path):
     # What the runtime needs for mount destinations and the working directory.
-    root = tmp_path / "root"
-    (root / "usr/lib").mkdir(parents=True)
-    os.symlink("usr/lib", root / "lib")
-    os.symlink("/usr", root / "abs")
-    os.symlink("../../../..", root / "usr/lib/up")
+    root = _links(tmp_path / "root")
     os.symlink("/../../srv/etc", root / "etc")
     os.symlink("loop", root / "loop")
     r = str(root)

@@ -8,18 +8,21 @@ resolver, and checks a sentinel directory beside the target stays exactly as it 
 from __future__ import annotations
 
 import bz2
-import gzip
 import errno
+import gzip
 import io
 import os
+import shutil
 import stat
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 import zstandard
 
 import oci.layer.paths as paths
+from conftest import require_root
 from oci.errors import LayerError, UnsafePathError
 from oci.layer.apply import apply_layer
 from test_apply import C, D, F, H, L, W, listing, tar_bytes
@@ -390,6 +393,39 @@ def test_resolve_in_root_gives_a_host_path_with_no_symlink_inside_the_root(tmp_p
     with pytest.raises(OSError) as exc:
         paths.resolve_in_root(r, "/loop/x")
     assert exc.value.errno == errno.ELOOP
+
+
+def test_resolve_in_root_needs_only_search_permission_on_the_way(tmp_path):
+    # As the kernel's lookup (and a rootless container's mounts): an execute-only directory
+    # can be passed through by a user who may not list it.
+    require_root()
+    shared = Path(tempfile.mkdtemp(prefix="ocikit-paths-"))
+    try:
+        os.chmod(shared, 0o755)
+        (shared / "a" / "b").mkdir(parents=True)
+        os.symlink("/a/b", shared / "a" / "link")
+        os.chmod(shared / "a", 0o711)
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child drops to nobody for real, then resolves
+            try:
+                os.close(rfd)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                os.write(wfd, paths.resolve_in_root(str(shared), "/a/link/c").encode())
+                os._exit(0)
+            except BaseException as exc:  # report, never return into pytest in the child
+                os.write(wfd, f"FAILED: {exc!r}".encode())
+                os._exit(1)
+        os.close(wfd)
+        with os.fdopen(rfd, "rb") as r:
+            said = r.read().decode()
+        os.waitpid(pid, 0)
+        assert said == f"{shared}/a/b/c"
+    finally:
+        os.chmod(shared / "a", 0o755)
+        shutil.rmtree(shared)
 
 
 def test_absurd_device_numbers_are_an_error_naming_the_entry(world):

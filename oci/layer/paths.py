@@ -28,6 +28,8 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_IN_ROOT = 0x10
 _MAXSYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# Directories walked through need only search permission, as in the kernel's own lookup.
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 class _OpenHow(ctypes.Structure):
@@ -128,8 +130,8 @@ class Pending:
 def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | None = None,
           *, missing_ok: bool = False) -> tuple[int, list[str], int]:
     """Resolve ``parts`` inside the root one component at a time, never following a link
-    implicitly: (fd of the deepest directory reached, the resolved components, how many of
-    them that fd stands for). The components hold no symlink and no ``..``.
+    implicitly: (O_PATH fd of the deepest directory reached, the resolved components, how
+    many of them that fd stands for). The components hold no symlink and no ``..``.
 
     A missing name or a non-directory on the way raises OSError (ENOENT) unless
     ``missing_ok``: then it is kept as given and what follows it is too, until a ``..``
@@ -177,7 +179,7 @@ def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | N
                     os.unlink(part, dir_fd=fds[-1])
                 os.mkdir(part, 0o755, dir_fd=fds[-1])
                 create(names + [part])
-            fds.append(os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fds[-1]))
+            fds.append(os.open(part, _PATH_FLAGS, dir_fd=fds[-1]))
             names.append(part)
         return fds.pop(), names, len(fds)
     finally:
@@ -188,7 +190,11 @@ def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | N
 def _open_in_root_walk(rootfd: int, parts: list[str],
                        create: Callable[[list[str]], None] | None = None) -> int:
     """The fd of directory ``parts``, resolved as RESOLVE_IN_ROOT does, by ``_walk``."""
-    return _walk(rootfd, parts, create)[0]
+    fd = _walk(rootfd, parts, create)[0]
+    try:
+        return os.open(".", _DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def resolve_in_root(root: str | os.PathLike, path: str) -> str:
@@ -196,7 +202,7 @@ def resolve_in_root(root: str | os.PathLike, path: str) -> str:
     too) resolved as if ``root`` were ``/``: it names no symlink, so acting on it stays in
     ``root`` while the tree does not change meanwhile. Missing components are kept as
     given; a symlink loop raises OSError(ELOOP)."""
-    rootfd = os.open(root, _DIR_FLAGS)
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fd, names, _ = _walk(rootfd, path.split("/"), missing_ok=True)
         os.close(fd)

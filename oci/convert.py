@@ -6,12 +6,14 @@ root filesystem's /etc/passwd and /etc/group read safely inside that root.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BundleError
+from .layer.layerstack import LayerStack
 from .layer.paths import RootDir, clean
 from .models import ImageConfig
 
@@ -27,7 +29,6 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 _MAX_ID_FILE = 16 << 20
-_MAX_LINKS = 40
 
 
 FileReader = Callable[[str], "bytes | None"]
@@ -266,51 +267,46 @@ def rootfs_reader(root: Path) -> FileReader:
     return lambda rel: read_in_root(root, rel)
 
 
-def layers_reader(layers: list[Path]) -> FileReader:
-    """A FileReader over overlay-form layer dirs (bottom first): the topmost layer that
-    has the path decides; a whiteout there (0/0 char device) or an opaque parent hides it."""
+def layers_reader(layers: list[Path], userxattr: bool = False) -> FileReader:
+    """A FileReader over overlay-form layer dirs (bottom first), as overlayfs merges them:
+    the topmost layer that has the path decides; a whiteout there (0/0 char device) or an
+    opaque directory above it (``overlay.opaque``, ``user.`` with ``userxattr``) hides it."""
     def read(rel: str) -> bytes | None:
-        for layer in reversed(layers):
-            path = layer / rel
-            try:
-                st = path.lstat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if stat.S_ISCHR(st.st_mode):
-                return None
-            return read_in_root(layer, rel)
-        return None
+        with LayerStack(layers, userxattr=userxattr) as stack:
+            return _read_regular(stack, rel, f"{layers[-1]}/{rel}" if layers else rel)
     return read
 
 
 def read_in_root(root: Path, rel: str) -> bytes | None:
     """Contents of regular file ``rel`` inside ``root``, resolving symlinks as if ``root``
     were ``/`` (never escaping it); None when it is missing or not a regular file."""
-    parts, _ = clean(rel)
     with RootDir(root) as rd:
-        for _ in range(_MAX_LINKS):
-            if not parts:
-                return None
-            parent = rd.open_existing(parts[:-1])
-            if parent is None:
-                return None
-            try:
-                try:
-                    st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
-                except FileNotFoundError:
-                    return None
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(parts[-1], dir_fd=parent)
-                    base = [] if target.startswith("/") else parts[:-1]
-                    parts, _ = clean("/".join(base + [target]))
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    return None
-                if st.st_size > _MAX_ID_FILE:
-                    raise BundleError(f"{root}/{rel}: {st.st_size} bytes is too large to be a user database")
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
-                with os.fdopen(fd, "rb") as f:
-                    return f.read(_MAX_ID_FILE)
-            finally:
-                os.close(parent)
-    raise BundleError(f"{root}/{rel}: too many levels of symbolic links")
+        return _read_regular(rd, rel, f"{root}/{rel}")
+
+
+def _read_regular(tree: RootDir | LayerStack, rel: str, where: str) -> bytes | None:
+    """Regular file ``rel`` of ``tree`` (``where`` names it in errors), read through an fd
+    of its real directory: the name opened is no symlink, so nothing outside is read."""
+    try:
+        found = tree.open_parent(clean(rel)[0])
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BundleError(f"{where}: too many levels of symbolic links") from None
+        raise
+    if found is None:
+        return None
+    parent, name = found
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # never opened: a device or fifo could block or act on being opened
+        if st.st_size > _MAX_ID_FILE:
+            raise BundleError(f"{where}: {st.st_size} bytes is too large to be a user database")
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
+    finally:
+        os.close(parent)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(_MAX_ID_FILE)

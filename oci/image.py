@@ -403,7 +403,7 @@ def unpack(
                 for sub in ("upper", "work"):
                     (tmp / sub).mkdir(mode=0o755)
                 meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
-                files = layers_reader(layer_dirs)
+                files = layers_reader(layer_dirs, userxattr=rootless)
             else:
                 for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
                     warnings += _apply_verified(img.layout, layer, diff_id, rootfs, rootless=rootless,

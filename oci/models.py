@@ -51,6 +51,18 @@ LAYER_MEDIA_TYPES: dict[str, LayerType] = {
     MT_LAYER_NONDIST_ZSTD: LayerType("zstd", distributable=False),
     MT_DOCKER_LAYER_FOREIGN_GZIP: LayerType("gzip", distributable=False),
 }
+#: Layer compressions by name ("none": a plain tar), as LAYER_MEDIA_TYPES has them.
+COMPRESSIONS = tuple(dict.fromkeys(t.compression or "none" for t in LAYER_MEDIA_TYPES.values()))
+
+
+def media_type_for(compression: str) -> str:
+    """The OCI layer media type written for a layer of ``compression`` (a name in COMPRESSIONS)."""
+    for media_type, t in LAYER_MEDIA_TYPES.items():
+        if media_type.startswith(MT_LAYER) and (t.compression or "none") == compression:
+            return media_type
+    raise ValueError(f"unknown compression {compression!r}")
+
+
 MANIFEST_MEDIA_TYPES = {MT_MANIFEST, MT_DOCKER_MANIFEST}
 INDEX_MEDIA_TYPES = {MT_INDEX, MT_DOCKER_LIST}
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .digest import CHUNK, Digest, ReadAheadHashingReader
+from .digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
 from .errors import InvalidDigestError, OCIError, one_line
 from .layout import Layout
 from .models import (
@@ -214,7 +214,8 @@ class _Verifier:
         self.algorithms: dict[str, set[str]] = {}
         for _, layer, expected, _ in self.layer_expectations:
             algorithm = expected.split(":", 1)[0]
-            self.algorithms.setdefault(layer, set()).add(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+            if algorithm in COMPUTABLE:
+                self.algorithms.setdefault(layer, set()).add(algorithm)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for desc, outcome in zip(jobs, pool.map(self.hash_layer, jobs)):
                 if isinstance(outcome, str):
@@ -229,7 +230,11 @@ class _Verifier:
             computed = self.diff_ids.get(layer)
             if computed is None:
                 continue
-            got = computed.get(expected.split(":", 1)[0], computed.get("sha256"))
+            algorithm = expected.split(":", 1)[0]
+            if algorithm not in COMPUTABLE:
+                self.problem(layer, f"layer {i} of manifest {manifest}: cannot check diff_id {expected}: {cannot_compute(algorithm)}")
+                continue
+            got = computed[algorithm]
             if str(got) != expected:
                 self.problem(layer, f"layer {i} of manifest {manifest}: uncompressed content hashes to {got}, config diff_id is {expected}")
 

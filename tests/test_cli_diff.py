@@ -125,10 +125,22 @@ def test_source_date_epoch_env_clamps_like_the_option(ocikit, trees, tmp_path: P
         assert {m.mtime for m in tar} == {100}
 
 
-def test_bad_source_date_epoch_is_a_one_line_error(ocikit, trees, tmp_path: Path) -> None:
+# The rule pack, commit and config follow too (oci.sourcedate): ASCII digits, 0 to year 9999.
+BAD_EPOCHS = ["yesterday", "-5", " 5", "1_000", "1e3", "\u0661\u0662", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("value", BAD_EPOCHS)
+def test_bad_source_date_epoch_is_a_one_line_error(ocikit, trees, tmp_path: Path, value: str) -> None:
     _, new = trees
-    res = ocikit("diff", new, "-o", tmp_path / "a.tar", env={"SOURCE_DATE_EPOCH": "yesterday"})
+    res = ocikit("diff", new, "-o", tmp_path / "a.tar", env={"SOURCE_DATE_EPOCH": value})
     assert_one_line_error(res, "SOURCE_DATE_EPOCH")
+    assert not (tmp_path / "a.tar").exists()
+
+
+def test_bad_source_date_epoch_option_is_a_one_line_error(ocikit, trees, tmp_path: Path) -> None:
+    _, new = trees
+    res = ocikit("diff", new, "-o", tmp_path / "a.tar", "--source-date-epoch", "-5")
+    assert_one_line_error(res, "--source-date-epoch")
     assert not (tmp_path / "a.tar").exists()
 
 

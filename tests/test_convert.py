@@ -137,17 +137,94 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
         read_in_root(root, "etc/passwd")
 
 
-def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+def _two_layers(tmp_path: Path) -> tuple[Path, Path]:
+    """Layer dirs low and high, each with /etc; the lower one has a passwd and a group."""
     low, high = tmp_path / "low", tmp_path / "high"
     (low / "etc").mkdir(parents=True)
     (high / "etc").mkdir(parents=True)
     (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
     (low / "etc" / "group").write_text("g:x:1:\n")
+    return low, high
+
+
+def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+    low, high = _two_layers(tmp_path)
     (high / "etc" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
     os.mknod(high / "etc" / "group", 0o600 | 0o020000, os.makedev(0, 0))
     read = layers_reader([low, high])
     assert read("etc/passwd") == b"new:x:2:2::/:/bin/sh\n"
     assert read("etc/group") is None
+
+
+def test_relative_symlink_target_resolves_from_the_link_s_real_directory(tmp_path: Path) -> None:
+    # etc -> a/b, and a/b/passwd -> ../passwd: ".." climbs from a/b (where the link really is),
+    # not from "etc" as joining the strings would, which lands on the root's /passwd instead.
+    root = tmp_path / "rootfs"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "passwd").write_text("real:x:7:7::/:/bin/sh\n")
+    (root / "passwd").write_text("decoy:x:9:9::/:/bin/sh\n")
+    os.symlink("a/b", root / "etc")
+    os.symlink("../passwd", root / "a" / "b" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"real:x:7:7::/:/bin/sh\n"
+
+
+@pytest.mark.parametrize("target", ["/../../../../etc/shadow", "/etc/shadow", "../../../../../etc/shadow"])
+def test_passwd_linked_to_shadow_reads_the_root_s_own_shadow(tmp_path: Path, target: str) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "shadow").write_text("own:x:4:4::/:/bin/sh\n")
+    os.symlink(target, root / "etc" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+    assert layers_reader([root])("etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+
+
+def _opaque(path: Path, userxattr: bool) -> None:
+    os.setxattr(path, ("user" if userxattr else "trusted") + ".overlay.opaque", b"y")
+
+
+@pytest.mark.parametrize("userxattr", [False, True])
+def test_layered_reader_honours_an_opaque_directory_above(tmp_path: Path, userxattr: bool) -> None:
+    if not userxattr and os.geteuid() != 0:
+        pytest.skip("trusted.* xattrs need root")
+    low, high = _two_layers(tmp_path)
+    (high / "etc" / "group").write_text("h:x:2:\n")
+    _opaque(high / "etc", userxattr)
+    read = layers_reader([low, high], userxattr=userxattr)
+    assert read("etc/passwd") is None
+    assert read("etc/group") == b"h:x:2:\n"
+    # The other kind of xattr is not what this overlay reads: the lower file shows.
+    assert layers_reader([low, high], userxattr=not userxattr)("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_hides_what_an_upper_non_directory_or_whiteout_covers(tmp_path: Path) -> None:
+    low, mid, high = tmp_path / "low", tmp_path / "mid", tmp_path / "high"
+    (low / "etc").mkdir(parents=True)
+    (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
+    (low / "data").mkdir()
+    (low / "data" / "group").write_text("g:x:1:\n")
+    mid.mkdir()
+    (mid / "etc").write_text("now a file\n")
+    high.mkdir()
+    os.mknod(high / "data", 0o600 | 0o020000, os.makedev(0, 0))
+    read = layers_reader([low, mid, high])
+    assert read("etc/passwd") is None
+    assert read("data/group") is None
+    assert layers_reader([low])("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_follows_symlinks_across_layers_inside_the_view(tmp_path: Path) -> None:
+    low, high = tmp_path / "low", tmp_path / "high"
+    (low / "srv").mkdir(parents=True)
+    os.symlink("/srv/conf/../../..", low / "up")
+    os.symlink("/up/up/srv/conf", low / "etc")
+    (high / "srv" / "conf").mkdir(parents=True)
+    (high / "srv" / "conf" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
+    assert layers_reader([low, high])("etc/passwd") == b"new:x:2:2::/:/bin/sh\n"
+    os.symlink("passwd", high / "srv" / "conf" / "loop")
+    os.unlink(high / "srv" / "conf" / "passwd")
+    os.symlink("loop", high / "srv" / "conf" / "passwd")
+    with pytest.raises(BundleError, match="symbolic links"):
+        layers_reader([low, high])("etc/passwd")
 
 
 def test_annotations_follow_conversion_with_fields_over_labels() -> None:

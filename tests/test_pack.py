@@ -21,6 +21,7 @@ from oci.platform import host_platform
 from conftest import assert_one_line_error, require_root
 from image_helpers import BUSYBOX, make_busybox_root, make_tree
 from imagebuilder import build_image, entry, tar_of
+from test_cli_diff import BAD_EPOCHS
 from treecmp import assert_trees_equal
 
 
@@ -78,6 +79,15 @@ def test_pack_twice_with_source_date_epoch_gives_the_same_digest(tmp_path: Path,
     b = ocikit("pack", src, f"{tmp_path}/b:t", "--cmd", "/bin/sh", "-q", env=env, check=True)
     assert a.stdout.strip() == b.stdout.strip()
     assert a.stdout.startswith("sha256:")
+
+
+@pytest.mark.parametrize("value", BAD_EPOCHS)
+def test_pack_with_a_bad_source_date_epoch_is_a_one_line_error(tmp_path: Path, ocikit, value: str) -> None:
+    # The same rule as diff's (oci.sourcedate); the huge value used to be an internal error.
+    res = ocikit("pack", make_tree(tmp_path / "src"), f"{tmp_path}/a:t", "--cmd", "/bin/sh", "-q",
+                 env={"SOURCE_DATE_EPOCH": value})
+    assert_one_line_error(res, "SOURCE_DATE_EPOCH")
+    assert not (tmp_path / "a").exists()
 
 
 def test_pack_without_fixed_time_records_the_time_given_by_created(tmp_path: Path, ocikit) -> None:

@@ -23,6 +23,8 @@ from oci.sign import (
     ANNOTATION_SIGNATURE,
     ARTIFACT_TYPE_SIG,
     MT_SIMPLESIGNING,
+    companion_of,
+    companion_tag,
     generate_key,
     is_signature_tag,
     list_referrers,
@@ -234,6 +236,19 @@ def test_is_signature_tag_recognises_only_the_cosign_convention() -> None:
     assert not is_signature_tag("sha256-" + "a" * 63 + ".sig")
     assert not is_signature_tag("latest")
     assert not is_signature_tag("v1.sig")
+    assert not is_signature_tag("sha256-" + "a" * 64 + ".att")
+
+
+def test_companion_tags_name_the_digest_they_accompany() -> None:
+    digest = "sha256:" + "a" * 64
+    for suffix in (".sig", ".att", ".sbom"):
+        assert companion_of(companion_tag(digest, suffix)) == digest
+    assert sig_tag(digest) == "sha256-" + "a" * 64 + ".sig"
+    assert companion_of("sha512-" + "b" * 128 + ".att") == "sha512:" + "b" * 128
+    for other in ("latest", "sha256-" + "a" * 64, "sha256-" + "a" * 64 + ".txt", "sha256-abc.sig",
+                  "sha256_" + "a" * 64 + ".sig", "md5-" + "a" * 32 + ".sig", "-" + "a" * 64 + ".sig"):
+        assert companion_of(other) is None, other
+    assert companion_of("sha256-" + "a" * 64 + ".sbom", (".sig",)) is None
 
 
 def test_gc_keeps_signatures_of_tagged_images(image, ec_key) -> None:

@@ -6,13 +6,13 @@ Lists (``--cmd``, ``--entrypoint``) are given either as one JSON array or as rep
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..errors import UsageError, print_warning
+from ..sourcedate import source_date_epoch
 from .app import app, parse_pairs, print_json, rootless_unless_root
 
 if TYPE_CHECKING:
@@ -42,15 +42,6 @@ def _report_image(layout: "Layout", tag: str, desc: "Descriptor", json_out: bool
         print_json({"layout": str(layout.root), "tag": tag, "manifest": desc.digest, "size": desc.size})
     else:
         print(desc.digest)
-
-
-def _epoch() -> int | None:
-    raw = os.environ.get("SOURCE_DATE_EPOCH")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise UsageError(f"SOURCE_DATE_EPOCH {raw!r}: expected a non-negative integer")
-    return int(raw)
 
 
 def _progress(label: str, quiet: bool):  # type: ignore[no-untyped-def]
@@ -141,7 +132,7 @@ def pack(
     plat = Platform.parse(platform) if platform else None
     changes = _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created)
     changes.apply(ContainerConfig())
-    epoch = _epoch()
+    epoch = source_date_epoch()
     with destination(ref.layout) as layout:
         desc = do_pack(
             directory, layout, ref.tag, compression=compression, level=level, platform=plat, base=base_arg,
@@ -216,7 +207,7 @@ def commit(
     from ..layout import destination
 
     ref = _split_ref(target, "target")
-    epoch = _epoch()
+    epoch = source_date_epoch()
     with destination(ref.layout) as layout:
         desc = do_commit(bundle, layout, ref.tag, compression=compression, level=level, author=author,
                          created=created, history_comment=comment, source_date_epoch=epoch,
@@ -257,6 +248,6 @@ def config(
                                        author, created, clear_env=clear_env, clear_labels=clear_labels,
                                        clear_expose=clear_expose, clear_volumes=clear_volumes,
                                        clear_entrypoint=clear_entrypoint, clear_cmd=clear_cmd),
-        platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=_epoch(),
+        platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=source_date_epoch(),
     )
     _report_image(layout, tag or ref.tag, desc, json_out)

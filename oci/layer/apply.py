@@ -34,7 +34,7 @@ from ..progress import Progress
 from .compression import decompression_errors, is_io_error, open_detected
 from .paths import RootDir, clean, remove_tree_at
 from .tarreader import TarEntry, TarReader
-from .whiteout import is_opaque_marker, is_overlay_xattr, opaque_xattr, whiteout_target, WHITEOUT_PREFIX
+from .whiteout import OPAQUE_VALUE, is_opaque_marker, is_overlay_xattr, is_reserved_name, is_whiteout_name, opaque_xattr, whited_out_name
 
 _CHUNK = 1 << 20
 # Sparse files reach most layers with their holes written out as zeros (docker, umoci and
@@ -186,14 +186,14 @@ class _Applier:
         if clamped:
             self.warnings.append(f"{info.name}: '..' above the root; extracted as {_key(parts) or '.'}")
         base = parts[-1] if parts else ""
-        if is_opaque_marker(base):
-            self._opaque(parts[:-1])
-            return
-        if base.startswith(WHITEOUT_PREFIX):
-            name = whiteout_target(base)
-            if name in ("", ".", "..") or name is None:
+        if is_whiteout_name(base):
+            name = whited_out_name(base)
+            if name is not None:
+                self._whiteout(parts[:-1], name, info.name)
+            elif is_opaque_marker(base):
+                self._opaque(parts[:-1])
+            elif not is_reserved_name(base):
                 raise UnsafePathError(f"{info.name}: whiteout names no file (would hit the parent)")
-            self._whiteout(parts[:-1], name, info.name)
             return
         if not parts:
             if info.kind != "dir":
@@ -319,7 +319,7 @@ class _Applier:
         if self.overlay:
             fd = self.root.open_dir(parts, on_create=lambda p: self.made_dirs.add(_key(p)))
             try:
-                os.setxattr(fd, opaque_xattr(self.userxattr), b"y")
+                os.setxattr(fd, opaque_xattr(self.userxattr), OPAQUE_VALUE)
             finally:
                 os.close(fd)
             prefix = key + "/" if key else ""

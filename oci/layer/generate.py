@@ -35,18 +35,17 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protoc
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError, print_warning
-from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
+from ..models import COMPRESSIONS, media_type_for
 from ..progress import Progress
 from . import tarformat as tf
 from . import tarsparse
 from .compression import BLOCK_SIZE, open_block_compressor
 from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs, whole_seconds
-from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
+from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque_dir, is_overlay_whiteout, is_overlay_xattr, is_whiteout_name, whiteout_name, whiteout_xattr
 
 if TYPE_CHECKING:  # imported by pack --base only: the tar reader is no cost of a plain pack
     from .layertree import LayerTree
 
-MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _FSENC = sys.getfilesystemencoding()
 _LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
 _CHUNK = 1 << 20
@@ -110,8 +109,8 @@ def write_layer(
     (sockets) are reported through ``warn`` (default: one stderr line each).
     An ``out`` that is a sha256 HashingWriter gives the layer digest without a second hash.
     """
-    if compression not in MEDIA_TYPES:
-        raise UsageError(f"unknown compression {compression!r} (choose none, gzip or zstd)")
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {compression!r} (choose {', '.join(COMPRESSIONS)})")
     if level is not None and not (_LEVELS[compression][0] <= level <= _LEVELS[compression][1]):
         lo, hi = _LEVELS[compression]
         raise UsageError(f"compression level {level} is out of range for {compression} ({lo}..{hi})")
@@ -267,8 +266,8 @@ class _Collector:
         self.track_links = track_links
         # (dev, ino) -> every path of a multiply linked non-directory in the new tree.
         self.links: dict[tuple[int, int], list[tuple[str, str, os.stat_result]]] = {}
-        self.opaque_key = opaque_xattr(userxattr)
-        self.whiteout_key = ("user" if userxattr else "trusted") + ".overlay.whiteout"
+        self.userxattr = userxattr
+        self.whiteout_key = whiteout_xattr(userxattr)
 
     def _scan(self, rel: str, path: str, seen: set[str] | None = None) -> list[tuple[str, str, str, os.stat_result]]:
         """(name, rel, path, lstat) of the layer-worthy entries of a directory, by name;
@@ -283,7 +282,7 @@ class _Collector:
             if stat.S_ISSOCK(st.st_mode):
                 self.warn(f"{p}: skipped a socket (layers cannot hold sockets)")
                 continue
-            if name.startswith(WHITEOUT_PREFIX):
+            if is_whiteout_name(name):
                 raise LayerError(f"{p}: names beginning with {WHITEOUT_PREFIX} mean deletions in a layer and cannot be stored")
             r = _join(rel, name)
             if self.track_links and not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
@@ -335,7 +334,7 @@ class _Collector:
             for key in xattrs:
                 if key.endswith(_OVERLAY_UNSUPPORTED) and is_overlay_xattr(key):
                     raise LayerError(f"{p}: overlay {key} (redirect_dir/metacopy) cannot be expressed in a layer")
-            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
+            if is_overlay_whiteout(st) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
                 # Below an opaque dir nothing lower shows through, so whiteouts are moot.
                 if not hidden_below:
                     whiteouts.append(_Item(_join(rel, whiteout_name(name)), "whiteout"))
@@ -346,7 +345,7 @@ class _Collector:
         for r, p, st, xattrs in entries:
             item = self._entry(r, p, st, {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)})
             if stat.S_ISDIR(st.st_mode):
-                is_opaque = xattrs.get(self.opaque_key) == b"y"
+                is_opaque = is_opaque_dir(xattrs, self.userxattr)
                 yield item, self.overlay(r, p, hidden_below or is_opaque, is_opaque)
             else:
                 yield item, None
@@ -449,7 +448,7 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
     diff_id = Digest("sha256", tar.hash.hexdigest())
     if progress is not None:
         progress.done()
-    return LayerResult(sink.digest(), diff_id, sink.size, MEDIA_TYPES[compression], count)
+    return LayerResult(sink.digest(), diff_id, sink.size, media_type_for(compression), count)
 
 
 def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None,

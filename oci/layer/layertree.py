@@ -26,7 +26,7 @@ from .compression import open_detected, read_errors
 from .paths import clean
 from .snapshot import EntryMeta, SKIPPED_XATTRS
 from .tarreader import TarEntry, TarReader
-from .whiteout import WHITEOUT_PREFIX, is_opaque_marker, is_overlay_xattr, whiteout_target
+from .whiteout import is_opaque_marker, is_overlay_xattr, is_reserved_name, is_whiteout_name, whited_out_name
 
 _CHUNK = 1 << 20
 
@@ -139,14 +139,14 @@ class LayerTree:
     def _entry(self, entry: TarEntry) -> None:
         parts, _ = clean(entry.name)
         base = parts[-1] if parts else ""
-        if is_opaque_marker(base):
-            self._hide_lower(parts[:-1])
-            return
-        if base.startswith(WHITEOUT_PREFIX):
-            name = whiteout_target(base)
-            if name in (None, "", ".", ".."):
+        if is_whiteout_name(base):
+            name = whited_out_name(base)
+            if name is not None:
+                self._whiteout(parts[:-1], name)
+            elif is_opaque_marker(base):
+                self._hide_lower(parts[:-1])
+            elif not is_reserved_name(base):
                 raise Unmodelled(entry.name)
-            self._whiteout(parts[:-1], name)  # type: ignore[arg-type]
             return
         if not parts:
             if entry.kind != "dir":

@@ -9,6 +9,7 @@ import os
 import stat
 
 from ..errors import RuntimeSpecError
+from ..layer.paths import resolve_in_root
 from . import linux as L
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
@@ -62,32 +63,6 @@ def parse_options(options: list[str]) -> tuple[int, int, list[str]]:
         else:
             data.append(opt)
     return flags, prop, data
-
-
-def resolve_in_root(root: str, path: str) -> str:
-    """The host path for container path ``path``, resolving symlinks as if ``root`` were '/'."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        cur = os.path.join(root, *done, part)
-        try:
-            target = os.readlink(cur)
-        except OSError:
-            done.append(part)
-            continue
-        hops += 1
-        if hops > 40:
-            raise OSError(40, "too many levels of symbolic links", os.path.join("/", *done, part))
-        if target.startswith("/"):
-            done = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return os.path.join(root, *done)
 
 
 def _current_locked(path: str) -> int:

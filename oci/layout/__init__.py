@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from . import jsontext
-from .digest import CHUNK, Digest, HashingWriter, VerifyingReader
-from .errors import (
+from .. import jsontext
+from ..digest import CHUNK, Digest, HashingWriter, VerifyingReader
+from ..errors import (
     BlobNotFoundError,
     DigestMismatchError,
     InvalidDigestError,
@@ -34,7 +34,7 @@ from .errors import (
     TagNotFoundError,
     UsageError,
 )
-from .models import (
+from ..models import (
     ANNOTATION_REF_NAME,
     INDEX_MEDIA_TYPES,
     LAYOUT_VERSION,

@@ -33,14 +33,18 @@ class Temporaries:
         unlocked ones): yields (directory fd, name, file fd). The file is removed unless
         renamed away; the directory is removed when it is left empty."""
         for _ in range(100):
-            # Opened anew each time: another command removes the directory once it is empty.
-            tmp_dir = open_subdir(self.top.fd, TMP_DIR, self.top.path, create=True)
+            # Opened anew each time: another command removes the directory once it is empty,
+            # between our mkdir and our open, or our open and our create; then again.
+            try:
+                tmp_dir = open_subdir(self.top.fd, TMP_DIR, self.top.path, create=True)
+            except FileNotFoundError:
+                continue
             name = f"{prefix}{os.getpid()}-{secrets.token_hex(8)}"
             try:
                 fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                              dir_fd=tmp_dir)
                 break
-            except FileNotFoundError:  # removed between our open and our create: again
+            except FileNotFoundError:
                 os.close(tmp_dir)
         else:  # pragma: no cover - a directory removed under us 100 times in a row
             raise LayoutError(f"{self.top.path / TMP_DIR}: keeps disappearing")

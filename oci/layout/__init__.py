@@ -127,10 +127,6 @@ class Layout:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
     # -- creation -----------------------------------------------------------------
     @classmethod
     def init(cls, root: str | os.PathLike[str], exist_ok: bool = False) -> "Layout":

@@ -25,6 +25,7 @@ class LayoutDir:
         self.path = path
         self._subdirs: dict[str, int] = {}
         self._lock = threading.RLock()
+        self.fd = -1  # first: __del__ runs even when the open fails
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def subdir(self, rel: str, create: bool = False) -> int:
@@ -53,6 +54,12 @@ class LayoutDir:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def __del__(self) -> None:
+        # Here rather than on Layout: a generator or writer a Layout handed out keeps its
+        # parts, and so this directory, open after the Layout itself is gone.
+        with contextlib.suppress(Exception):
+            self.close()
 
     def read(self, name: str, limit: int) -> bytes:
         """A regular file at the layout's top, read whole (refused when over ``limit`` bytes)."""

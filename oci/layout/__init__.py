@@ -10,12 +10,14 @@ each part can be read alone and the ``Layout`` methods callers use stay as they 
 - ``lease``: the lock writers share and gc holds alone;
 - ``index``: ``index.json``, its lock and its tags; ``reference``: ``LAYOUT:TAG`` as typed;
 - ``walk``: what documents refer to, what an image needs, what is reachable;
-- ``referrers``: which manifests name a subject;
+- ``referrers``: which manifests name a subject, from an index (``.ocikit-referrers.json``)
+  that reads each blob once;
 - ``gc``: removing unreachable blobs, stale temporaries, a layout a failed command made;
 - ``names``: the file names in a layout.
 
-Each part gets the others it needs when the ``Layout`` builds it (none reaches back into
-``Layout``), so the dependencies run one way: fs <- temporaries <- blobs <- walk/referrers/gc.
+Each part is handed the others it needs when the ``Layout`` builds it and none reaches back
+into ``Layout``, so the imports run one way: fs <- temporaries <- blobs (lease, writebehind)
+and index <- walk and referrers <- gc <- this facade.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .gc import GCResult
 from .index import DEFAULT_TAG, IndexFile, validate_tag
 from .names import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, MAX_JSON_SIZE, TMP_DIR
 from .reference import Reference
-from .referrers import subject_map as _subject_map
+from .referrers import ReferrersIndex
 from .temporaries import Temporaries
 from .walk import ImageGraph
 from .writebehind import WriteBehind
@@ -114,6 +116,7 @@ class Layout:
         self._blobs = BlobStore(top, self._temporaries)
         self._index = IndexFile(top, self._temporaries)
         self._graph = ImageGraph(self._blobs)
+        self._referrers = ReferrersIndex(top, self._blobs, self._temporaries)
 
     def close(self) -> None:
         """Release the layout's directory descriptors (the object is unusable afterwards)."""
@@ -316,8 +319,9 @@ class Layout:
         return self.subject_map().get(digest, [])
 
     def subject_map(self) -> dict[str, list[Descriptor]]:
-        """subject digest -> descriptors of the manifests/indexes that name it."""
-        return _subject_map(self._blobs)
+        """subject digest -> descriptors of the manifests/indexes that name it (a new dict,
+        the caller's to change), from the layout's referrers index."""
+        return self._referrers.subject_map()
 
     def gc(self, dry_run: bool = False) -> GCResult:
         """Delete blobs unreachable from index.json and stale temporary files.
@@ -325,7 +329,7 @@ class Layout:
         Referrers (signatures, attestations) of reachable manifests are kept. Waits for
         commands writing to the layout to finish (it takes the lease exclusively).
         """
-        return _gc.collect(self._blobs, self._index, self._temporaries,
+        return _gc.collect(self._blobs, self._index, self._temporaries, self._referrers,
                            lambda: self.reachable(referrers=True), dry_run)
 
     def remove_if_unused(self, remove_root: bool) -> bool:

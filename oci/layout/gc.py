@@ -15,7 +15,8 @@ from ..models import Descriptor
 from .blobs import BlobStore
 from .fs import LayoutDir
 from .index import IndexFile
-from .names import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE
+from .names import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, REFERRERS_FILE
+from .referrers import ReferrersIndex
 from .temporaries import Temporaries
 
 
@@ -26,7 +27,7 @@ class GCResult:
     bytes_freed: int
 
 
-def collect(blobs: BlobStore, index: IndexFile, temporaries: Temporaries,
+def collect(blobs: BlobStore, index: IndexFile, temporaries: Temporaries, referrers: ReferrersIndex,
             live: Callable[[], dict[str, Descriptor]], dry_run: bool = False) -> GCResult:
     """Delete the blobs not in ``live()`` (computed under the lease and the index lock) and
     stale temporary files; with ``dry_run``, only report what would go."""
@@ -40,6 +41,7 @@ def collect(blobs: BlobStore, index: IndexFile, temporaries: Temporaries,
                 removed.append(str(d))
         tmp_removed = 0
         if not dry_run:
+            referrers.forget(removed)
             freed_tmp, tmp_removed = temporaries.remove_stale()
             freed += freed_tmp
     return GCResult(removed=removed, temporary_removed=tmp_removed, bytes_freed=freed)
@@ -66,7 +68,9 @@ def remove_if_unused(top: LayoutDir, blobs: BlobStore, index: IndexFile, tempora
                         os.rmdir(alg, dir_fd=blobs_dir)
             finally:
                 os.close(blobs_dir)
-            for name in (LAYOUT_FILE, INDEX_FILE):
+            # Killed midway, this leaves a layout, or what an interrupted init leaves (which
+            # the next init completes): the cache goes first, oci-layout before index.json.
+            for name in (REFERRERS_FILE, LAYOUT_FILE, INDEX_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=top.fd)
             with contextlib.suppress(OSError):

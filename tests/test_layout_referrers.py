@@ -242,3 +242,21 @@ def test_a_referrer_replaced_by_a_symlink_is_no_longer_one(signed, tmp_path: Pat
     path.unlink()
     path.symlink_to(outside)
     assert Layout(layout.root).referrers(desc.digest) == []
+
+
+def test_a_cache_that_came_with_a_copied_layout_is_not_believed(signed, tmp_path: Path) -> None:
+    """A layout copied or unpacked from elsewhere brings the cache it had there; nothing
+    vouches for it (the blobs do vouch for themselves), so it is rebuilt, not trusted."""
+    import shutil
+
+    layout, desc, referrer = signed
+    layout.referrers(desc.digest)
+    copy = tmp_path / "copy"
+    shutil.copytree(layout.root, copy)
+    doc = json.loads((copy / CACHE).read_text())
+    doc["blobs"][referrer.digest] = False  # a lie: gc would delete the signature
+    (copy / CACHE).write_text(json.dumps(doc))
+    assert [d.digest for d in Layout(copy).referrers(desc.digest)] == [referrer.digest]
+    assert isinstance(_cached(Layout(copy))[referrer.digest], dict)
+    Layout(copy).gc()
+    assert Layout(copy).has_blob(referrer.digest)

@@ -83,7 +83,7 @@ class BlobStore:
         d = _parsed(digest)
         try:
             alg = self._alg_dir(d.algorithm)
-            fd = open_regular(alg, d.encoded, self.path(d))
+            fd = open_regular(alg, d.encoded, lambda: self.path(d))
         except FileNotFoundError:
             raise BlobNotFoundError(f"blob {d} is missing from {self.top.path}") from None
         return os.fdopen(fd, "rb")
@@ -109,14 +109,19 @@ class BlobStore:
 
     def walk(self) -> Iterator[Digest]:
         """Every blob present, by digest (files that are not valid digests are skipped)."""
-        return self._walk(regular_only=False)
+        for alg_name, entry in self._names(regular_only=False):
+            try:
+                yield Digest.parse(f"{alg_name}:{entry}")
+            except InvalidDigestError:
+                continue
 
-    def walk_files(self) -> Iterator[Digest]:
-        """Every blob that is a regular file, by digest, in ``walk``'s order; told from the
-        directory entries, so without a stat per blob where the file system records types."""
-        return self._walk(regular_only=True)
+    def files(self) -> Iterator[tuple[str, str]]:
+        """(algorithm, name) of every regular file in the blob directories, in ``walk``'s
+        order, told from the directory entries (no stat per blob where the file system
+        records file types). The names are not checked to be digests; ``walk`` checks them."""
+        return self._names(regular_only=True)
 
-    def _walk(self, regular_only: bool) -> Iterator[Digest]:
+    def _names(self, regular_only: bool) -> Iterator[tuple[str, str]]:
         try:
             blobs = self.top.subdir(BLOBS_DIR)
         except FileNotFoundError:
@@ -132,10 +137,13 @@ class BlobStore:
             else:
                 names = sorted(os.listdir(alg))
             for entry in names:
-                try:
-                    yield Digest.parse(f"{alg_name}:{entry}")
-                except InvalidDigestError:
-                    continue
+                yield alg_name, entry
+
+    def identity(self) -> tuple[int, int]:
+        """The ``blobs`` directory's device and inode: this layout on this machine, which a
+        copy of it (or a layout unpacked from an archive) is not."""
+        st = os.fstat(self.top.subdir(BLOBS_DIR))
+        return st.st_dev, st.st_ino
 
     # -- writing --------------------------------------------------------------------
     def put(self, source: BinaryIO | bytes, expected: Digest | None = None, algorithm: str = "sha256") -> tuple[Digest, int]:

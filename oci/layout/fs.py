@@ -13,6 +13,7 @@ import secrets
 import stat
 import threading
 from pathlib import Path
+from typing import Callable
 
 from ..errors import InvalidDocumentError, LayoutError
 
@@ -63,7 +64,7 @@ class LayoutDir:
 
     def read(self, name: str, limit: int) -> bytes:
         """A regular file at the layout's top, read whole (refused when over ``limit`` bytes)."""
-        fd = open_regular(self.fd, name, self.path / name)
+        fd = open_regular(self.fd, name, lambda: self.path / name)
         with os.fdopen(fd, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
@@ -86,19 +87,20 @@ def open_subdir(parent: int, name: str, where: Path, create: bool = False) -> in
         raise LayoutError(f"{where / name}: {kind} (refused: everything in a layout must be inside it)") from None
 
 
-def open_regular(dir_fd: int, name: str, where: Path) -> int:
+def open_regular(dir_fd: int, name: str, where: Callable[[], Path]) -> int:
     """Open ``name`` for reading: never through a symlink, never blocking on a FIFO, and
-    only when it is a regular file (``where`` names it in messages)."""
+    only when it is a regular file (``where()`` names it in messages: built only for one,
+    as a path costs more than the open)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise LayoutError(f"{where}: a symlink (refused: everything in a layout must be inside it)") from None
+            raise LayoutError(f"{where()}: a symlink (refused: everything in a layout must be inside it)") from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise LayoutError(f"{where}: not a regular file")
+        raise LayoutError(f"{where()}: not a regular file")
     os.set_blocking(fd, True)
     return fd
 

@@ -4,12 +4,14 @@
 The index is a cache file, ``.ocikit-referrers.json`` at the layout's top, mapping a blob's
 digest to what that blob is: not a referrer, or a referrer and what its descriptor says.
 A blob's content is fixed by its digest, so an entry, once true, stays true; an entry is
-written only when it is known to describe the blob's final content (below). Each call
-lists the blobs, reads only those the cache does not know, and rewrites the cache when it
-learned something or a blob is gone. The listing decides what exists, so an entry of a
-deleted blob is never used. Concurrent callers each write a whole, true cache (temporary
-file, then rename): the last one wins, and what it lacks is read again next time. A
-missing, corrupt or unreadable cache is rebuilt.
+written only when it is known to describe the blob's final content (see ``_read``). Each
+call lists the blobs, reads only those the cache does not know, and rewrites the cache
+when it learned something or a blob is gone. The listing decides what exists, so an entry
+of a deleted blob is never used. Concurrent callers each write a whole, true cache
+(temporary file, then rename): the last one wins, and what it lacks is read again next
+time. A missing or corrupt cache is rebuilt, and so is one written for another layout: the
+cache names the ``blobs`` directory it describes, so one that arrives with a copied or
+unpacked layout, which nothing vouches for, is not believed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeGuard, Union
 
 from .. import jsontext
 from ..digest import Digest
-from ..errors import OCIError
+from ..errors import InvalidDigestError, OCIError
 from ..models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor
 from .blobs import BlobStore
 from .fs import LayoutDir
@@ -53,12 +55,16 @@ class ReferrersIndex:
         current: dict[str, Facts] = {}
         found: dict[str, list[Descriptor]] = {}
         learned = False
-        for d in self.blobs.walk_files():
-            key = str(d)
+        for alg, name in self.blobs.files():
+            key = f"{alg}:{name}"
             cached = known.get(key)
-            if _well_formed(cached):
+            if _well_formed(cached):  # written, for a valid digest, by this layout's ocikit
                 facts: Facts = cached
             else:
+                try:
+                    d = Digest.parse(key)
+                except InvalidDigestError:
+                    continue  # not a blob
                 read, final = _read(self.blobs, d)
                 if read is None:
                     continue  # gone or unreadable: not a referrer now
@@ -68,7 +74,8 @@ class ReferrersIndex:
                     continue
                 learned = True
             current[key] = facts
-            _add(found, key, facts)
+            if facts is not False:
+                _add(found, key, facts)
         if learned or len(current) != len(known):
             self._save(current)
         return found
@@ -82,12 +89,15 @@ class ReferrersIndex:
             self._save(known)
 
     def _load(self) -> dict[str, Any]:
-        """The cache's entries, unchecked; none when it is missing or not one this version wrote."""
+        """The cache's entries, unchecked; none when it is missing, not one this version
+        wrote, or written for another layout (this one's copy or origin: trusted only here)."""
         try:
             doc = jsontext.loads(self.top.read(REFERRERS_FILE, MAX_JSON_SIZE))
+            identity = list(self.blobs.identity())
         except (OSError, OCIError, ValueError):
             return {}
-        if not isinstance(doc, dict) or doc.get("version") != _VERSION or not isinstance(doc.get("blobs"), dict):
+        if (not isinstance(doc, dict) or doc.get("version") != _VERSION or doc.get("layout") != identity
+                or not isinstance(doc.get("blobs"), dict)):
             return {}
         return doc["blobs"]
 
@@ -95,13 +105,16 @@ class ReferrersIndex:
         """Replace the cache atomically; quietly not, where the layout cannot be written (it
         is read-only, or its temporary directory is refused): the cache only saves reading."""
         try:
-            data = json.dumps({"about": _ABOUT, "version": _VERSION, "blobs": entries}, separators=(",", ":")).encode()
-        except (RecursionError, ValueError):  # annotations nested deeper than the encoder goes
+            doc = {"about": _ABOUT, "version": _VERSION, "layout": list(self.blobs.identity()), "blobs": entries}
+            data = json.dumps(doc, separators=(",", ":")).encode()
+        except (OSError, OCIError, RecursionError, ValueError):  # blobs/ gone; annotations nested too deep
             return
         if len(data) > MAX_JSON_SIZE:
             return  # it would not be read back
         with contextlib.suppress(OSError, OCIError):
-            self.temporaries.replace_file(REFERRERS_FILE, data)
+            # Not fsynced: after a crash the cache is the older one (still true: entries
+            # never go stale) or damaged (not JSON, so rebuilt), never a wrong one.
+            self.temporaries.replace_file(REFERRERS_FILE, data, durable=False)
 
 
 def _well_formed(facts: Any) -> TypeGuard[Facts]:

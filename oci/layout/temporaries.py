@@ -63,14 +63,18 @@ class Temporaries:
         with contextlib.suppress(OSError):
             os.rmdir(TMP_DIR, dir_fd=self.top.fd)
 
-    def replace_file(self, name: str, data: bytes) -> None:
-        """Replace the top-level file ``name`` atomically (temporary file, fsync, rename)."""
+    def replace_file(self, name: str, data: bytes, durable: bool = True) -> None:
+        """Replace the top-level file ``name`` atomically (temporary file, fsync, rename).
+        Without ``durable``, nothing is fsynced: for a cache that is rebuilt when a crash
+        loses or damages it."""
         with self.create(f"{name}-") as (tmp_dir, tmp_name, fd):
             write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             os.fchmod(fd, 0o644)
             os.rename(tmp_name, name, src_dir_fd=tmp_dir, dst_dir_fd=self.top.fd)
-            os.fsync(self.top.fd)
+            if durable:
+                os.fsync(self.top.fd)
 
     def remove_stale(self) -> tuple[int, int]:
         """Remove temporary files no writer holds (left by killed commands): (bytes, count)."""

@@ -260,3 +260,36 @@ def test_a_cache_that_came_with_a_copied_layout_is_not_believed(signed, tmp_path
     assert isinstance(_cached(Layout(copy))[referrer.digest], dict)
     Layout(copy).gc()
     assert Layout(copy).has_blob(referrer.digest)
+
+
+def _sign_and_list(root: str, subject: dict, n: int, errors) -> None:  # type: ignore[no-untyped-def]
+    try:
+        desc = Descriptor(subject["mediaType"], subject["digest"], subject["size"])
+        for i in range(n):
+            layout = Layout(root)
+            mine = layout.put_json(_referrer(desc, f"application/p{os.getpid()}-{i}"), MT_MANIFEST)
+            if mine.digest not in {d.digest for d in layout.referrers(desc.digest)}:
+                errors.put(f"{os.getpid()}: own referrer {mine.digest} not listed")
+            layout.close()
+    except Exception as exc:
+        errors.put(f"{os.getpid()}: {type(exc).__name__}: {exc}")
+
+
+def test_many_processes_adding_and_listing_referrers_at_once(signed) -> None:
+    import multiprocessing
+
+    layout, desc, _ = signed
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_sign_and_list, args=(str(layout.root), desc.to_dict(), 8, errors)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(Layout(layout.root).referrers(desc.digest)) == 1 + 6 * 8
+    assert set(_cached(layout)) == {str(d) for d in layout.walk_blobs()}

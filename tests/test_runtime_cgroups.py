@@ -134,6 +134,24 @@ def test_a_fork_bomb_stops_at_the_pids_limit_as_under_runc(box, tmp_path):
         assert (theirs.stdout, theirs.stderr) == (res.stdout, res.stderr)
 
 
+def in_user_namespace(cfg):
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+
+
+def test_the_pids_limit_holds_in_a_user_namespace_too(box, tmp_path):
+    # A user namespace is entered by a helper process that forks the container's: the
+    # container's process, not the helper, is the one moved into the cgroup.
+    make, root = box
+    for d in (tmp_path, *tmp_path.parents[:2]):
+        d.chmod(0o755)  # the mapped root must reach the bundle
+    b = make(["sh", "-c", FORKS], {"pids": {"limit": 8}}, mutate=in_user_namespace)
+    res = ocikit("run", b, "--root", root)
+    assert res.stdout.split()[-1] == "7", res.stderr
+
+
 def with_mknod(cfg):
     for kind in ("bounding", "effective", "permitted"):
         cfg["process"]["capabilities"][kind].append("CAP_MKNOD")

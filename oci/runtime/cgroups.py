@@ -12,7 +12,6 @@ Imported only for configs that have ``linux.resources`` or ``linux.cgroupsPath``
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -438,20 +437,6 @@ class Cgroup:
     def from_record(cls, rec: dict[str, Any]) -> Cgroup:
         return cls(dict(rec["dirs"]), rec.get("kept") or [])
 
-    def save(self, path: str) -> None:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(self.record()))
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str) -> Cgroup | None:
-        try:
-            with open(path) as f:
-                return cls.from_record(json.load(f))
-        except FileNotFoundError:
-            return None
-
     # placement ------------------------------------------------------------
     @classmethod
     def plan(cls, linux: dict[str, Any], cid: str) -> Cgroup:
@@ -491,8 +476,16 @@ class Cgroup:
             return d, True
         return (d, True) if controller in _v2_available(d) else None
 
-    def procs_files(self) -> list[str]:
-        return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
+    def join(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup, in every hierarchy. A process that has died
+        meanwhile is left alone: the caller learns why from it, not from us."""
+        for d in self.dirs.values():
+            try:
+                _write(os.path.join(d, "cgroup.procs"), str(pid))
+            except ProcessLookupError:
+                return
+            except OSError as exc:
+                raise ContainerError(f"cannot move the container's process into its cgroup {d}: {exc.strerror}") from None
 
     # creation -------------------------------------------------------------
     def create(self, resources: dict[str, Any] | None, devices_extra: list[tuple] = ()) -> None:
@@ -1007,15 +1000,6 @@ def devices_made(linux: dict[str, Any]) -> list[tuple]:
         if d["type"] in ("c", "u", "b"):
             out.append(("b" if d["type"] == "b" else "c", d["major"], d["minor"]))
     return out
-
-
-def setup(linux: dict[str, Any], cid: str, record_path: str) -> Cgroup:
-    """Make the container's cgroup and apply ``linux.resources``. Where it goes is written
-    to ``record_path`` first, so that a later delete finds it even if we are killed midway."""
-    cg = Cgroup.plan(linux, cid)
-    cg.save(record_path)
-    cg.create(linux.get("resources"), devices_made(linux))
-    return cg
 
 
 def update(cg: Cgroup, res: dict[str, Any], where: str = "resources") -> None:

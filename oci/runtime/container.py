@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.2.0"
 _CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
-_CGROUP = "cgroup.json"  # in a state directory: where the container's cgroup is (see cgroups.py)
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -86,16 +85,12 @@ def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
         return "stopped"
     if os.path.exists(os.path.join(sdir, "exec.fifo")):
         return "created"
-    return "paused" if _frozen(sdir) else "running"
+    if rec.get("cgroup"):
+        from .cgroups import Cgroup
 
-
-def _frozen(sdir: str) -> bool:
-    if not os.path.exists(os.path.join(sdir, _CGROUP)):
-        return False
-    from .cgroups import Cgroup
-
-    cg = Cgroup.load(os.path.join(sdir, _CGROUP))
-    return cg is not None and cg.frozen()
+        if Cgroup.from_record(rec["cgroup"]).frozen():
+            return "paused"
+    return "running"
 
 
 def _creator_alive(sdir: str, locked: bool) -> bool:
@@ -185,12 +180,14 @@ def _claim(root: StrPath, cid: str) -> str:
 def _remove_state(sdir: str) -> None:
     """Remove the container's cgroup (killing what is left in it), then its state directory.
     If the cgroup cannot be removed, ContainerError, and the state stays for a later delete."""
-    if os.path.exists(os.path.join(sdir, _CGROUP)):
+    try:
+        rec = _read_record(sdir)
+    except ContainerError:
+        rec = None  # corrupt: it names no cgroup we could trust
+    if rec and rec.get("cgroup"):
         from .cgroups import Cgroup
 
-        cg = Cgroup.load(os.path.join(sdir, _CGROUP))
-        if cg is not None:
-            cg.destroy()
+        Cgroup.from_record(rec["cgroup"]).destroy()
     for name in os.listdir(sdir):
         os.unlink(os.path.join(sdir, name))
     os.rmdir(sdir)
@@ -303,12 +300,11 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     if mode == "create":
         fifo = os.path.join(sdir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
+    cgroup = None
     if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
-        from .cgroups import setup
+        from .cgroups import Cgroup
 
-        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
-        # On failure, removing the state directory removes the cgroup too.
-        cfg["_cgroup_procs"] = setup(cfg["linux"], cid, os.path.join(sdir, _CGROUP)).procs_files()
+        cgroup = Cgroup.plan(cfg["linux"], cid)  # where it goes, checked before anything starts
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -348,9 +344,19 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
 
     def record_and_go() -> None:
         # The container builds its root filesystem meanwhile, and waits for "go" before
-        # anything shows outside: by then its pid is recorded and it is our child.
+        # anything shows outside: by then its pid is recorded, it is our child, and it is in
+        # its cgroup, so that the program and all it forks are. The cgroup is made here, after
+        # the record that names it (a delete finds it whatever happens next), and while the
+        # container sets up: moving a process costs the kernel a grace period, some 10 ms.
         rec["starttime"] = _starttime(pid)
+        if cgroup is not None:
+            rec["cgroup"] = cgroup.record()
         _write_record(sdir, rec)
+        if cgroup is not None:
+            from .cgroups import devices_made
+
+            cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
+            cgroup.join(pid)
         tell(b"go\n")
 
     try:
@@ -727,11 +733,11 @@ def _kill_and_wait(pid: int, starttime: str | None, timeout: float = 5.0) -> Non
 def _cgroup(sdir: str, cid: str):
     from .cgroups import Cgroup
 
-    cg = Cgroup.load(os.path.join(sdir, _CGROUP))
-    if cg is None:
+    rec = _read_record(sdir) or {}
+    if not rec.get("cgroup"):
         raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
                              "linux.resources or linux.cgroupsPath)")
-    return cg
+    return Cgroup.from_record(rec["cgroup"])
 
 
 def _live_cgroup(cid: str, root: StrPath | None, allowed: tuple[str, ...], doing: str):

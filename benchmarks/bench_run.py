@@ -9,9 +9,11 @@ Without --ocikit or --python it measures ``python3 -m oci`` on the source tree w
 interpreter, whose start-up includes whatever .pth files its site-packages holds.
 Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
 printed with their ratio to runc, beside each interpreter's bare start-up for reference.
-Needs root, runc and busybox-static.
+With --memory-limit, a second bundle whose config.json sets linux.resources.memory.limit
+(so each runtime makes, joins and removes a cgroup) is timed beside the plain one, under
+both runtimes. Needs root, runc and busybox-static.
 
-Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered]
+Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered] [--memory-limit]
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> None:
     ap.add_argument("--ocikit", action="append", default=[], metavar="SCRIPT", help="an installed ocikit console script (repeatable)")
     ap.add_argument("--python", action="append", default=[], metavar="PY", help="run 'PY -m oci' on the source tree (repeatable)")
     ap.add_argument("--layered", action="store_true", help="also time each ocikit on a layered (overlay) bundle")
+    ap.add_argument("--memory-limit", action="store_true", help="also time a bundle with a 64 MiB memory limit, under both runtimes")
     opts = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc"):
         sys.exit("bench_run: needs root and runc")
@@ -69,6 +72,12 @@ def main() -> None:
         state = Path(tmp) / "state"
         # name -> (argv, cwd); installed scripts run outside the tree so they import their own install.
         cmds: dict[str, tuple[list[str], Path]] = {"runc run": (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench"], REPO)}
+        if opts.memory_limit:
+            cfg = base_config(["true"])
+            cfg["linux"]["resources"] = {"memory": {"limit": 64 * 2**20}}
+            limited = write_bundle(Path(tmp) / "limited", cfg)
+            bundles[" (memory limit)"] = limited
+            cmds["runc run (memory limit)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(limited), "bench"], REPO)
         interpreters: list[str] = []
         for script in opts.ocikit:
             for suffix, b in bundles.items():
@@ -93,7 +102,9 @@ def main() -> None:
     width = max(map(len, times))
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x")
+        # A run with a memory limit is compared with runc running the same bundle.
+        peer = statistics.median(times["runc run (memory limit)"]) if name.endswith("(memory limit)") or "(memory limit) " in name else base
+        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / peer:5.2f}x")
 
 
 if __name__ == "__main__":

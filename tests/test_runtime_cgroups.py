@@ -234,6 +234,22 @@ def test_cgroups_path_places_the_container_as_runc_does(box, tmp_path, kind):
                     leftover.rmdir()
 
 
+def with_cgroup_namespace_and_mount(cfg):
+    cfg["linux"]["namespaces"].append({"type": "cgroup"})
+    cfg["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                          "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+
+
+def test_the_cgroup_namespace_and_mount_show_the_containers_own_cgroup_as_under_runc(box, tmp_path):
+    make, root = box
+    script = "grep -v '^0::' /proc/self/cgroup | cut -d: -f3 | sort -u; cat /sys/fs/cgroup/pids/pids.max"
+    b = make(["sh", "-c", script], {"pids": {"limit": 42}}, mutate=with_cgroup_namespace_and_mount)
+    res = ocikit("run", b, "--root", root)
+    assert res.stdout == "/\n42\n", res.stderr  # rooted at its cgroup, whose files it sees
+    if shutil.which("runc"):
+        assert runc(tmp_path, b, f"cgns-{os.getpid()}").stdout == res.stdout
+
+
 def test_the_default_cgroup_is_ocikit_slash_id_below_our_own(box, tmp_path):
     make, root = box
     b = make(["sleep", "30"], {"pids": {"limit": 50}})

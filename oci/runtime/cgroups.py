@@ -423,19 +423,19 @@ def _write(path: str, value: str) -> None:
 
 class Cgroup:
     """The container's cgroup: its directory in each hierarchy (``dirs``, keyed as
-    Hierarchy.key) and those that existed before it (``kept``, never removed)."""
+    Hierarchy.key). Like runc, ocikit removes them with the container even if they existed
+    before it (empty: one that has processes is refused)."""
 
-    def __init__(self, dirs: dict[str, str], kept: list[str] | tuple = ()) -> None:
+    def __init__(self, dirs: dict[str, str]) -> None:
         self.dirs = dirs
-        self.kept = list(kept)
 
     # record ---------------------------------------------------------------
     def record(self) -> dict[str, Any]:
-        return {"dirs": self.dirs, "kept": self.kept}
+        return {"dirs": self.dirs}
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Cgroup:
-        return cls(dict(rec["dirs"]), rec.get("kept") or [])
+        return cls(dict(rec["dirs"]))
 
     # placement ------------------------------------------------------------
     @classmethod
@@ -452,16 +452,13 @@ class Cgroup:
             raise RuntimeSpecError("config.json: field 'linux.resources' needs root: ocikit manages cgroups only as root "
                                    "(remove linux.resources and linux.cgroupsPath, or unpack with --rootless)")
         dirs = {}
-        kept = []
         for h in hs:
             full = path if path.startswith("/") else os.path.join(h.own, path)
             d = dirs[h.key] = h.dir(os.path.join(h.mount_root, full.lstrip("/")) if path.startswith("/") else full)
-            if os.path.isdir(d):  # reused (runc does too), but never shared with running processes
-                if _read(os.path.join(d, "cgroup.procs")):
-                    raise RuntimeSpecError(f"config.json: field 'linux.cgroupsPath' names a cgroup that already has "
-                                           f"processes ({d})")
-                kept.append(d)
-        return cls(dirs, kept)
+            if os.path.isdir(d) and _read(os.path.join(d, "cgroup.procs")):  # reused, but never shared
+                raise RuntimeSpecError(f"config.json: field 'linux.cgroupsPath' names a cgroup that already has "
+                                       f"processes ({d})")
+        return cls(dirs)
 
     def where(self, controller: str) -> tuple[str, bool] | None:
         """(directory, is v2) of the hierarchy that holds ``controller``, or None. For v2,
@@ -476,16 +473,9 @@ class Cgroup:
             return d, True
         return (d, True) if controller in _v2_available(d) else None
 
-    def join(self, pid: int) -> None:
-        """Move process ``pid`` into the cgroup, in every hierarchy. A process that has died
-        meanwhile is left alone: the caller learns why from it, not from us."""
-        for d in self.dirs.values():
-            try:
-                _write(os.path.join(d, "cgroup.procs"), str(pid))
-            except ProcessLookupError:
-                return
-            except OSError as exc:
-                raise ContainerError(f"cannot move the container's process into its cgroup {d}: {exc.strerror}") from None
+    def procs_files(self) -> list[str]:
+        """The file to write a pid into to join the cgroup, in each hierarchy."""
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
 
     # creation -------------------------------------------------------------
     def create(self, resources: dict[str, Any] | None, devices_extra: list[tuple] = ()) -> None:
@@ -611,7 +601,7 @@ class Cgroup:
                 self.freeze(False)
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Kill what is left in the cgroup and remove its directories (not the kept ones).
+        """Kill what is left in the cgroup and remove its directories.
 
         The kernel may take a moment to let go of a task that is dying: rmdir is retried."""
         if any(os.path.isdir(d) for d in self.dirs.values()):
@@ -622,8 +612,6 @@ class Cgroup:
         deadline = time.monotonic() + timeout
         pause = 0.001
         for d in self.dirs.values():
-            if d in self.kept:
-                continue
             while True:
                 try:
                     os.rmdir(d)

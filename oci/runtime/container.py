@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.2.0"
 _CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
+_CGROUP = "cgroup"  # in a state directory: a symlink to the JSON record of the container's cgroup
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -85,12 +86,20 @@ def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
         return "stopped"
     if os.path.exists(os.path.join(sdir, "exec.fifo")):
         return "created"
-    if rec.get("cgroup"):
+    cg = _cgroup_record(sdir)
+    if cg is not None:
         from .cgroups import Cgroup
 
-        if Cgroup.from_record(rec["cgroup"]).frozen():
+        if Cgroup.from_record(cg).frozen():
             return "paused"
     return "running"
+
+
+def _cgroup_record(sdir: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(os.readlink(os.path.join(sdir, _CGROUP)))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _creator_alive(sdir: str, locked: bool) -> bool:
@@ -180,14 +189,11 @@ def _claim(root: StrPath, cid: str) -> str:
 def _remove_state(sdir: str) -> None:
     """Remove the container's cgroup (killing what is left in it), then its state directory.
     If the cgroup cannot be removed, ContainerError, and the state stays for a later delete."""
-    try:
-        rec = _read_record(sdir)
-    except ContainerError:
-        rec = None  # corrupt: it names no cgroup we could trust
-    if rec and rec.get("cgroup"):
+    cg = _cgroup_record(sdir)
+    if cg is not None:
         from .cgroups import Cgroup
 
-        Cgroup.from_record(rec["cgroup"]).destroy()
+        Cgroup.from_record(cg).destroy()
     for name in os.listdir(sdir):
         os.unlink(os.path.join(sdir, name))
     os.rmdir(sdir)
@@ -302,9 +308,14 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         os.mkfifo(fifo, 0o600)
     cgroup = None
     if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
-        from .cgroups import Cgroup
+        from .cgroups import Cgroup, devices_made
 
-        cgroup = Cgroup.plan(cfg["linux"], cid)  # where it goes, checked before anything starts
+        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
+        # On failure, removing the state directory removes it: the record names it from the start.
+        cgroup = Cgroup.plan(cfg["linux"], cid)
+        os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
+        cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
+        cfg["_cgroup_procs"] = cgroup.procs_files()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -344,19 +355,9 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
 
     def record_and_go() -> None:
         # The container builds its root filesystem meanwhile, and waits for "go" before
-        # anything shows outside: by then its pid is recorded, it is our child, and it is in
-        # its cgroup, so that the program and all it forks are. The cgroup is made here, after
-        # the record that names it (a delete finds it whatever happens next), and while the
-        # container sets up: moving a process costs the kernel a grace period, some 10 ms.
+        # anything shows outside: by then its pid is recorded and it is our child.
         rec["starttime"] = _starttime(pid)
-        if cgroup is not None:
-            rec["cgroup"] = cgroup.record()
         _write_record(sdir, rec)
-        if cgroup is not None:
-            from .cgroups import devices_made
-
-            cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
-            cgroup.join(pid)
         tell(b"go\n")
 
     try:
@@ -733,11 +734,11 @@ def _kill_and_wait(pid: int, starttime: str | None, timeout: float = 5.0) -> Non
 def _cgroup(sdir: str, cid: str):
     from .cgroups import Cgroup
 
-    rec = _read_record(sdir) or {}
-    if not rec.get("cgroup"):
+    cg = _cgroup_record(sdir)
+    if cg is None:
         raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
                              "linux.resources or linux.cgroupsPath)")
-    return Cgroup.from_record(rec["cgroup"])
+    return Cgroup.from_record(cg)
 
 
 def _live_cgroup(cid: str, root: StrPath | None, allowed: tuple[str, ...], doing: str):

@@ -316,6 +316,9 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
         cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
         cfg["_cgroup_procs"] = cgroup.procs_files()
+        from .cgroups import warmed_up
+
+        warmed_up()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):

@@ -7,8 +7,10 @@ Target: at most 1.5x runc. Measure the ``ocikit`` console script of a clean inst
 
 Without --ocikit or --python it measures ``python3 -m oci`` on the source tree with this
 interpreter, whose start-up includes whatever .pth files its site-packages holds.
-Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
-printed with their ratio to runc, beside each interpreter's bare start-up for reference.
+Every command runs once to warm up, then all alternate for ROUNDS rounds, in a new random
+order each round (moving a process between cgroups is cheaper right after another move,
+so a fixed order would favour whichever command follows a runc run); medians are printed
+with their ratio to runc, beside each interpreter's bare start-up for reference.
 With --memory-limit, a second bundle whose config.json sets linux.resources.memory.limit
 (so each runtime makes, joins and removes a cgroup) is timed beside the plain one, under
 both runtimes. Needs root, runc and busybox-static.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -95,7 +98,8 @@ def main() -> None:
         for argv, cwd in cmds.values():
             timed(argv, cwd, env)
         for _ in range(opts.rounds):
-            for name, (argv, cwd) in cmds.items():
+            for name in random.sample(list(cmds), len(cmds)):
+                argv, cwd = cmds[name]
                 times[name].append(timed(argv, cwd, env)[0])
     base = statistics.median(times["runc run"])
     print(f"runc: {shutil.which('runc')}; {opts.rounds} alternating rounds; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")

@@ -204,6 +204,39 @@ def test_cpu_cpuset_and_memory_settings_reach_the_cgroup_files(box, tmp_path):
         assert next(l for l in f if l.startswith("Cpus_allowed_list:")).split()[1] == "0"
 
 
+def test_hugepage_limits_and_unified_go_to_the_hierarchy_that_holds_hugetlb(box, tmp_path):
+    # On a hybrid host, hugetlb may be left to the v2 hierarchy: then both the spec's
+    # hugepageLimits and its 'unified' files land in the container's v2 cgroup.
+    from oci.runtime.cgroups import Cgroup
+
+    make, root = box
+    probe = Cgroup.plan({}, "probe")
+    got = probe.where("hugetlb")
+    if got is None or not Path("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir():
+        pytest.skip("no hugetlb controller or no 2 MB pages on this host")
+    res = {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * 2**20}]}
+    if got[1]:
+        res["unified"] = {"hugetlb.2MB.rsvd.max": str(2 * 2**20)}
+    b = make(["sleep", "30"], res)
+    cid = make.cid("huge")
+    assert create(cid, b, root, tmp_path).code == 0, (tmp_path / f"{cid}.err").read_text()
+    d = Path(got[0]).parent / cid  # probe's sibling
+    assert (d / ("hugetlb.2MB.max" if got[1] else "hugetlb.2MB.limit_in_bytes")).read_text().strip() == str(4 * 2**20)
+    if got[1]:
+        assert (d / "hugetlb.2MB.rsvd.max").read_text().strip() == str(2 * 2**20)
+
+
+def test_unified_is_refused_for_a_controller_the_v2_hierarchy_lacks(box):
+    from oci.runtime.cgroups import Cgroup
+
+    got = Cgroup.plan({}, "probe").where("memory")
+    if got is None or got[1]:
+        pytest.skip("memory is a cgroup v2 controller here")
+    make, root = box
+    b = make(["true"], {"unified": {"memory.high": "1000000"}})
+    assert_one_line_error(ocikit("run", b, "--root", root), "'linux.resources.unified.memory.high'", "cannot be enforced")
+
+
 # --- placement ----------------------------------------------------------------
 
 CGROUP_LINES = "grep -v '^0::' /proc/self/cgroup | sort"
@@ -248,6 +281,18 @@ def test_the_cgroup_namespace_and_mount_show_the_containers_own_cgroup_as_under_
     assert res.stdout == "/\n42\n", res.stderr  # rooted at its cgroup, whose files it sees
     if shutil.which("runc"):
         assert runc(tmp_path, b, f"cgns-{os.getpid()}").stdout == res.stdout
+
+
+def test_on_cgroup_v2_a_relative_path_goes_below_the_parent_of_our_own_cgroup(monkeypatch, tmp_path):
+    # As runc does: our own cgroup (a login's session scope, say) has processes, and v2
+    # enables no controller below a cgroup that has.
+    from oci.runtime import cgroups
+
+    mnt = str(tmp_path / "cgroup2")  # no directories are made: this only computes paths
+    monkeypatch.setattr(cgroups, "hierarchies", lambda: [cgroups.Hierarchy("", mnt, "/", "/user.slice/session-1.scope")])
+    assert cgroups.Cgroup.plan({}, "web").dirs == {"": f"{mnt}/user.slice/ocikit/web"}
+    assert cgroups.Cgroup.plan({"cgroupsPath": "pods/web"}, "web").dirs == {"": f"{mnt}/user.slice/pods/web"}
+    assert cgroups.Cgroup.plan({"cgroupsPath": "/pods/web"}, "web").dirs == {"": f"{mnt}/pods/web"}
 
 
 def test_the_default_cgroup_is_ocikit_slash_id_below_our_own(box, tmp_path):

@@ -487,7 +487,8 @@ class Cgroup:
     def plan(cls, linux: dict[str, Any], cid: str) -> Cgroup:
         """Where the container's cgroup goes: ``linux.cgroupsPath`` (absolute: from each
         hierarchy's root; relative: below our own cgroup, as runc does), else ``ocikit/ID``
-        below our own cgroup."""
+        below our own cgroup. On v2, 'our own' is its parent, as for runc: ours has
+        processes, and v2 enables no controller below a cgroup that has."""
         path = linux.get("cgroupsPath") or f"ocikit/{cid}"
         check_path(path)
         hs = hierarchies()
@@ -498,7 +499,7 @@ class Cgroup:
                                    "(remove linux.resources and linux.cgroupsPath, or unpack with --rootless)")
         dirs = {}
         for h in hs:
-            full = path if path.startswith("/") else os.path.join(h.own, path)
+            full = path if path.startswith("/") else os.path.join(os.path.dirname(h.own) if h.v2 else h.own, path)
             d = dirs[h.key] = h.dir(os.path.join(h.mount_root, full.lstrip("/")) if path.startswith("/") else full)
             if os.path.isdir(d) and _read(os.path.join(d, "cgroup.procs")):  # reused, but never shared
                 raise RuntimeSpecError(f"config.json: field 'linux.cgroupsPath' names a cgroup that already has "

@@ -318,6 +318,24 @@ def test_the_containers_first_process_is_the_one_in_the_cgroup(box, tmp_path):
     assert "can't fork" in res.stderr
 
 
+def test_run_kills_what_the_container_left_in_its_cgroup(box, tmp_path):
+    # Without a pid namespace, a background process outlives the container's first
+    # process; its cgroup still holds it, and ocikit (as runc) kills it before removing it.
+    make, root = box
+    b = make(["sh", "-c", "sleep 300 & echo $!"], {"pids": {"limit": 10}},
+             mutate=lambda c: c["linux"]["namespaces"].remove({"type": "pid"}))
+    res = ocikit("run", b, "--root", root)
+    assert res.code == 0, res.stderr
+    left = int(res.stdout)
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{left}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            return True
+    wait_for(gone, "the container's background process to die")
+
+
 def test_a_cgroup_that_already_has_processes_is_refused(box, tmp_path):
     make, root = box
     b = make(["sleep", "30"], {"pids": {"limit": 50}})

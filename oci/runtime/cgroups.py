@@ -423,11 +423,11 @@ def warm_up() -> None:
         return
     try:
         h = hierarchies()[0]
-    except (IndexError, OSError, ValueError):
+        procs = os.path.join(h.dir(h.own), "cgroup.procs")
+    except (IndexError, OSError, ValueError, ContainerError):
         return
     import _thread
 
-    procs = os.path.join(h.dir(h.own), "cgroup.procs")
     lock = _thread.allocate_lock()
     lock.acquire()
 

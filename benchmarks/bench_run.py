@@ -7,20 +7,25 @@ Target: at most 1.5x runc. Measure the ``ocikit`` console script of a clean inst
 
 Without --ocikit or --python it measures ``python3 -m oci`` on the source tree with this
 interpreter, whose start-up includes whatever .pth files its site-packages holds.
-Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
-printed with their ratio to runc, beside each interpreter's bare start-up for reference.
+Every command runs once to warm up, then all alternate for ROUNDS rounds, in a new random
+order each round (moving a process between cgroups is cheaper right after another move,
+so a fixed order would favour whichever command follows a runc run); medians are printed
+with their ratio to runc, beside each interpreter's bare start-up for reference.
 With --seccomp FILE, runc and each ocikit also run a bundle whose config carries that
 seccomp profile: a runtime-spec ``linux.seccomp`` object, or containers/common's format
 (podman's /usr/share/containers/seccomp.json), turned into what podman would write.
-Needs root, runc and busybox-static.
+With --memory-limit, a second bundle whose config.json sets linux.resources.memory.limit
+(so each runtime makes, joins and removes a cgroup) is timed beside the plain one, under
+both runtimes. Needs root, runc and busybox-static.
 
-Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered] [--seccomp FILE]
+Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered] [--seccomp FILE] [--memory-limit]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -70,6 +75,7 @@ def main() -> None:
     ap.add_argument("--python", action="append", default=[], metavar="PY", help="run 'PY -m oci' on the source tree (repeatable)")
     ap.add_argument("--layered", action="store_true", help="also time each ocikit on a layered (overlay) bundle")
     ap.add_argument("--seccomp", metavar="FILE", help="also time runc and each ocikit on a bundle with this seccomp profile")
+    ap.add_argument("--memory-limit", action="store_true", help="also time a bundle with a 64 MiB memory limit, under both runtimes")
     opts = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc"):
         sys.exit("bench_run: needs root and runc")
@@ -86,6 +92,12 @@ def main() -> None:
         if opts.seccomp:
             bundles[" (seccomp)"] = seccomp_bundle(Path(tmp), opts.seccomp)
             cmds["runc run (seccomp)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundles[" (seccomp)"]), "bench"], REPO)
+        if opts.memory_limit:
+            cfg = base_config(["true"])
+            cfg["linux"]["resources"] = {"memory": {"limit": 64 * 2**20}}
+            limited = write_bundle(Path(tmp) / "limited", cfg)
+            bundles[" (memory limit)"] = limited
+            cmds["runc run (memory limit)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(limited), "bench"], REPO)
         interpreters: list[str] = []
         for script in opts.ocikit:
             for suffix, b in bundles.items():
@@ -103,17 +115,21 @@ def main() -> None:
         for argv, cwd in cmds.values():
             timed(argv, cwd, env)
         for _ in range(opts.rounds):
-            for name, (argv, cwd) in cmds.items():
+            for name in random.sample(list(cmds), len(cmds)):
+                argv, cwd = cmds[name]
                 times[name].append(timed(argv, cwd, env)[0])
     base = statistics.median(times["runc run"])
     print(f"runc: {shutil.which('runc')}; {opts.rounds} alternating rounds; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     width = max(map(len, times))
     for name, ts in times.items():
         med = statistics.median(ts)
-        line = f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x"
-        if "(seccomp)" in name and name != "runc run (seccomp)":
-            line += f", to runc with the profile {med / statistics.median(times['runc run (seccomp)']):5.2f}x"
-        print(line)
+        # A run with a seccomp profile or a memory limit is compared with runc running the same bundle.
+        peer = base
+        for variant in (" (seccomp)", " (memory limit)"):
+            if variant in name and name != f"runc run{variant}":
+                peer = statistics.median(times[f"runc run{variant}"])
+        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x"
+              + (f", to runc with the same bundle {med / peer:5.2f}x" if peer is not base else ""))
 
 
 if __name__ == "__main__":

@@ -134,7 +134,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apply": ("apply",),
     "image": ("commit", "config", "pack", "unpack"),
     "sign": ("keygen", "referrers", "sign"),
-    "runtime": ("create", "delete", "kill", "list", "mount", "run", "start", "state", "umount"),
+    "runtime": ("create", "delete", "events", "kill", "list", "mount", "pause", "ps", "resume", "run", "start", "state",
+                "umount", "update"),
 }
 
 

@@ -72,6 +72,21 @@ def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
     L.unshare(flags & ~made)
 
 
+def _join_cgroup(cfg: dict[str, Any]) -> None:
+    """Enter the container's cgroup, which the parent made and limited, before anything else:
+    the cgroup namespace and cgroup mounts made later are rooted in it, and all the container
+    runs, its first fork included, is limited and counted."""
+    for path in cfg.get("_cgroup_procs") or ():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")  # 0: the writer
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ContainerError(f"cannot join the container's cgroup {os.path.dirname(path)}: {exc.strerror}") from None
+
+
 def _die_with_parent(ch) -> None:
     """Have the kernel SIGKILL us when our parent exits, and exit now if it already has.
 
@@ -89,6 +104,7 @@ def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo:
         os.close(ch.up_r)
         os.close(ch.down_w)  # first: our copy would hide the parent's end closing
         _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
+        _join_cgroup(cfg)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
         _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
@@ -109,6 +125,7 @@ def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: 
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
+        _join_cgroup(cfg)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.2.0"
 _CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
+_CGROUP = "cgroup"  # in a state directory: a symlink to the JSON record of the container's cgroup
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -83,7 +84,22 @@ def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
         return "creating" if _creator_alive(sdir, locked) else "stopped"
     if not _alive(rec["pid"], rec.get("starttime")):
         return "stopped"
-    return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
+    if os.path.exists(os.path.join(sdir, "exec.fifo")):
+        return "created"
+    cg = _cgroup_record(sdir)
+    if cg is not None:
+        from .cgroups import Cgroup
+
+        if Cgroup.from_record(cg).frozen():
+            return "paused"
+    return "running"
+
+
+def _cgroup_record(sdir: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(os.readlink(os.path.join(sdir, _CGROUP)))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _creator_alive(sdir: str, locked: bool) -> bool:
@@ -116,7 +132,7 @@ def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     st = _status(sdir, rec)
     rec = rec or {}
     out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
-    if st in ("created", "running"):
+    if st in ("created", "running", "paused"):
         out["pid"] = rec["pid"]
     return out
 
@@ -171,6 +187,13 @@ def _claim(root: StrPath, cid: str) -> str:
 
 
 def _remove_state(sdir: str) -> None:
+    """Remove the container's cgroup (killing what is left in it), then its state directory.
+    If the cgroup cannot be removed, ContainerError, and the state stays for a later delete."""
+    cg = _cgroup_record(sdir)
+    if cg is not None:
+        from .cgroups import Cgroup
+
+        Cgroup.from_record(cg).destroy()
     for name in os.listdir(sdir):
         os.unlink(os.path.join(sdir, name))
     os.rmdir(sdir)
@@ -283,6 +306,19 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     if mode == "create":
         fifo = os.path.join(sdir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
+    cgroup = None
+    if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
+        from .cgroups import Cgroup, devices_made
+
+        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
+        # On failure, removing the state directory removes it: the record names it from the start.
+        cgroup = Cgroup.plan(cfg["linux"], cid)
+        os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
+        cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
+        cfg["_cgroup_procs"] = cgroup.procs_files()
+        from .cgroups import warmed_up
+
+        warmed_up()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -482,7 +518,12 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
             os.close(master)
         for sock in pty_socks or ():
             sock.close()
-        _remove_state(sdir)
+        try:
+            _remove_state(sdir)
+        except ContainerError as exc:
+            from ..errors import print_warning
+
+            print_warning(f"{exc}; 'ocikit delete {cid}' will try again")
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -652,7 +693,7 @@ def parse_signal(text: str) -> int:
 def kill(cid: str, sig: int = signal.SIGTERM, root: StrPath | None = None) -> None:
     """Send ``sig`` to the container's process."""
     st = state(cid, root)
-    if st["status"] not in ("created", "running"):
+    if st["status"] not in ("created", "running", "paused"):
         raise ContainerError(f"container {cid!r} is {st['status']}: nothing to signal")
     os.kill(st["pid"], sig)
 
@@ -662,9 +703,13 @@ def delete(cid: str, root: StrPath | None = None, force: bool = False) -> None:
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     rec = _read_record(sdir) or {}
-    if st["status"] in ("created", "running") and not force:
+    if st["status"] in ("created", "running", "paused") and not force:
         raise ContainerError(f"container {cid!r} is {st['status']}, not stopped (kill it first or use --force)")
-    if st["status"] in ("created", "running"):
+    if st["status"] == "paused":  # frozen processes die only once thawed
+        cg = _cgroup(sdir, cid)
+        cg.kill_all()
+        cg.freeze(False)
+    if st["status"] in ("created", "running", "paused"):
         _kill_and_wait(st["pid"], rec.get("starttime"))
     _remove_state(sdir)
     if rec.get("config_hooks", {}).get("poststop"):
@@ -692,3 +737,50 @@ def _kill_and_wait(pid: int, starttime: str | None, timeout: float = 5.0) -> Non
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)
+
+
+# --- cgroup operations: update, pause, resume, ps, stats --------------------
+
+def _cgroup(sdir: str, cid: str):
+    from .cgroups import Cgroup
+
+    cg = _cgroup_record(sdir)
+    if cg is None:
+        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
+                             "linux.resources or linux.cgroupsPath)")
+    return Cgroup.from_record(cg)
+
+
+def _live_cgroup(cid: str, root: StrPath | None, allowed: tuple[str, ...], doing: str):
+    st = state(cid, root)
+    if st["status"] not in allowed:
+        raise ContainerError(f"container {cid!r} is {st['status']}: cannot {doing} it")
+    return _cgroup(_state_dir(root or default_root(), cid), cid)
+
+
+def update(cid: str, resources: dict[str, Any], root: StrPath | None = None) -> None:
+    """Change the limits of a container (a runtime-spec LinuxResources object; device rules excepted)."""
+    from .cgroups import update as update_cgroup
+
+    update_cgroup(_live_cgroup(cid, root, ("created", "running", "paused"), "update"), resources)
+
+
+def pause(cid: str, root: StrPath | None = None) -> None:
+    """Freeze every process of a running container; its state then reads 'paused'."""
+    _live_cgroup(cid, root, ("running",), "pause").freeze(True)
+
+
+def resume(cid: str, root: StrPath | None = None) -> None:
+    """Thaw a paused container."""
+    _live_cgroup(cid, root, ("paused",), "resume").freeze(False)
+
+
+def processes(cid: str, root: StrPath | None = None) -> list[int]:
+    """Host pids of the processes in the container's cgroup."""
+    return _live_cgroup(cid, root, ("created", "running", "paused"), "list the processes of").pids()
+
+
+def stats(cid: str, root: StrPath | None = None) -> dict[str, Any]:
+    """The container's usage counters, as runc's ``events --stats`` prints them."""
+    cg = _live_cgroup(cid, root, ("created", "running", "paused"), "read the statistics of")
+    return {"type": "stats", "id": cid, "data": cg.stats()}

@@ -140,12 +140,13 @@ def _mount_cgroup(dest: str, flags: int) -> None:
             host = os.path.join("/sys/fs/cgroup", name)
             if not os.path.isdir(host):
                 continue
-            src = os.path.join(host, path.lstrip("/"))
-            if not os.path.isdir(src):
-                src = host
             sub = os.path.join(dest, name)
             os.makedirs(sub, exist_ok=True)
-            L.mount(src, sub, None, L.MS_BIND | L.MS_REC)
+            if path == "/" and _mount_v1_hierarchy(controllers, sub, flags):
+                pass  # in a cgroup namespace, "/" is its root: a fresh mount is rooted there
+            else:
+                src = os.path.join(host, path.lstrip("/"))
+                L.mount(src if os.path.isdir(src) else host, sub, None, L.MS_BIND | L.MS_REC)
             L.mount(None, sub, None, L.MS_BIND | L.MS_REMOUNT | (flags & L.MS_RDONLY) | _current_locked(sub))
             if "," in name:
                 for alias in name.split(","):
@@ -154,6 +155,17 @@ def _mount_cgroup(dest: str, flags: int) -> None:
                         os.symlink(name, link)
     if flags & L.MS_RDONLY:
         L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _current_locked(dest))
+
+
+def _mount_v1_hierarchy(controllers: str, dest: str, flags: int) -> bool:
+    """Mount the v1 hierarchy of ``controllers`` ('cpu,cpuacct', 'name=systemd') on ``dest``;
+    False if the kernel refuses (a user namespace that does not own the cgroup namespace)."""
+    opts = controllers if not controllers.startswith("name=") else "none," + controllers
+    try:
+        L.mount("cgroup", dest, "cgroup", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, opts)
+    except OSError:
+        return False
+    return True
 
 
 def make_devices(root: str, devices: list[dict[str, Any]], in_userns: bool) -> None:

@@ -223,3 +223,7 @@ def _validate_linux(linux: dict[str, Any]) -> None:
     for unsupported in ("intelRdt", "personality", "timeOffsets", "mountLabel"):
         if linux.get(unsupported):
             raise _err(f"linux.{unsupported}", "is not supported by ocikit")
+    if linux.get("resources") is not None or linux.get("cgroupsPath") is not None:
+        from .cgroups import validate as validate_cgroups  # only configs that ask for cgroups pay for it
+
+        validate_cgroups(linux)

@@ -7,17 +7,25 @@ Target: at most 1.5x runc. Measure the ``ocikit`` console script of a clean inst
 
 Without --ocikit or --python it measures ``python3 -m oci`` on the source tree with this
 interpreter, whose start-up includes whatever .pth files its site-packages holds.
-Every command runs once to warm up, then all alternate for ROUNDS rounds; medians are
-printed with their ratio to runc, beside each interpreter's bare start-up for reference.
-Needs root, runc and busybox-static.
+Every command runs once to warm up, then all alternate for ROUNDS rounds, in a new random
+order each round (moving a process between cgroups is cheaper right after another move,
+so a fixed order would favour whichever command follows a runc run); medians are printed
+with their ratio to runc, beside each interpreter's bare start-up for reference.
+With --seccomp FILE, runc and each ocikit also run a bundle whose config carries that
+seccomp profile: a runtime-spec ``linux.seccomp`` object, or containers/common's format
+(podman's /usr/share/containers/seccomp.json), turned into what podman would write.
+With --memory-limit, a second bundle whose config.json sets linux.resources.memory.limit
+(so each runtime makes, joins and removes a cgroup) is timed beside the plain one, under
+both runtimes. Needs root, runc and busybox-static.
 
-Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered]
+Usage: python3 benchmarks/bench_run.py [ROUNDS] [--ocikit SCRIPT]... [--python PY]... [--layered] [--seccomp FILE] [--memory-limit]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -28,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from common import installed_like_env, timed  # noqa: E402
-from runtime_helpers import base_config, busybox_rootfs, write_bundle  # noqa: E402
+from runtime_helpers import base_config, busybox_rootfs, podman_seccomp, write_bundle  # noqa: E402
 
 
 def shebang_python(script: str) -> str:
@@ -50,12 +58,24 @@ def layered_bundle(root: Path) -> Path:
     return bundle
 
 
+def seccomp_bundle(root: Path, profile: str) -> Path:
+    """The plain bundle, with the seccomp profile ``profile`` in its config."""
+    import json
+
+    cfg = base_config(["true"])
+    data = json.loads(Path(profile).read_text())
+    cfg["linux"]["seccomp"] = podman_seccomp(cfg, profile) if "archMap" in data or any("includes" in r for r in data.get("syscalls") or []) else data
+    return write_bundle(root / "seccomp", cfg)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rounds", nargs="?", type=int, default=20)
     ap.add_argument("--ocikit", action="append", default=[], metavar="SCRIPT", help="an installed ocikit console script (repeatable)")
     ap.add_argument("--python", action="append", default=[], metavar="PY", help="run 'PY -m oci' on the source tree (repeatable)")
     ap.add_argument("--layered", action="store_true", help="also time each ocikit on a layered (overlay) bundle")
+    ap.add_argument("--seccomp", metavar="FILE", help="also time runc and each ocikit on a bundle with this seccomp profile")
+    ap.add_argument("--memory-limit", action="store_true", help="also time a bundle with a 64 MiB memory limit, under both runtimes")
     opts = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc"):
         sys.exit("bench_run: needs root and runc")
@@ -69,6 +89,15 @@ def main() -> None:
         state = Path(tmp) / "state"
         # name -> (argv, cwd); installed scripts run outside the tree so they import their own install.
         cmds: dict[str, tuple[list[str], Path]] = {"runc run": (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench"], REPO)}
+        if opts.seccomp:
+            bundles[" (seccomp)"] = seccomp_bundle(Path(tmp), opts.seccomp)
+            cmds["runc run (seccomp)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundles[" (seccomp)"]), "bench"], REPO)
+        if opts.memory_limit:
+            cfg = base_config(["true"])
+            cfg["linux"]["resources"] = {"memory": {"limit": 64 * 2**20}}
+            limited = write_bundle(Path(tmp) / "limited", cfg)
+            bundles[" (memory limit)"] = limited
+            cmds["runc run (memory limit)"] = (["runc", "--root", str(state / "runc"), "run", "--bundle", str(limited), "bench"], REPO)
         interpreters: list[str] = []
         for script in opts.ocikit:
             for suffix, b in bundles.items():
@@ -86,14 +115,21 @@ def main() -> None:
         for argv, cwd in cmds.values():
             timed(argv, cwd, env)
         for _ in range(opts.rounds):
-            for name, (argv, cwd) in cmds.items():
+            for name in random.sample(list(cmds), len(cmds)):
+                argv, cwd = cmds[name]
                 times[name].append(timed(argv, cwd, env)[0])
     base = statistics.median(times["runc run"])
     print(f"runc: {shutil.which('runc')}; {opts.rounds} alternating rounds; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     width = max(map(len, times))
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x")
+        # A run with a seccomp profile or a memory limit is compared with runc running the same bundle.
+        peer = base
+        for variant in (" (seccomp)", " (memory limit)"):
+            if variant in name and name != f"runc run{variant}":
+                peer = statistics.median(times[f"runc run{variant}"])
+        print(f"{name:<{width}}  median {med * 1000:7.1f} ms  ratio to runc {med / base:5.2f}x"
+              + (f", to runc with the same bundle {med / peer:5.2f}x" if peer is not base else ""))
 
 
 if __name__ == "__main__":

@@ -6,17 +6,21 @@ root filesystem's /etc/passwd and /etc/group read safely inside that root.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BundleError
+from .layer.layerstack import LayerStack
 from .layer.paths import RootDir, clean
 from .models import ImageConfig
 
 RUNTIME_SPEC_VERSION = "1.0.2"
+# The PATH a container gets when its image sets none (runc's default spec, umoci, buildah).
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_TERM = "TERM=xterm"
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -25,7 +29,6 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 _MAX_ID_FILE = 16 << 20
-_MAX_LINKS = 40
 
 
 FileReader = Callable[[str], "bytes | None"]
@@ -55,7 +58,7 @@ def runtime_config(
     args = entrypoint + cmd or list(default_args or [])
     if not args:
         raise BundleError("image config: neither Entrypoint nor Cmd is set, so there is no process to run")
-    env = list(cc.env or []) if cc and cc.env is not None else [DEFAULT_PATH]
+    env = process_env(cc.env if cc else None, tty)
     user = resolve_user(cc.user if cc else None, files)
     process: dict[str, Any] = {
         "terminal": tty,
@@ -93,7 +96,34 @@ def runtime_config(
             })
     if rootless:
         make_rootless(config, os.getuid() if uid is None else uid, os.getgid() if gid is None else gid)
+    if not _has_var(env, "HOME"):
+        home = home_dir(files, process["user"]["uid"])
+        if home:
+            env.append(f"HOME={home}")
     return config
+
+
+def _has_var(env: list[str], name: str) -> bool:
+    return any(e.partition("=")[0] == name for e in env)
+
+
+def process_env(image_env: list[str] | None, tty: bool) -> list[str]:
+    """The process environment for an image's ``Env``: as umoci and runc's default spec do,
+    ``PATH`` (DEFAULT_PATH) unless the image sets one, and ``TERM=xterm`` with a terminal
+    unless the image sets one; the image's variables after them, in their order."""
+    env = list(image_env or [])
+    defaults = [DEFAULT_PATH] + ([DEFAULT_TERM] if tty else [])
+    return [d for d in defaults if not _has_var(env, d.partition("=")[0])] + env
+
+
+def home_dir(files: FileReader | None, uid: int) -> str | None:
+    """The home directory of ``uid`` in the image's /etc/passwd (None without an entry):
+    config.json's ``HOME`` when the image sets none, as umoci writes it (and as runc and
+    docker fill it in at start)."""
+    for row in _read_db(files, "etc/passwd"):
+        if len(row) > 5 and row[2] == str(uid) and row[5]:
+            return row[5]
+    return None
 
 
 def default_mounts() -> list[dict[str, Any]]:
@@ -237,51 +267,46 @@ def rootfs_reader(root: Path) -> FileReader:
     return lambda rel: read_in_root(root, rel)
 
 
-def layers_reader(layers: list[Path]) -> FileReader:
-    """A FileReader over overlay-form layer dirs (bottom first): the topmost layer that
-    has the path decides; a whiteout there (0/0 char device) or an opaque parent hides it."""
+def layers_reader(layers: list[Path], userxattr: bool = False) -> FileReader:
+    """A FileReader over overlay-form layer dirs (bottom first), as overlayfs merges them:
+    the topmost layer that has the path decides; a whiteout there (0/0 char device) or an
+    opaque directory above it (``overlay.opaque``, ``user.`` with ``userxattr``) hides it."""
     def read(rel: str) -> bytes | None:
-        for layer in reversed(layers):
-            path = layer / rel
-            try:
-                st = path.lstat()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if stat.S_ISCHR(st.st_mode):
-                return None
-            return read_in_root(layer, rel)
-        return None
+        with LayerStack(layers, userxattr=userxattr) as stack:
+            return _read_regular(stack, rel, f"{layers[-1]}/{rel}" if layers else rel)
     return read
 
 
 def read_in_root(root: Path, rel: str) -> bytes | None:
     """Contents of regular file ``rel`` inside ``root``, resolving symlinks as if ``root``
     were ``/`` (never escaping it); None when it is missing or not a regular file."""
-    parts, _ = clean(rel)
     with RootDir(root) as rd:
-        for _ in range(_MAX_LINKS):
-            if not parts:
-                return None
-            parent = rd.open_existing(parts[:-1])
-            if parent is None:
-                return None
-            try:
-                try:
-                    st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
-                except FileNotFoundError:
-                    return None
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(parts[-1], dir_fd=parent)
-                    base = [] if target.startswith("/") else parts[:-1]
-                    parts, _ = clean("/".join(base + [target]))
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    return None
-                if st.st_size > _MAX_ID_FILE:
-                    raise BundleError(f"{root}/{rel}: {st.st_size} bytes is too large to be a user database")
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
-                with os.fdopen(fd, "rb") as f:
-                    return f.read(_MAX_ID_FILE)
-            finally:
-                os.close(parent)
-    raise BundleError(f"{root}/{rel}: too many levels of symbolic links")
+        return _read_regular(rd, rel, f"{root}/{rel}")
+
+
+def _read_regular(tree: RootDir | LayerStack, rel: str, where: str) -> bytes | None:
+    """Regular file ``rel`` of ``tree`` (``where`` names it in errors), read through an fd
+    of its real directory: the name opened is no symlink, so nothing outside is read."""
+    try:
+        found = tree.open_parent(clean(rel)[0])
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BundleError(f"{where}: too many levels of symbolic links") from None
+        raise
+    if found is None:
+        return None
+    parent, name = found
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # never opened: a device or fifo could block or act on being opened
+        if st.st_size > _MAX_ID_FILE:
+            raise BundleError(f"{where}: {st.st_size} bytes is too large to be a user database")
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
+    finally:
+        os.close(parent)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(_MAX_ID_FILE)

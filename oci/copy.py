@@ -65,7 +65,6 @@ class CopyPlan:
     skipped: list[str]
     companions: list[tuple[str, Descriptor]]  # cosign-style tags to carry over
     referrers: list[Descriptor] = field(default_factory=list)  # referrers coming along
-    tag: str | None = None  # the source's tag: the destination's default
     compression: str | None = None  # plain layers stored compressed so
     rewrite: set[str] = field(default_factory=set)  # blobs stored in a new form (and what names them)
 
@@ -156,7 +155,7 @@ def plan_copy(
     carried = [(name, desc) for name, named, desc in companions if named in copied and desc.digest in copied]
     tagged = {desc.digest for _, desc in carried}
     plan = CopyPlan(source, root, blobs, skipped, carried, [d for d in came if d.digest not in tagged],
-                    tag=source.tag, compression=compression)
+                    compression=compression)
     if compression in _COMPRESSED:
         plan.rewrite = _rewritten(source, blobs)
     return plan
@@ -184,7 +183,7 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None) -> Co
         if progress is not None:
             progress.advance(desc.size, files=1)
     root = _swap(plan.root, stored)
-    name = sink.set_tag(sink.tag_for(plan.tag), root)
+    name = sink.set_tag(sink.tag_for(plan.source), root)
     result.manifest, result.tags, result.where = root, [name] if name else [], sink.describe(name)
     for tag, desc in plan.companions:
         sink.set_tag(tag, desc)

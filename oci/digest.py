@@ -1,6 +1,7 @@
 """Content digests: the OCI digest grammar, registered algorithms, and hashing streams.
 
-A digest is ``algorithm:encoded``; sha256 and sha512 are the registered algorithms.
+A digest is ``algorithm:encoded``. sha256, sha512 and blake3 are the registered
+algorithms (image-spec descriptor.md); ocikit computes sha256 and sha512.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import BinaryIO
 
 from .errors import DigestMismatchError, InvalidDigestError
 
-# image-spec descriptor.md: the digest grammar.
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+# image-spec descriptor.md: the digest grammar (matched whole: no trailing newline).
+GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
-#: Registered algorithms and the length of their lowercase-hex encoded part.
-REGISTERED: dict[str, int] = {"sha256": 64, "sha512": 128}
-_LOWER_HEX = re.compile(r"^[a-f0-9]+$")
+#: Registered algorithms (descriptor.md) and the length of their lowercase-hex encoded part.
+REGISTERED: dict[str, int] = {"sha256": 64, "sha512": 128, "blake3": 64}
+#: The registered algorithms ocikit can compute (hashlib has no blake3).
+COMPUTABLE: frozenset[str] = frozenset({"sha256", "sha512"})
+_LOWER_HEX = re.compile(r"[a-f0-9]+")
 
 CHUNK = 1 << 20
 
@@ -31,15 +34,18 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> "Digest":
-        """Parse ``text``; raise InvalidDigestError naming it when malformed or unregistered."""
-        if not isinstance(text, str) or not _GRAMMAR.match(text):
+        """Parse ``text``; raise InvalidDigestError naming it when malformed, unregistered,
+        or of an algorithm ocikit cannot compute."""
+        if not grammar_ok(text):
             raise InvalidDigestError(f"invalid digest {text!r}: not of the form algorithm:encoded")
         algorithm, encoded = text.split(":", 1)
         length = REGISTERED.get(algorithm)
         if length is None:
             raise InvalidDigestError(f"invalid digest {text!r}: unsupported algorithm {algorithm!r}")
-        if len(encoded) != length or not _LOWER_HEX.match(encoded):
+        if not encoded_ok(algorithm, encoded):
             raise InvalidDigestError(f"invalid digest {text!r}: {algorithm} needs {length} lowercase hex characters")
+        if algorithm not in COMPUTABLE:
+            raise InvalidDigestError(f"digest {text!r}: {cannot_compute(algorithm)}")
         return cls(algorithm, encoded)
 
     @classmethod
@@ -57,7 +63,17 @@ class Digest:
 
 def grammar_ok(text: object) -> bool:
     """True when ``text`` follows the digest grammar (registered algorithm or not)."""
-    return isinstance(text, str) and bool(_GRAMMAR.match(text))
+    return isinstance(text, str) and GRAMMAR.fullmatch(text) is not None
+
+
+def cannot_compute(algorithm: str) -> str:
+    """Why a digest of ``algorithm`` (not in COMPUTABLE) cannot be checked, for messages."""
+    return f"ocikit cannot compute {algorithm} digests"
+
+
+def encoded_ok(algorithm: str, encoded: str) -> bool:
+    """Whether ``encoded`` is right for registered ``algorithm``: lowercase hex of its length."""
+    return len(encoded) == REGISTERED[algorithm] and _LOWER_HEX.fullmatch(encoded) is not None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -183,13 +199,14 @@ class ReadAheadHashingReader:
 
     Reading and hashing the compressed bytes then overlap with the caller's
     decompression; hashlib and file reads release the GIL. Memory: ``depth`` chunks.
+    ``algorithm`` None: read ahead only (a stage of a pipeline that hashes elsewhere).
     """
 
-    def __init__(self, raw: BinaryIO, algorithm: str = "sha256", depth: int = 4) -> None:
+    def __init__(self, raw: BinaryIO, algorithm: str | None = "sha256", depth: int = 4) -> None:
         import queue
         import threading
 
-        self._hash = hashlib.new(algorithm)
+        self._hash = hashlib.new(algorithm) if algorithm else None
         self.algorithm = algorithm
         self.size = 0
         self._queue: "queue.Queue[bytes | BaseException]" = queue.Queue(maxsize=depth)
@@ -204,7 +221,8 @@ class ReadAheadHashingReader:
             while not self._stop.is_set():
                 chunk = raw.read(CHUNK)
                 if chunk:
-                    self._hash.update(chunk)
+                    if self._hash is not None:
+                        self._hash.update(chunk)
                     self.size += len(chunk)
                 self._queue.put(chunk)
                 if not chunk:
@@ -251,6 +269,7 @@ class ReadAheadHashingReader:
 
     def digest(self) -> Digest:
         """The digest of everything read; call after drain()."""
+        assert self._hash is not None and self.algorithm is not None, "a read-ahead without a hash"
         return Digest(self.algorithm, self._hash.hexdigest())
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Iterator
 
 from . import jsontext
 from .digest import CHUNK, Digest, HashingReader, HashingWriter
-from .errors import BlobNotFoundError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError
+from .errors import BlobNotFoundError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError
 from .layer import tarformat as tf
 from .layer.compression import detect, open_decompressed, open_detected, read_errors
 from .layer.tarreader import read_tar
@@ -64,6 +64,7 @@ _MAX_METADATA = 64 << 20  # all of them and the symlinks together
 # A docker reference without digest: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOCKER_NAME = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?$")
+_DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 _CHUNK = CHUNK
 _KIND = "a docker archive"
@@ -97,19 +98,37 @@ class ArchiveImage:
     entries: dict[str, _Entry] = field(default_factory=dict)  # the archive's regular files
     repeated: set[str] = field(default_factory=set)  # names in the archive more than once
     seekable: bool = False  # an uncompressed archive file: an entry is read where it is
+    name: str | None = None  # the image's name: the one asked for, else its first RepoTag
+
+    @property
+    def tag(self) -> str | None:
+        """The tag of the image's name as docker reads it (``example/app:1.0`` gives
+        ``1.0``, ``example/app`` gives ``latest``); None for an image without a name."""
+        if self.name is None:
+            return None
+        tag = _normalized(self.name).rsplit("/", 1)[-1].partition(":")[2]
+        if not _DOCKER_TAG.match(tag):
+            raise InvalidDocumentError(f"{self.path}: image name {self.name!r} in manifest.json has no valid tag; "
+                                       "name the destination's tag (LAYOUT:TAG)")
+        return tag
 
 
 def read_archive_image(ref: DockerArchiveRef) -> ArchiveImage:
     """Find and check the image ``ref`` names (or the archive's only one): its config and
     where its layers are. Reads the JSON files and every entry's header and first bytes."""
     path = ref.path
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
     if not path.is_file():
-        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)"
-                         if path.exists() else f"{path}: no such file")
+        raise UsageError(f"{path}: not a regular file (a docker archive is read twice, so not a pipe)")
     where = str(path)
     scan = _scan(path)
     files, links, repeated = scan.files, scan.links, scan.repeated
     manifest = _manifest_entry(files, ref, where)
+    if ref.name is not None and not ref.name.startswith("@"):
+        name: str | None = ref.name
+    else:
+        name = next(iter(manifest.get("RepoTags") or []), None)
     config_path = _resolve(manifest.get("Config"), links, where, "Config")
     config_bytes = files.get(config_path)
     if config_bytes is None:  # Docker 25 and later name it blobs/sha256/HEX, without .json
@@ -130,7 +149,7 @@ def read_archive_image(ref: DockerArchiveRef) -> ArchiveImage:
     if len(layer_paths) != len(diff_ids):
         raise InvalidDocumentError(f"{where}: manifest.json lists {len(layer_paths)} layers, "
                                    f"the config {len(diff_ids)} diffIDs")
-    return ArchiveImage(path, config_bytes, layer_paths, diff_ids, scan.entries, repeated, scan.seekable)
+    return ArchiveImage(path, config_bytes, layer_paths, diff_ids, scan.entries, repeated, scan.seekable, name)
 
 
 def _entries(path: Path) -> Iterator[tuple[Any, Any]]:
@@ -258,13 +277,13 @@ def _manifest_entry(files: dict[str, bytes], ref: ArchiveRef, where: str) -> dic
     if ref.name.startswith("@"):
         number = ref.name[1:]
         if not number.isdigit() or int(number) >= len(images):
-            raise UsageError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
+            raise NotFoundError(f"{where}: no image {ref.name} (the archive holds {len(images)}, from @0)")
         return images[int(number)]
     wanted = _normalized(ref.name)
     for image in images:
         if wanted in {_normalized(t) for t in image.get("RepoTags") or []}:
             return image
-    raise UsageError(f"{where}: no image tagged {ref.name!r} in the archive")
+    raise NotFoundError(f"{where}: no image tagged {ref.name!r} in the archive")
 
 
 def _normalized(name: str) -> str:
@@ -339,7 +358,9 @@ class ArchiveSource(Source):
 
     @property
     def tag(self) -> str | None:
-        return DEFAULT_TAG
+        """The image's own tag (as docker reads its name: the one asked for, else its first
+        RepoTag), else latest: a copy's default tag, as between layouts."""
+        return self.image.tag or DEFAULT_TAG
 
     def resolve(self) -> Descriptor:
         return self._root
@@ -562,7 +583,7 @@ class ArchiveSink(Sink):
         if target.is_dir():
             raise UsageError(f"{target}: is a directory; name the archive file to write")
         if not target.parent.is_dir():
-            raise UsageError(f"{target}: directory {target.parent} does not exist")
+            raise NotFoundError(f"{target}: directory {target.parent} does not exist")
         if ref.name is not None and not _DOCKER_NAME.match(ref.name):
             raise UsageError(f"{ref.name!r}: not an image name docker load takes (NAME or NAME:TAG, lowercase name)")
         self.target = target
@@ -577,7 +598,7 @@ class ArchiveSink(Sink):
         assert isinstance(self.ref, DockerArchiveRef)
         return self.ref.name
 
-    def tag_for(self, default: str | None) -> str | None:
+    def tag_for(self, source: Source) -> str | None:
         return self.tag  # a layout's tag is no image name for docker load: none unless given
 
     def describe(self, name: str | None) -> str:

@@ -31,10 +31,18 @@ def error_line(exc: OSError | OCIError) -> str:
     return f"ocikit: error: {one_line(str(exc))}"
 
 
+# The exit status of a failed command (README, "Exit codes"); each error class has one.
+EXIT_FAILURE = 1  # invalid or corrupt content, a failed check or operation
+EXIT_USAGE = 2  # bad arguments or options
+EXIT_NOT_FOUND = 3  # a file, directory, layout, tag or blob that was named or needed is absent
+EXIT_INTERNAL = 70  # a bug in ocikit (an unexpected exception)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+
+
 class OCIError(Exception):
     """Base of every error ocikit raises deliberately."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILURE
 
     def within(self, where: str) -> "OCIError":
         """The same error, its message prefixed with where it happened (a file, a blob)."""
@@ -44,7 +52,13 @@ class OCIError(Exception):
 class UsageError(OCIError):
     """The caller asked for something malformed (bad reference, bad option value)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
+
+
+class NotFoundError(OCIError):
+    """Something named or needed does not exist: a file, a directory, a layout, a tag, a blob."""
+
+    exit_code = EXIT_NOT_FOUND
 
 
 class InvalidDigestError(OCIError):
@@ -55,7 +69,7 @@ class DigestMismatchError(OCIError):
     """Bytes read do not hash to the digest (or length) they were addressed by."""
 
 
-class BlobNotFoundError(OCIError):
+class BlobNotFoundError(NotFoundError):
     """A blob referenced by digest is absent from the layout."""
 
 
@@ -67,8 +81,12 @@ class LayoutError(OCIError):
     """A directory is not a usable OCI image layout."""
 
 
-class TagNotFoundError(OCIError):
+class TagNotFoundError(NotFoundError):
     """A tag (org.opencontainers.image.ref.name) is not present in index.json."""
+
+
+class LayoutNotFoundError(NotFoundError, LayoutError):
+    """The directory named as a layout does not exist."""
 
 
 class LayerError(OCIError):

@@ -13,12 +13,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import jsontext
 from .bundle import BundleMeta
+from .convert import DEFAULT_PATH
 from .digest import CHUNK, Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, UsageError, print_warning
+from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, print_warning
 from .layer.generate import write_layer
 from .layer.snapshot import TreeSnapshot, write_snapshot
 from .layout import Layout, destination
@@ -40,6 +41,9 @@ from .platform import host_platform, resolve_manifest
 from .progress import Progress
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, absolute, as_ref
 from .scratch import scratch_dir
+
+if TYPE_CHECKING:
+    from .layer.layertree import LayerTree
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -254,6 +258,23 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 # -- pack ---------------------------------------------------------------------------------
 
 
+def _base_tree(img: Image) -> LayerTree | None:
+    """The tree ``img``'s layers unpack to, from their headers alone, each blob's digest and
+    diffID checked on the way; None when a layer does what only extraction can tell."""
+    from .layer.layertree import LayerTree, Unmodelled
+
+    tree = LayerTree()
+    for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
+        with img.source.open_blob(layer.digest, layer.size) as stream:
+            try:
+                got = tree.add_layer(stream, f"layer {layer.digest}")
+            except Unmodelled:
+                return None
+        if str(got) != diff_id:
+            raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {got}, config says diff_id {diff_id}")
+    return tree
+
+
 def pack(
     source: Path,
     target: Layout | str | Ref,
@@ -271,15 +292,18 @@ def pack(
     """Make ``source`` into an image in ``target`` (an open layout, with ``tag``; or a
     reference LAYOUT[:TAG], the layout created if needed); return its manifest descriptor.
 
-    Without ``base``: one layer holding all of ``source``. With ``base`` (an image
-    reference, or an opened source): the base image's layers plus one layer of what
-    ``source`` changes relative to the base's root filesystem. The same tree and options
-    with a fixed ``created`` (or ``source_date_epoch``) give the same manifest digest.
-    Everything is checked before the target is created.
+    Without ``base``: one layer holding all of ``source``, its environment the default
+    ``PATH`` plus ``config.env``. With ``base`` (an image reference, or an opened source):
+    the base image's layers plus one layer of what ``source`` changes relative to the
+    base's root filesystem (known from its layers' headers, by stat). The same tree and
+    options with a fixed ``created`` (or ``source_date_epoch``) give the same manifest
+    digest. Everything is checked before the target is created.
     """
     where = _target_ref(target, "pack")
     source = Path(source)
     if not source.is_dir():
+        if not source.exists():
+            raise NotFoundError(f"{source}: no such directory")
         raise UsageError(f"{source}: not a directory")
     changes = config or ConfigChanges()
     changes.apply(ContainerConfig())  # refuse bad options before anything is made
@@ -297,8 +321,9 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
                plat: Platform, compression: str, level: int | None, source_date_epoch: int | None,
                history_comment: str | None, progress: Progress | None) -> Descriptor:
     with contextlib.ExitStack() as stack:
-        old: Path | None = None
-        if base_img is not None:
+        old: Path | LayerTree | None = _base_tree(base_img) if base_img is not None else None
+        if base_img is not None and old is None:
+            # A layer writes through a symlink, or worse: only extraction tells (or refuses) it.
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
                 _apply_verified(base_img.source, layer, diff_id, old)
@@ -311,7 +336,8 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
         diff_ids = list(base_img.config.rootfs.diff_ids)
         layers = list(base_img.manifest.layers)
     else:
-        cc, history, diff_ids, layers = ContainerConfig(), [], [], []
+        # A new image starts with the conventional PATH (as umoci and buildah give); --env adds to it.
+        cc, history, diff_ids, layers = ContainerConfig(env=[DEFAULT_PATH]), [], [], []
     cc = changes.apply(cc)
     author = changes.author or (base_img.config.author if base_img else None)
     history.append(History(created=created, created_by="ocikit pack",
@@ -358,7 +384,7 @@ def unpack(
     platform: Platform | None = None,
     layered: bool = False,
     store: Path | None = None,
-    rootless: bool = False,
+    rootless: bool | None = None,
     tty: bool = False,
     volumes_as_mounts: bool = False,
     progress: Progress | None = None,
@@ -369,6 +395,8 @@ def unpack(
     temporary directory beside ``bundle`` and renamed into place only when complete.
     Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
+    ``rootless`` (default: when not running as root): owners and device nodes are not
+    applied, and config.json maps the caller to root in a user namespace.
     """
     if store is not None and not layered:
         raise UsageError("--store only applies with --layered")
@@ -378,10 +406,11 @@ def unpack(
 
 
 def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bool, store: Path | None,
-            rootless: bool, tty: bool, volumes_as_mounts: bool, progress: Progress | None) -> UnpackResult:
+            rootless: bool | None, tty: bool, volumes_as_mounts: bool, progress: Progress | None) -> UnpackResult:
     from .convert import layers_reader, rootfs_reader, runtime_config
     from .store import LayerStore, chain_ids, default_store
 
+    rootless = os.geteuid() != 0 if rootless is None else rootless
     warnings: list[str] = []
     img = load_image(source, platform, warn=warnings.append)
     _check_bundle_target(bundle)
@@ -408,7 +437,7 @@ def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bo
                 for sub in ("upper", "work"):
                     (tmp / sub).mkdir(mode=0o755)
                 meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
-                files = layers_reader(layer_dirs)
+                files = layers_reader(layer_dirs, userxattr=rootless)
             else:
                 for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
                     warnings += _apply_verified(img.source, layer, diff_id, rootfs, rootless=rootless,
@@ -454,6 +483,8 @@ def commit(
     as it was; the bundle then counts the committed image as its origin."""
     where = _target_ref(target, "commit")
     bundle = Path(bundle).absolute()
+    if not bundle.exists():
+        raise NotFoundError(f"{bundle}: no such bundle directory")
     meta = BundleMeta.load(bundle)
     if meta is None or not meta.image.get("manifest"):
         raise BundleError(f"{bundle}: not a bundle unpacked by ocikit (no ocikit-bundle.json with its image)")

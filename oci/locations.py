@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Iterator, Union
 
 from .digest import Digest
-from .errors import DigestMismatchError, TagNotFoundError, UsageError
+from .errors import DigestMismatchError, NotFoundError, TagNotFoundError, UsageError
 from .layout import MAX_JSON_SIZE, Layout, destination
 from .models import (
     ANNOTATION_REF_NAME,
@@ -347,9 +347,9 @@ class Sink(Location, ABC):
     def check(self, source: Source, root: Descriptor) -> None:
         """Refuse, before anything is written, an image this sink cannot hold."""
 
-    def tag_for(self, default: str | None) -> str | None:
-        """The name the image gets here: the reference's tag, else ``default``."""
-        return self.tag if self.tag is not None else default
+    def tag_for(self, source: Source) -> str | None:
+        """The name the image gets here: the reference's tag, else the source's."""
+        return self.tag if self.tag is not None else source.tag
 
     def describe(self, name: str | None) -> str:
         """Where the image is, for the line a command prints."""
@@ -482,7 +482,7 @@ class OCIArchiveSink(_LayoutWriter):
         if target.is_dir():
             raise UsageError(f"{target}: is a directory; name the archive file to write")
         if not target.parent.is_dir():
-            raise UsageError(f"{target}: directory {target.parent} does not exist")
+            raise NotFoundError(f"{target}: directory {target.parent} does not exist")
         self.target = target
         self._roots: list[tuple[str | None, Descriptor]] = []
         self._stack = contextlib.ExitStack()

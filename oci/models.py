@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
+from typing import Any, Callable, ClassVar, NamedTuple, Self
 
 from . import jsontext
 from .errors import InvalidDocumentError
@@ -51,6 +51,18 @@ LAYER_MEDIA_TYPES: dict[str, LayerType] = {
     MT_LAYER_NONDIST_ZSTD: LayerType("zstd", distributable=False),
     MT_DOCKER_LAYER_FOREIGN_GZIP: LayerType("gzip", distributable=False),
 }
+#: Layer compressions by name ("none": a plain tar), as LAYER_MEDIA_TYPES has them.
+COMPRESSIONS = tuple(dict.fromkeys(t.compression or "none" for t in LAYER_MEDIA_TYPES.values()))
+
+
+def media_type_for(compression: str) -> str:
+    """The OCI layer media type written for a layer of ``compression`` (a name in COMPRESSIONS)."""
+    for media_type, t in LAYER_MEDIA_TYPES.items():
+        if media_type.startswith(MT_LAYER) and (t.compression or "none") == compression:
+            return media_type
+    raise ValueError(f"unknown compression {compression!r}")
+
+
 MANIFEST_MEDIA_TYPES = {MT_MANIFEST, MT_DOCKER_MANIFEST}
 INDEX_MEDIA_TYPES = {MT_INDEX, MT_DOCKER_LIST}
 
@@ -87,9 +99,6 @@ def parse_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     return obj
 
 
-T = TypeVar("T", bound="_Model")
-
-
 def _expect(value: Any, types: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
         raise InvalidDocumentError(f"{where}: expected {_type_names(types)}, got {type(value).__name__}")
@@ -105,43 +114,119 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
 
 
-def _str_map(value: Any, where: str) -> dict[str, str]:
-    _expect(value, dict, where)
-    for k, v in value.items():
-        _expect(v, str, f"{where}.{k}")
-    return value
+# A model field is stated once, as a dataclass field. Its annotation gives the JSON type (str,
+# int, bool, dict, a model, or a list[...] or dict[str, ...] of one) and whether a document must
+# have it (it must unless the annotation admits None); field(metadata=_json(...)) adds what an
+# annotation cannot say. _Model._read is the one reader, _Model.to_dict the one writer.
+_JSON = "json"
+_SCALARS = {"str": str, "int": int, "bool": bool, "dict": dict}
+_Row = tuple[str, str, bool, bool, Any]  # attribute, JSON key, required, null read as absent, reader
+
+
+def _json(key: str | None = None, *, null: bool | None = None, read: Callable[[Any, str], Any] | None = None) -> dict[str, Any]:
+    """Field metadata: ``key``, the JSON key when it is not the attribute's name; ``null``, whether
+    JSON null reads as absent (by default it does for optional arrays, objects and models, which
+    Go writes as null when nil, and not for strings, numbers and booleans); ``read(value, where)``,
+    a reader to use instead of the annotation's type check."""
+    return {_JSON: (key, null, read)}
+
+
+def _row(f: Any) -> _Row:
+    """How a dataclass field is read, from its annotation (a string: annotations are postponed)."""
+    key, null, read = f.metadata.get(_JSON, (None, None, None))
+    optional = f.type.endswith(" | None")
+    text = f.type.removesuffix(" | None")
+    container = None
+    for prefix, kind in (("list[", list), ("dict[str, ", dict)):
+        if text.startswith(prefix) and text.endswith("]"):
+            container, text = kind, text[len(prefix) : -1]
+    item = _SCALARS.get(text) or globals().get(text)
+    model = isinstance(item, type) and issubclass(item, _Model)
+    if not (model or item in _SCALARS.values()):
+        raise TypeError(f"{f.name}: no JSON reading for the annotation {f.type!r}")
+    if null is None:
+        null = optional and (container is not None or item is dict or model)
+    return f.name, key or f.name, not optional, null, read or _reader(container, item)
+
+
+def _reader(container: type | None, item: Any) -> Callable[[Any, str], Any]:
+    """Reads one ``item`` (a JSON type or a model) or, for a ``container`` list or dict, an array
+    or object of them; ``where`` names the value in errors."""
+    if issubclass(item, _Model):
+        one = item.from_dict
+    else:
+        def one(value: Any, where: str) -> Any:
+            return _expect(value, item, where)
+    if container is list:
+        return lambda value, where: [one(v, f"{where}[{i}]") for i, v in enumerate(_expect(value, list, where))]
+    if container is dict:
+        return lambda value, where: {k: one(v, f"{where}.{k}") for k, v in _expect(value, dict, where).items()}
+    return one
 
 
 class _Model:
-    """Shared (de)serialization: JSON key <-> attribute mapping plus kept unknown fields."""
+    """Shared (de)serialization driven by the dataclass fields, plus kept unknown fields."""
 
-    KEYS: ClassVar[dict[str, str]] = {}  # JSON key -> attribute name
+    # Subclasses set these without annotations: an annotated one costs dataclass() import time.
+    WHERE: ClassVar[str] = ""  # what error messages call the document when no name is given
+    # JSON keys in written order, when not the fields' (which the constructor's rule, required ones
+    # first, decides).
+    JSON_ORDER: ClassVar[tuple[str, ...] | None] = None
     extra: dict[str, Any]
 
     @classmethod
-    def from_json(cls: type[T], data: bytes | str, what: str | None = None, **kw: Any) -> T:
+    def _table(cls) -> tuple[tuple[_Row, ...], frozenset[str]]:
+        """The fields in JSON order and their keys, built on first use (not at import)."""
+        table = cls.__dict__.get("_TABLE")
+        if table is None:
+            rows = {row[1]: row for row in (_row(f) for f in fields(cls) if f.name != "extra")}  # type: ignore[arg-type]
+            order = cls.JSON_ORDER or tuple(rows)
+            if sorted(order) != sorted(rows):
+                raise TypeError(f"{cls.__name__}.JSON_ORDER {order} does not list the keys {tuple(rows)}")
+            table = (tuple(rows[k] for k in order), frozenset(rows))
+            cls._TABLE = table  # type: ignore[attr-defined]
+        return table
+
+    @classmethod
+    def from_json(cls, data: bytes | str, what: str | None = None, **kw: Any) -> Self:
         """Parse JSON text; ``kw`` goes to ``from_dict``."""
         return cls.from_dict(parse_json_object(data, what or cls.__name__), what or cls.__name__, **kw)
 
     @classmethod
-    def from_dict(cls: type[T], obj: dict[str, Any], where: str = "", **kw: Any) -> T:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def from_dict(cls, obj: dict[str, Any], where: str | None = None) -> Self:
+        """Read parsed JSON; InvalidDocumentError names ``where.key`` of a missing or mistyped field."""
+        return cls._read(obj, cls.WHERE if where is None else where)
+
+    @classmethod
+    def _read(cls, obj: Any, where: str, **kw: Any) -> Self:
+        _expect(obj, dict, where)
+        table, keys = cls._table()
+        for _, key, required, _, _ in table:
+            if required and key not in obj:
+                raise InvalidDocumentError(f"{where}.{key}: required field is missing")
+        values = cls._special_fields(obj, where, **kw)
+        for attr, key, _, null_is_absent, read in table:
+            if attr not in values:
+                value = obj.get(key)
+                absent = value is None and (key not in obj or null_is_absent)
+                values[attr] = None if absent else read(value, f"{where}.{key}")
+        return cls(**values, extra={k: v for k, v in obj.items() if k not in keys})
+
+    @classmethod
+    def _special_fields(cls, obj: dict[str, Any], where: str) -> dict[str, Any]:
+        """Attributes read by rules of their own, checked before the other fields are read."""
+        return {}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for key, attr in self.KEYS.items():
+        for attr, key, *_ in self._table()[0]:
             value = getattr(self, attr)
-            if value is None:
-                continue
-            out[key] = _dump(value)
+            if value is not None:
+                out[key] = _dump(value)
         return out
 
     def to_json(self) -> bytes:
         return canonical_json(self.to_dict())
-
-    @classmethod
-    def _extra(cls, obj: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in obj.items() if k not in cls.KEYS}
 
 
 def _dump(value: Any) -> Any:
@@ -158,45 +243,14 @@ def _dump(value: Any) -> Any:
 class Platform(_Model):
     architecture: str
     os: str
-    os_version: str | None = None
-    os_features: list[str] | None = None
+    os_version: str | None = field(default=None, metadata=_json("os.version"))
+    # These two refuse null where other optional arrays read it as absent.
+    os_features: list[str] | None = field(default=None, metadata=_json("os.features", null=False))
     variant: str | None = None
-    features: list[str] | None = None
+    features: list[str] | None = field(default=None, metadata=_json(null=False))
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "architecture": "architecture",
-        "os": "os",
-        "os.version": "os_version",
-        "os.features": "os_features",
-        "variant": "variant",
-        "features": "features",
-    }
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "platform") -> "Platform":
-        _expect(obj, dict, where)
-        for key in ("architecture", "os"):
-            if key not in obj:
-                raise InvalidDocumentError(f"{where}.{key}: required field is missing")
-            _expect(obj[key], str, f"{where}.{key}")
-        if "os.version" in obj:
-            _expect(obj["os.version"], str, f"{where}.os.version")
-        if "variant" in obj:
-            _expect(obj["variant"], str, f"{where}.variant")
-        for key in ("os.features", "features"):
-            if key in obj:
-                for i, v in enumerate(_expect(obj[key], list, f"{where}.{key}")):
-                    _expect(v, str, f"{where}.{key}[{i}]")
-        return cls(
-            architecture=obj["architecture"],
-            os=obj["os"],
-            os_version=obj.get("os.version"),
-            os_features=obj.get("os.features"),
-            variant=obj.get("variant"),
-            features=obj.get("features"),
-            extra=cls._extra(obj),
-        )
+    WHERE = "platform"
 
     @classmethod
     def parse(cls, text: str) -> "Platform":
@@ -216,107 +270,29 @@ class Platform(_Model):
         return want.variant is None or self.variant == want.variant
 
 
+def _size(value: Any, where: str) -> int:
+    if _expect(value, int, where) < 0:
+        raise InvalidDocumentError(f"{where}: must not be negative")
+    return value
+
+
 @dataclass
 class Descriptor(_Model):
-    media_type: str
+    media_type: str = field(metadata=_json("mediaType"))
     digest: str
-    size: int
+    size: int = field(metadata=_json(read=_size))
     urls: list[str] | None = None
     annotations: dict[str, str] | None = None
     data: str | None = None
     platform: Platform | None = None
-    artifact_type: str | None = None
+    artifact_type: str | None = field(default=None, metadata=_json("artifactType"))
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "mediaType": "media_type",
-        "digest": "digest",
-        "size": "size",
-        "urls": "urls",
-        "annotations": "annotations",
-        "data": "data",
-        "platform": "platform",
-        "artifactType": "artifact_type",
-    }
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "descriptor") -> "Descriptor":
-        _expect(obj, dict, where)
-        for key in ("mediaType", "digest", "size"):
-            if key not in obj:
-                raise InvalidDocumentError(f"{where}.{key}: required field is missing")
-        _expect(obj["mediaType"], str, f"{where}.mediaType")
-        _expect(obj["digest"], str, f"{where}.digest")
-        _expect(obj["size"], int, f"{where}.size")
-        if obj["size"] < 0:
-            raise InvalidDocumentError(f"{where}.size: must not be negative")
-        urls = obj.get("urls")
-        if urls is not None:
-            for i, u in enumerate(_expect(urls, list, f"{where}.urls")):
-                _expect(u, str, f"{where}.urls[{i}]")
-        annotations = obj.get("annotations")
-        if annotations is not None:
-            _str_map(annotations, f"{where}.annotations")
-        if "data" in obj:
-            _expect(obj["data"], str, f"{where}.data")
-        if "artifactType" in obj:
-            _expect(obj["artifactType"], str, f"{where}.artifactType")
-        platform = obj.get("platform")
-        return cls(
-            media_type=obj["mediaType"],
-            digest=obj["digest"],
-            size=obj["size"],
-            urls=urls,
-            annotations=annotations,
-            data=obj.get("data"),
-            platform=Platform.from_dict(platform, f"{where}.platform") if platform is not None else None,
-            artifact_type=obj.get("artifactType"),
-            extra=cls._extra(obj),
-        )
+    WHERE = "descriptor"
 
     @property
     def ref_name(self) -> str | None:
         return (self.annotations or {}).get(ANNOTATION_REF_NAME)
-
-
-def _descriptors(value: Any, where: str) -> list[Descriptor]:
-    _expect(value, list, where)
-    return [Descriptor.from_dict(d, f"{where}[{i}]") for i, d in enumerate(value)]
-
-
-def _document_fields(cls: type["Manifest"] | type["Index"], obj: Any, where: str, media_type: str | None) -> dict[str, Any]:
-    """Check what manifests and indexes share (schemaVersion 2, the required fields, none of the
-    other kind's fields, a media type of this kind that equals ``media_type``, the type of the
-    descriptor the document was read through, string artifact type and annotations); return
-    those fields, subject parsed."""
-    _expect(obj, dict, where)
-    for key in ("schemaVersion", *cls.REQUIRED):
-        if key not in obj:
-            raise InvalidDocumentError(f"{where}.{key}: required field is missing")
-    for key in cls.FOREIGN:
-        if key in obj:
-            raise InvalidDocumentError(f"{where}.{key}: {foreign_field_reason(cls.KIND, key)}")
-    if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
-        raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
-    for key in ("mediaType", "artifactType"):
-        if key in obj:
-            _expect(obj[key], str, f"{where}.{key}")
-    own = obj.get("mediaType")
-    if own is not None and media_type is not None and own != media_type:
-        raise InvalidDocumentError(f"{where}.mediaType: {own!r} does not match the descriptor's media type {media_type!r}")
-    if own is not None and own not in cls.MEDIA_TYPES:
-        raise InvalidDocumentError(f"{where}.mediaType: {own!r} is not an image {cls.KIND} media type")
-    annotations = obj.get("annotations")
-    if annotations is not None:
-        _str_map(annotations, f"{where}.annotations")
-    subject = obj.get("subject")
-    return {
-        "schema_version": 2,
-        "media_type": own,
-        "artifact_type": obj.get("artifactType"),
-        "subject": Descriptor.from_dict(subject, f"{where}.subject") if subject is not None else None,
-        "annotations": annotations,
-    }
 
 
 # A manifest never carries an index's field, nor an index a manifest's: a document with both
@@ -330,70 +306,75 @@ def foreign_field_reason(kind: str, key: str) -> str:
     return f"an image {kind} must not have {key!r}, a field of an image {other} (it could be read as either)"
 
 
-@dataclass
-class Manifest(_Model):
-    config: Descriptor
-    layers: list[Descriptor]
-    schema_version: int = 2
-    media_type: str | None = MT_MANIFEST
-    artifact_type: str | None = None
-    subject: Descriptor | None = None
-    annotations: dict[str, str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+class _Document(_Model):
+    """What manifests and indexes share: the rules that tell their kind, checked first."""
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "schemaVersion": "schema_version",
-        "mediaType": "media_type",
-        "artifactType": "artifact_type",
-        "config": "config",
-        "layers": "layers",
-        "subject": "subject",
-        "annotations": "annotations",
-    }
-    KIND: ClassVar[str] = "manifest"
-    REQUIRED: ClassVar[tuple[str, ...]] = ("config", "layers")
-    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["manifest"]
-    MEDIA_TYPES: ClassVar[set[str]] = MANIFEST_MEDIA_TYPES
+    KIND: ClassVar[str]
+    FOREIGN: ClassVar[tuple[str, ...]]
+    MEDIA_TYPES: ClassVar[set[str]]
+    MEDIA_TYPE: ClassVar[str]  # written when the model has none
+    media_type: str | None
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "manifest", *, media_type: str | None = None) -> "Manifest":
-        """Parse a manifest; ``media_type`` is the type of the descriptor it was read through."""
-        common = _document_fields(cls, obj, where, media_type)
-        return cls(
-            config=Descriptor.from_dict(obj["config"], f"{where}.config"),
-            layers=_descriptors(obj["layers"], f"{where}.layers"),
-            extra=cls._extra(obj),
-            **common,
-        )
+    def _special_fields(cls, obj: dict[str, Any], where: str, media_type: str | None = None) -> dict[str, Any]:
+        """Check schemaVersion 2, none of the other kind's fields, and a media type of this kind that
+        equals ``media_type``, the type of the descriptor the document was read through."""
+        for key in cls.FOREIGN:
+            if key in obj:
+                raise InvalidDocumentError(f"{where}.{key}: {foreign_field_reason(cls.KIND, key)}")
+        if obj["schemaVersion"] != 2 or isinstance(obj["schemaVersion"], bool):
+            raise InvalidDocumentError(f"{where}.schemaVersion: must be 2")
+        own = _expect(obj["mediaType"], str, f"{where}.mediaType") if "mediaType" in obj else None
+        if own is not None and media_type is not None and own != media_type:
+            raise InvalidDocumentError(f"{where}.mediaType: {own!r} does not match the descriptor's media type {media_type!r}")
+        if own is not None and own not in cls.MEDIA_TYPES:
+            raise InvalidDocumentError(f"{where}.mediaType: {own!r} is not an image {cls.KIND} media type")
+        return {"schema_version": 2, "media_type": own}
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["mediaType"] = self.media_type or MT_MANIFEST  # always written (CVE-2021-41190)
+        out["mediaType"] = self.media_type or self.MEDIA_TYPE  # always written (CVE-2021-41190)
         return out
 
 
 @dataclass
-class Index(_Model):
-    manifests: list[Descriptor] = field(default_factory=list)
-    schema_version: int = 2
-    media_type: str | None = MT_INDEX
-    artifact_type: str | None = None
+class Manifest(_Document):
+    config: Descriptor
+    layers: list[Descriptor]
+    schema_version: int = field(default=2, metadata=_json("schemaVersion"))
+    media_type: str | None = field(default=MT_MANIFEST, metadata=_json("mediaType"))
+    artifact_type: str | None = field(default=None, metadata=_json("artifactType"))
     subject: Descriptor | None = None
     annotations: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "schemaVersion": "schema_version",
-        "mediaType": "media_type",
-        "artifactType": "artifact_type",
-        "manifests": "manifests",
-        "subject": "subject",
-        "annotations": "annotations",
-    }
-    KIND: ClassVar[str] = "index"
-    REQUIRED: ClassVar[tuple[str, ...]] = ("manifests",)
-    FOREIGN: ClassVar[tuple[str, ...]] = FOREIGN_FIELDS["index"]
-    MEDIA_TYPES: ClassVar[set[str]] = INDEX_MEDIA_TYPES
+    JSON_ORDER = ("schemaVersion", "mediaType", "artifactType", "config", "layers", "subject", "annotations")
+    KIND = "manifest"
+    FOREIGN = FOREIGN_FIELDS["manifest"]
+    MEDIA_TYPES = MANIFEST_MEDIA_TYPES
+    MEDIA_TYPE = MT_MANIFEST
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], where: str = "manifest", *, media_type: str | None = None) -> "Manifest":
+        """Parse a manifest; ``media_type`` is the type of the descriptor it was read through."""
+        return cls._read(obj, where, media_type=media_type)
+
+
+@dataclass
+class Index(_Document):
+    manifests: list[Descriptor] = field(default_factory=list)
+    schema_version: int = field(default=2, metadata=_json("schemaVersion"))
+    media_type: str | None = field(default=MT_INDEX, metadata=_json("mediaType"))
+    artifact_type: str | None = field(default=None, metadata=_json("artifactType"))
+    subject: Descriptor | None = None
+    annotations: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    JSON_ORDER = ("schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations")
+    KIND = "index"
+    FOREIGN = FOREIGN_FIELDS["index"]
+    MEDIA_TYPES = INDEX_MEDIA_TYPES
+    MEDIA_TYPE = MT_INDEX
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any], where: str = "index", *, media_type: str | None = None, strict: bool = True) -> "Index":
@@ -403,23 +384,19 @@ class Index(_Model):
         ``strict`` and read as empty otherwise: only where that cannot lose data (listing and
         adding tags), never before deleting anything (gc) or vouching for a layout (verify).
         """
-        common = _document_fields(cls, obj, where, media_type)
-        manifests = obj["manifests"]
-        if manifests is None and strict:
-            raise InvalidDocumentError(
-                f"{where}.manifests: expected array, got null (as umoci writes for no images; not read as empty here)"
-            )
-        return cls(
-            manifests=_descriptors(manifests, f"{where}.manifests") if manifests is not None else [],
-            extra=cls._extra(obj),
-            **common,
-        )
+        return cls._read(obj, where, media_type=media_type, strict=strict)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["mediaType"] = self.media_type or MT_INDEX  # always written (CVE-2021-41190)
-        out["manifests"] = [d.to_dict() for d in self.manifests]  # always a list, never null
-        return out
+    @classmethod
+    def _special_fields(cls, obj: dict[str, Any], where: str, media_type: str | None = None, strict: bool = True) -> dict[str, Any]:
+        """The rules of _Document, then ``"manifests": null`` as ``from_dict`` says."""
+        values = super()._special_fields(obj, where, media_type)
+        if obj["manifests"] is None:
+            if strict:
+                raise InvalidDocumentError(
+                    f"{where}.manifests: expected array, got null (as umoci writes for no images; not read as empty here)"
+                )
+            values["manifests"] = []
+        return values
 
 
 @dataclass
@@ -431,83 +408,32 @@ class History(_Model):
     empty_layer: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "created": "created",
-        "created_by": "created_by",
-        "author": "author",
-        "comment": "comment",
-        "empty_layer": "empty_layer",
-    }
+    WHERE = "history"
 
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "history") -> "History":
-        _expect(obj, dict, where)
-        for key in ("created", "created_by", "author", "comment"):
-            if key in obj:
-                _expect(obj[key], str, f"{where}.{key}")
-        if "empty_layer" in obj:
-            _expect(obj["empty_layer"], bool, f"{where}.empty_layer")
-        return cls(
-            created=obj.get("created"),
-            created_by=obj.get("created_by"),
-            author=obj.get("author"),
-            comment=obj.get("comment"),
-            empty_layer=obj.get("empty_layer"),
-            extra=cls._extra(obj),
-        )
+
+def _docker(key: str) -> dict[str, Any]:
+    # Docker writes null for its unset arrays and objects (Cmd, Env, Labels...); every field of
+    # ContainerConfig reads null as absent, strings and booleans too.
+    return _json(key, null=True)
 
 
 @dataclass
 class ContainerConfig(_Model):
     """The ``config`` object inside an image configuration (execution parameters)."""
 
-    user: str | None = None
-    exposed_ports: dict[str, dict] | None = None
-    env: list[str] | None = None
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    volumes: dict[str, dict] | None = None
-    working_dir: str | None = None
-    labels: dict[str, str] | None = None
-    stop_signal: str | None = None
-    args_escaped: bool | None = None
+    user: str | None = field(default=None, metadata=_docker("User"))
+    exposed_ports: dict[str, dict] | None = field(default=None, metadata=_docker("ExposedPorts"))
+    env: list[str] | None = field(default=None, metadata=_docker("Env"))
+    entrypoint: list[str] | None = field(default=None, metadata=_docker("Entrypoint"))
+    cmd: list[str] | None = field(default=None, metadata=_docker("Cmd"))
+    volumes: dict[str, dict] | None = field(default=None, metadata=_docker("Volumes"))
+    working_dir: str | None = field(default=None, metadata=_docker("WorkingDir"))
+    labels: dict[str, str] | None = field(default=None, metadata=_docker("Labels"))
+    stop_signal: str | None = field(default=None, metadata=_docker("StopSignal"))
+    args_escaped: bool | None = field(default=None, metadata=_docker("ArgsEscaped"))
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "User": "user",
-        "ExposedPorts": "exposed_ports",
-        "Env": "env",
-        "Entrypoint": "entrypoint",
-        "Cmd": "cmd",
-        "Volumes": "volumes",
-        "WorkingDir": "working_dir",
-        "Labels": "labels",
-        "StopSignal": "stop_signal",
-        "ArgsEscaped": "args_escaped",
-    }
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "config.config") -> "ContainerConfig":
-        _expect(obj, dict, where)
-        for key in ("User", "WorkingDir", "StopSignal"):
-            if obj.get(key) is not None:
-                _expect(obj[key], str, f"{where}.{key}")
-        for key in ("Env", "Entrypoint", "Cmd"):
-            if obj.get(key) is not None:
-                for i, v in enumerate(_expect(obj[key], list, f"{where}.{key}")):
-                    _expect(v, str, f"{where}.{key}[{i}]")
-        for key in ("ExposedPorts", "Volumes"):
-            if obj.get(key) is not None:
-                for k, v in _expect(obj[key], dict, f"{where}.{key}").items():
-                    _expect(v, dict, f"{where}.{key}.{k}")
-        if obj.get("Labels") is not None:
-            _str_map(obj["Labels"], f"{where}.Labels")
-        if obj.get("ArgsEscaped") is not None:
-            _expect(obj["ArgsEscaped"], bool, f"{where}.ArgsEscaped")
-        return cls(
-            **{attr: obj.get(key) for key, attr in cls.KEYS.items()},
-            extra=cls._extra(obj),
-        )
+    WHERE = "config.config"
 
 
 @dataclass
@@ -516,23 +442,8 @@ class RootFS(_Model):
     type: str = "layers"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {"type": "type", "diff_ids": "diff_ids"}
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "config.rootfs") -> "RootFS":
-        _expect(obj, dict, where)
-        for key in ("type", "diff_ids"):
-            if key not in obj:
-                raise InvalidDocumentError(f"{where}.{key}: required field is missing")
-        _expect(obj["type"], str, f"{where}.type")
-        for i, d in enumerate(_expect(obj["diff_ids"], list, f"{where}.diff_ids")):
-            _expect(d, str, f"{where}.diff_ids[{i}]")
-        return cls(type=obj["type"], diff_ids=list(obj["diff_ids"]), extra=cls._extra(obj))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["diff_ids"] = list(self.diff_ids)
-        return out
+    WHERE = "config.rootfs"
+    JSON_ORDER = ("type", "diff_ids")
 
 
 @dataclass
@@ -542,56 +453,17 @@ class ImageConfig(_Model):
     rootfs: RootFS = field(default_factory=RootFS)
     created: str | None = None
     author: str | None = None
-    os_version: str | None = None
-    os_features: list[str] | None = None
+    os_version: str | None = field(default=None, metadata=_json("os.version"))
+    os_features: list[str] | None = field(default=None, metadata=_json("os.features"))
     variant: str | None = None
     config: ContainerConfig | None = None
     history: list[History] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {
-        "created": "created",
-        "author": "author",
-        "architecture": "architecture",
-        "os": "os",
-        "os.version": "os_version",
-        "os.features": "os_features",
-        "variant": "variant",
-        "config": "config",
-        "rootfs": "rootfs",
-        "history": "history",
-    }
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "config") -> "ImageConfig":
-        _expect(obj, dict, where)
-        for key in ("architecture", "os", "rootfs"):
-            if key not in obj:
-                raise InvalidDocumentError(f"{where}.{key}: required field is missing")
-        _expect(obj["architecture"], str, f"{where}.architecture")
-        _expect(obj["os"], str, f"{where}.os")
-        for key in ("created", "author", "os.version", "variant"):
-            if key in obj:
-                _expect(obj[key], str, f"{where}.{key}")
-        history = obj.get("history")
-        if history is not None:
-            _expect(history, list, f"{where}.history")
-        cfg = obj.get("config")
-        return cls(
-            created=obj.get("created"),
-            author=obj.get("author"),
-            architecture=obj["architecture"],
-            os=obj["os"],
-            os_version=obj.get("os.version"),
-            os_features=obj.get("os.features"),
-            variant=obj.get("variant"),
-            config=ContainerConfig.from_dict(cfg, f"{where}.config") if cfg is not None else None,
-            rootfs=RootFS.from_dict(obj["rootfs"], f"{where}.rootfs"),
-            history=[History.from_dict(h, f"{where}.history[{i}]") for i, h in enumerate(history)]
-            if history is not None
-            else None,
-            extra=cls._extra(obj),
-        )
+    WHERE = "config"
+    JSON_ORDER = (
+        "created", "author", "architecture", "os", "os.version", "os.features", "variant", "config", "rootfs", "history",
+    )
 
     @property
     def platform(self) -> Platform:
@@ -606,18 +478,10 @@ class ImageConfig(_Model):
 
 @dataclass
 class LayoutHeader(_Model):
-    image_layout_version: str = LAYOUT_VERSION
+    image_layout_version: str = field(default=LAYOUT_VERSION, metadata=_json("imageLayoutVersion"))
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS: ClassVar[dict[str, str]] = {"imageLayoutVersion": "image_layout_version"}
-
-    @classmethod
-    def from_dict(cls, obj: dict[str, Any], where: str = "oci-layout") -> "LayoutHeader":
-        _expect(obj, dict, where)
-        if "imageLayoutVersion" not in obj:
-            raise InvalidDocumentError(f"{where}.imageLayoutVersion: required field is missing")
-        _expect(obj["imageLayoutVersion"], str, f"{where}.imageLayoutVersion")
-        return cls(image_layout_version=obj["imageLayoutVersion"], extra=cls._extra(obj))
+    WHERE = "oci-layout"
 
 
 def model_fields(model: type) -> list[str]:

@@ -68,7 +68,8 @@ def extract_archive(path: Path, into: Path, *, progress: Progress | None = None)
     or not). Each blob is verified against its name as it is written; ``index.json`` is
     validated and written last, once every blob its images need is present. Anything else
     (links, devices, FIFOs, other paths, a repeated entry, a blob that does not match its
-    name, a missing blob, a damaged tar) is one OCIError naming the archive and the entry.
+    name, a missing blob, a tag naming two entries, a damaged tar) is one OCIError naming
+    the archive and the entry. ``into``'s parent must exist.
     On error, what was written to ``into`` is removed again (``into`` itself too when this
     created it); nothing outside ``into`` is ever written.
     """
@@ -77,6 +78,8 @@ def extract_archive(path: Path, into: Path, *, progress: Progress | None = None)
         raise UsageError(f"{path}: no such file")
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not an OCI archive")
+    if not into.parent.is_dir():
+        raise UsageError(f"{into}: directory {into.parent} does not exist")
     existed = into.exists()
     layout = Layout.init(into)  # refuses a directory that is not empty
     try:
@@ -207,11 +210,16 @@ def _read_index(data: bytes, what: str) -> Index:
     index = Index.from_json(data, what, strict=True)
     if index.media_type is not None and index.media_type not in INDEX_MEDIA_TYPES:  # pragma: no cover - from_json checks
         raise InvalidDocumentError(f"{what}: mediaType {index.media_type!r} is not an index's")
+    tags: set[str] = set()
     for i, desc in enumerate(index.manifests):
         try:
             Digest.parse(desc.digest)
         except InvalidDigestError as exc:
             raise InvalidDocumentError(f"{what}: manifests[{i}].digest: {exc}") from None
+        if desc.ref_name is not None:
+            if desc.ref_name in tags:  # which one the tag names would be a guess
+                raise InvalidDocumentError(f"{what}: tag {desc.ref_name!r} names more than one entry")
+            tags.add(desc.ref_name)
     return index
 
 

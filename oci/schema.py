@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import jsontext
+from .digest import COMPUTABLE, REGISTERED, Digest, grammar_ok
 from .errors import InvalidDocumentError, UsageError, one_line
 from .models import (
     FOREIGN_FIELDS,
@@ -72,12 +72,6 @@ _DESCRIPTOR_SLOTS: dict[str, tuple[tuple[str, bool], ...]] = {
 # The documents whose kinds must not be confused (models.FOREIGN_FIELDS).
 _DOCUMENT_KINDS = {"image-manifest.json": "manifest", "image-index.json": "index"}
 
-# Registered algorithms (descriptor.md) and the hex length of their encoded part, for messages.
-_REGISTERED_HEX = {"sha256": 64, "sha512": 128, "blake3": 64}
-_DIGEST_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
-
-# Algorithms whose digests of embedded data can be recomputed here (descriptor.md registers these).
-_HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
@@ -305,8 +299,8 @@ def _violation(err: Any, missing: list[str]) -> Violation:
         return Violation(_pointer(path), f"expected {' or '.join(types)}, got {_json_type(value)}")
     if kind == "pattern" and expected == _digest_pattern() and isinstance(value, str):
         algorithm = value.partition(":")[0]
-        if algorithm in _REGISTERED_HEX and _DIGEST_GRAMMAR.fullmatch(value):
-            return Violation(_pointer(path), f"{_short(value)} is not a {algorithm} digest ({_REGISTERED_HEX[algorithm]} lowercase hex characters)")
+        if algorithm in REGISTERED and grammar_ok(value):
+            return Violation(_pointer(path), f"{_short(value)} is not a {algorithm} digest ({REGISTERED[algorithm]} lowercase hex characters)")
     if kind in ("pattern", "format"):
         what = title or (f"matching {expected}" if kind == "pattern" else f"a valid {expected}")
         return Violation(_pointer(path), f"{_short(value)} is not {what}")
@@ -345,10 +339,9 @@ def _embedded_data(pointer: str, desc: Any) -> Iterator[Violation]:
         yield Violation(f"{pointer}/data", f"decodes to {len(raw)} bytes but size is {size}")
     if isinstance(digest, str) and ":" in digest:
         algorithm, encoded = digest.split(":", 1)
-        hasher = _HASHES.get(algorithm)
-        # Data under an unregistered algorithm cannot be checked, and descriptor.md says such
-        # digests SHOULD still pass validation.
-        if hasher is not None and hasher(raw).hexdigest() != encoded:
+        # Data under an unregistered algorithm (or blake3) cannot be checked, and
+        # descriptor.md says such digests SHOULD still pass validation.
+        if algorithm in COMPUTABLE and Digest.from_bytes(raw, algorithm).encoded != encoded:
             yield Violation(f"{pointer}/data", f"does not match digest {digest}")
 
 

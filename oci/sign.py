@@ -47,6 +47,8 @@ MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ARTIFACT_TYPE_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
+# cosign's tags beside an image: signatures, attestations, SBOMs (ALG-HEX + suffix).
+COMPANION_SUFFIXES = (".sig", ".att", ".sbom")
 ALGORITHMS = ("ecdsa-p256", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096")
 MIN_RSA_BITS = 2048
 MAX_PAYLOAD = 1 << 20  # a simple-signing payload is a few hundred bytes
@@ -77,6 +79,7 @@ class SignatureCheck:
 class SignatureReport:
     ok: bool
     checks: list[SignatureCheck] = field(default_factory=list)
+    unsigned: bool = False  # no signature of the manifest at all (by any key)
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -228,22 +231,34 @@ def make_payload(manifest_digest: str, identity: str, annotations: dict[str, str
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def companion_tag(manifest_digest: str, suffix: str = ".sig") -> str:
+    """cosign's tag beside ``manifest_digest`` (``ALG-HEX`` + ``suffix``: ``.sig``, ``.att``
+    or ``.sbom``). Raises InvalidDigestError for a digest that is no digest."""
+    d = Digest.parse(manifest_digest)
+    return f"{d.algorithm}-{d.encoded}{suffix}"
+
+
 def sig_tag(manifest_digest: str) -> str:
     """The cosign tag for signatures of ``manifest_digest``: ``sha256-<hex>.sig``."""
-    d = Digest.parse(manifest_digest)
-    return f"{d.algorithm}-{d.encoded}.sig"
+    return companion_tag(manifest_digest, ".sig")
+
+
+def companion_of(tag: str, suffixes: tuple[str, ...] = COMPANION_SUFFIXES) -> str | None:
+    """The manifest digest a cosign companion tag (``ALG-HEX.sig``, ``.att``, ``.sbom``;
+    only ``suffixes``) names; None for any other tag."""
+    stem, dot, kind = tag.rpartition(".")
+    algorithm, dash, encoded = stem.partition("-")
+    if not (dot and dash and "." + kind in suffixes):
+        return None
+    try:
+        return str(Digest.parse(f"{algorithm}:{encoded}"))
+    except OCIError:
+        return None
 
 
 def is_signature_tag(tag: str) -> bool:
     """Whether ``tag`` follows the cosign signature-tag convention (``ALG-HEX.sig``)."""
-    alg, sep, rest = tag.partition("-")
-    if not sep or not rest.endswith(".sig"):
-        return False
-    try:
-        Digest.parse(f"{alg}:{rest[:-4]}")
-    except OCIError:
-        return False
-    return True
+    return companion_of(tag, (".sig",)) is not None
 
 
 # -- signing ------------------------------------------------------------------------
@@ -362,7 +377,7 @@ def verify_signatures(
     ``ok`` when at least one signature by one of the keys verifies over a payload that
     names exactly this manifest digest and carries ``required_annotations`` in
     ``optional``. Every candidate is reported; problems become failed checks, never
-    exceptions. No candidates at all gives ``ok=False`` with no checks.
+    exceptions. No signature at all gives ``ok=False`` and ``unsigned``.
     """
     checks: list[SignatureCheck] = []
     keys: list[tuple[str, PublicKey]] = []
@@ -390,7 +405,7 @@ def verify_signatures(
                 continue
             problem = _payload_problem(payload, manifest.digest, required_annotations or {})  # type: ignore[arg-type]
             checks.append(SignatureCheck(sig_id, key_name, problem is None, problem or "valid signature"))
-    return SignatureReport(any(c.ok for c in checks), checks)
+    return SignatureReport(any(c.ok for c in checks), checks, unsigned=not candidates and not problems)
 
 
 def _load_candidate(layout: Layout | Source, layer: Descriptor) -> tuple[bytes | None, bytes | None, str | None]:

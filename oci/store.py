@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 from . import jsontext
 from .digest import Digest
-from .errors import LayoutError
+from .errors import LayoutError, NotFoundError
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -44,15 +44,20 @@ def default_store() -> Path:
 
 @dataclass
 class PruneResult:
-    removed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # chainIDs of the layers removed
     bytes_freed: int = 0
+    temporary_removed: int = 0  # extractions left behind by an interrupted unpack
 
 
 class LayerStore:
     """Extracted layer directories shared between bundles."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], create: bool = True) -> None:
+        """The store at ``root``, created when missing (unless ``create`` is false: then a
+        missing ``root`` raises NotFoundError)."""
         self.root = Path(root).absolute()
+        if not create and not self.root.is_dir():
+            raise NotFoundError(f"{self.root}: no such layer store directory")
         for sub in ("layers", "refs", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -112,8 +117,9 @@ class LayerStore:
         with contextlib.suppress(FileNotFoundError):
             (self.root / "refs" / f"{key}.json").unlink()
 
-    def refs(self) -> dict[str, list[str]]:
-        """Every recorded user and the layers it uses; users whose bundle is gone are dropped."""
+    def refs(self, drop_stale: bool = True) -> dict[str, list[str]]:
+        """Every recorded user and the layers it uses. Users whose bundle is gone are left
+        out, and their records deleted when ``drop_stale``."""
         out: dict[str, list[str]] = {}
         for path in sorted((self.root / "refs").glob("*.json")):
             try:
@@ -123,16 +129,20 @@ class LayerStore:
                 raise LayoutError(f"{path}: not a valid layer store reference") from None
             pending = obj.get("pending")
             if name.startswith("/") and not os.path.exists(name) and not (pending and os.path.exists(pending)):
-                path.unlink()  # the bundle was deleted: its layers are free
+                if drop_stale:
+                    path.unlink()  # the bundle was deleted: its layers are free
                 continue
             out[name] = list(layers)
         return out
 
     def prune(self, dry_run: bool = False) -> PruneResult:
-        """Remove layers no reference uses (and stale temporary extractions)."""
+        """Remove layers no reference uses, their lock files, and temporary extractions
+        left behind; with ``dry_run``, only report what would go."""
         result = PruneResult()
+        # Exclusive: every ensure_layer holds this lock shared before it opens a layer's
+        # lock file, so none is using (or about to open) a layer lock while prune runs.
         with self._lock("store"):
-            used = {c for chain in self.refs().values() for c in chain}
+            used = {c for chain in self.refs(drop_stale=not dry_run).values() for c in chain}
             for algo_dir in sorted((self.root / "layers").iterdir()):
                 for layer in sorted(algo_dir.iterdir()):
                     chain_id = f"{algo_dir.name}:{layer.name}"
@@ -142,11 +152,38 @@ class LayerStore:
                     result.bytes_freed += _size(layer)
                     if not dry_run:
                         _remove(layer)
-            if not dry_run:
-                for tmp in (self.root / "tmp").iterdir():
-                    result.bytes_freed += _size(tmp)
+            for tmp in sorted((self.root / "tmp").iterdir()):
+                result.temporary_removed += 1
+                result.bytes_freed += _size(tmp)
+                if not dry_run:
                     _remove(tmp)
+            if not dry_run:
+                self._remove_unused_locks()
         return result
+
+    def _remove_unused_locks(self) -> None:
+        """Delete the lock files of layers the store no longer has (prune holds the store
+        lock). Each is deleted while held, and only when it is still the file at its path."""
+        locks = self.root / "locks"
+        if not locks.is_dir():
+            return
+        present = {layer.name for algo_dir in (self.root / "layers").iterdir() for layer in algo_dir.iterdir()}
+        for path in sorted(locks.iterdir()):
+            if path.name == "store" or path.name in present:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by someone: leave it
+                st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                    path.unlink()
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
 
 def _size(path: Path) -> int:

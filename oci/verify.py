@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .digest import CHUNK, Digest, ReadAheadHashingReader
-from .errors import InvalidDigestError, OCIError, one_line
+from .digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
+from .errors import InvalidDigestError, OCIError, UsageError, one_line
 from .layout import Layout
 from .locations import ImageLike, Source, opened
 from .models import (
@@ -70,16 +70,16 @@ class VerifyReport:
 @dataclass
 class ImageVerification:
     """What ``verify`` found: the integrity report and, when keys were given, every
-    signature checked (``signed``: one of them is valid for each image)."""
+    signature checked and, for each image without a valid one, why."""
 
     where: str
     report: VerifyReport
     signatures: list[dict] | None = None
-    signed: bool = True
+    signature_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.report.ok and self.signed
+        return self.report.ok and not self.signature_failures
 
     def to_dict(self) -> dict:
         out = self.report.to_dict()
@@ -94,8 +94,10 @@ class ImageVerification:
             problems = self.report.problems
             extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             return OCIError(f"{self.where}: verification failed: {problems[0]}{extra}")
-        if not self.signed:
-            return OCIError(f"{self.where}: no valid signature by the given key(s)")
+        if self.signature_failures:
+            failures = self.signature_failures
+            extra = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            return OCIError(f"{self.where}: {failures[0]}{extra}")
         return None
 
 
@@ -110,6 +112,8 @@ def verify(
     """Verify the image a reference (or an opened source) names, or everything in a layout
     named without a tag; with ``keys``, also require a valid signature by one of them
     (whose payload carries ``annotations``) for each image checked."""
+    if annotations and not keys:
+        raise UsageError("--annotation applies to signatures: give --key too")
     with opened(image) as source:
         if keys and not source.holds_referrers:
             raise source.cannot("holds no signatures to check with a key")
@@ -122,14 +126,17 @@ def verify(
             targets = roots or [d for t, d in source.tags() if not is_signature_tag(t)]
             for target in targets:
                 sig = verify_signatures(source, target, list(keys), annotations or {})
-                result.signed = result.signed and sig.ok
                 result.signatures.extend(
                     {"manifest": target.digest, "signature": c.signature, "key": c.key, "ok": c.ok, "reason": c.reason}
                     for c in sig.checks
                 )
-                if not sig.ok and not sig.checks:
+                if sig.unsigned:
+                    why = f"image is not signed (no signatures found for {target.digest})"
                     result.signatures.append({"manifest": target.digest, "signature": None, "key": None, "ok": False,
-                                              "reason": "no signatures found"})
+                                              "reason": why})
+                    result.signature_failures.append(why)
+                elif not sig.ok:
+                    result.signature_failures.append(f"no valid signature by the given key(s) for {target.digest}")
         return result
 
 
@@ -282,7 +289,8 @@ class _Verifier:
         self.algorithms: dict[str, set[str]] = {}
         for _, layer, expected, _ in self.layer_expectations:
             algorithm = expected.split(":", 1)[0]
-            self.algorithms.setdefault(layer, set()).add(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+            if algorithm in COMPUTABLE:
+                self.algorithms.setdefault(layer, set()).add(algorithm)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for desc, outcome in zip(jobs, pool.map(self.hash_layer, jobs)):
                 if isinstance(outcome, str):
@@ -297,7 +305,11 @@ class _Verifier:
             computed = self.diff_ids.get(layer)
             if computed is None:
                 continue
-            got = computed.get(expected.split(":", 1)[0], computed.get("sha256"))
+            algorithm = expected.split(":", 1)[0]
+            if algorithm not in COMPUTABLE:
+                self.problem(layer, f"layer {i} of manifest {manifest}: cannot check diff_id {expected}: {cannot_compute(algorithm)}")
+                continue
+            got = computed[algorithm]
             if str(got) != expected:
                 self.problem(layer, f"layer {i} of manifest {manifest}: uncompressed content hashes to {got}, config diff_id is {expected}")
 

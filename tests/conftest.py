@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -56,6 +57,30 @@ def require_tool(name: str) -> None:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
+
+
+def as_nobody(work: Callable[[], str]) -> str:
+    """What ``work`` returns when run in a forked child that has dropped to nobody for real
+    (root only); a failure there fails the calling test with the child's exception."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(wfd, b"ok " + work().encode())
+            os._exit(0)
+        except BaseException as exc:  # report, never return into pytest in the child
+            os.write(wfd, f"FAILED: {exc!r}".encode())
+            os._exit(1)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as r:
+        said = r.read().decode()
+    os.waitpid(pid, 0)
+    assert said.startswith("ok "), said
+    return said[3:]
 
 
 def assert_one_line_error(res: Result, *needles: str) -> None:

@@ -82,7 +82,56 @@ def write_bundle(bundle: Path, config: dict[str, Any], rootfs: bool = True) -> P
     return bundle
 
 
-def mountinfo() -> list[str]:
-    """Mount points of this mount namespace, for before/after comparisons."""
+def mountinfo(*under: str) -> list[str]:
+    """Mount points of this mount namespace, for before/after comparisons; with ``under``,
+    only those at or below these directories."""
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        points = sorted(line.split()[4] for line in f)
+    return [p for p in points if any(p == d or p.startswith(d.rstrip("/") + "/") for d in under)] if under else points
+
+
+PODMAN_PROFILE = "/usr/share/containers/seccomp.json"  # Debian's golang-github-containers-common
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
+
+
+def podman_seccomp(config: dict[str, Any], path: str = PODMAN_PROFILE) -> dict[str, Any]:
+    """The ``linux.seccomp`` podman writes for ``config`` from its default profile ``path``.
+
+    That file is containers/common's format, which podman turns into runtime-spec's for each
+    container: the architectures of this machine's entry in ``archMap``; the rules whose
+    ``includes`` (all their capabilities in the bounding set, this architecture, a kernel at
+    least that new) hold and whose ``excludes`` (any of their capabilities, this architecture,
+    a kernel at least that new) do not; ``errnoRet`` only where the file gives one.
+    """
+    profile = json.loads(Path(path).read_text())
+    machine = os.uname().machine
+    goarch = _GO_ARCH.get(machine, machine)
+    native = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64"}.get(goarch, "SCMP_ARCH_" + goarch.upper())
+    bounding = set(config["process"].get("capabilities", {}).get("bounding") or [])
+    kernel = tuple(int(p) for p in os.uname().release.split("-")[0].split(".")[:2])
+
+    def at_least(spec: str | None) -> bool:
+        return spec is not None and kernel >= tuple(int(p) for p in spec.split(".")[:2])
+
+    out: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    for entry in profile.get("archMap") or []:
+        if entry["architecture"] == native:
+            out["architectures"] = [native, *entry.get("subArchitectures", [])]
+    out["syscalls"] = []
+    for rule in profile.get("syscalls") or []:
+        inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+        if goarch in (exc.get("arches") or []) or bounding & set(exc.get("caps") or []) or at_least(exc.get("minKernel")):
+            continue
+        if (inc.get("arches") and goarch not in inc["arches"]) or not set(inc.get("caps") or []) <= bounding:
+            continue
+        if inc.get("minKernel") and not at_least(inc["minKernel"]):
+            continue
+        call = {"names": rule["names"], "action": rule["action"]}
+        if rule.get("errnoRet") is not None:
+            call["errnoRet"] = rule["errnoRet"]
+        if rule.get("args"):
+            call["args"] = [{"index": a["index"], "value": a["value"], "op": a["op"]} | ({"valueTwo": a["valueTwo"]} if a.get("valueTwo") else {}) for a in rule["args"]]
+        out["syscalls"].append(call)
+    return out

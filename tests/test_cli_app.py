@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +46,45 @@ def test_help_still_lists_every_command(ocikit) -> None:
     for names in cli.COMMAND_MODULES.values():
         for name in names:
             assert f" {name} " in out, name
+
+
+def _usage_lines() -> dict[str, str]:
+    """The Usage line of ``ocikit CMD --help`` for every command, from one interpreter."""
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from oci.cli import app as cli\n"
+        "cli._register([])\n"
+        "names = [n for names in cli.COMMAND_MODULES.values() for n in names if n != 'layer']\n"
+        "names += ['layer ' + c.name for c in cli.app.registered_groups[0].typer_instance.registered_commands]\n"
+        "out = {}\n"
+        "for name in names:\n"
+        "    buf = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buf):\n"
+        "        try:\n"
+        "            cli.main([*name.split(), '--help'])\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    out[name] = next((l.strip() for l in buf.getvalue().splitlines() if 'Usage:' in l), '')\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "COLUMNS": "200"})
+    return json.loads(res.stdout)
+
+
+def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
+    usage = _usage_lines()
+    assert len(usage) >= 28
+    for name, line in usage.items():
+        assert line.startswith(f"Usage: ocikit {name} [OPTIONS]"), (name, line)
+        assert "{" not in line and "}" not in line, line
+    assert usage["pack"] == "Usage: ocikit pack [OPTIONS] DIR LAYOUT:TAG"
+    assert usage["unpack"] == "Usage: ocikit unpack [OPTIONS] IMAGE BUNDLE"
+    assert usage["copy"] == "Usage: ocikit copy [OPTIONS] SOURCE DEST"
+    assert usage["diff"] == "Usage: ocikit diff [OPTIONS] [OLD] NEW"
+    assert usage["gc"] == "Usage: ocikit gc [OPTIONS] [LAYOUT]"
+    assert usage["kill"] == "Usage: ocikit kill [OPTIONS] CONTAINER_ID [SIGNAL]"
+
+
+def test_help_keeps_its_examples(ocikit) -> None:
+    assert "Example: ocikit pack ./rootfs" in ocikit("pack", "--help", env={"COLUMNS": "300"}, check=True).stdout

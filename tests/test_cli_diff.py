@@ -87,6 +87,18 @@ def test_stdout_output_carries_the_layer_and_stderr_the_info(ocikit, trees, tmp_
     assert info["digest"] == "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
 
 
+def test_diff_of_an_unpacked_rootfs_against_its_sub_second_source_is_empty(ocikit, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write(src / "etc/motd", "hello")
+    _write(src / "usr/bin/tool", "tool")
+    for i, p in enumerate(sorted(src.rglob("*"))):
+        os.utime(p, ns=(0, (1_700_000_000 + i) * 10**9 + 123_456_789))
+    ocikit("pack", src, f"{tmp_path}/l:v1", "-q", check=True)
+    ocikit("unpack", f"{tmp_path}/l:v1", tmp_path / "bundle", "-q", check=True)
+    res = ocikit("diff", tmp_path / "bundle" / "rootfs", src, "-o", tmp_path / "d.tar", "--json", check=True)
+    assert json.loads(res.stdout)["entries"] == 0
+
+
 def test_json_output_is_machine_readable(ocikit, trees, tmp_path: Path) -> None:
     old, new = trees
     res = ocikit("diff", old, new, "-o", tmp_path / "l.tar", "--json", check=True)
@@ -113,10 +125,22 @@ def test_source_date_epoch_env_clamps_like_the_option(ocikit, trees, tmp_path: P
         assert {m.mtime for m in tar} == {100}
 
 
-def test_bad_source_date_epoch_is_a_one_line_error(ocikit, trees, tmp_path: Path) -> None:
+# The rule pack, commit and config follow too (oci.sourcedate): ASCII digits, 0 to year 9999.
+BAD_EPOCHS = ["yesterday", "-5", " 5", "1_000", "1e3", "\u0661\u0662", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("value", BAD_EPOCHS)
+def test_bad_source_date_epoch_is_a_one_line_error(ocikit, trees, tmp_path: Path, value: str) -> None:
     _, new = trees
-    res = ocikit("diff", new, "-o", tmp_path / "a.tar", env={"SOURCE_DATE_EPOCH": "yesterday"})
+    res = ocikit("diff", new, "-o", tmp_path / "a.tar", env={"SOURCE_DATE_EPOCH": value})
     assert_one_line_error(res, "SOURCE_DATE_EPOCH")
+    assert not (tmp_path / "a.tar").exists()
+
+
+def test_bad_source_date_epoch_option_is_a_one_line_error(ocikit, trees, tmp_path: Path) -> None:
+    _, new = trees
+    res = ocikit("diff", new, "-o", tmp_path / "a.tar", "--source-date-epoch", "-5")
+    assert_one_line_error(res, "--source-date-epoch")
     assert not (tmp_path / "a.tar").exists()
 
 

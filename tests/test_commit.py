@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from oci.convert import DEFAULT_PATH
 from oci.image import ConfigChanges, commit, edit_config, load_image, pack, unpack
+from oci.layer.listing import list_layer
 from oci.layout import Layout
 from oci.locations import LayoutSource
 
@@ -69,6 +72,40 @@ def test_second_commit_holds_only_the_newer_changes(image: Layout, tmp_path: Pat
     assert "two" in names and "one" not in names
 
 
+def _same_second_rewrite(p: Path) -> None:
+    st = os.lstat(p)
+    p.write_bytes(bytes(b ^ 1 for b in p.read_bytes()))
+    os.utime(p, ns=(0, st.st_mtime_ns + 1))  # the second the layer recorded
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda r: (r.joinpath("usr/share/hello.txt").write_text("HELLO\n"),
+                    os.utime(r / "usr/share/hello.txt", (1_700_000_009,) * 2)),
+         {"usr/share/hello.txt", "usr/share/hard"}),
+        (lambda r: _same_second_rewrite(r / "usr/share/big.bin"), {"usr/share/big.bin"}),
+        (lambda r: r.joinpath("secret").write_text("longer"), {"secret"}),
+        (lambda r: os.chmod(r / "secret", 0o640), {"secret"}),
+        (lambda r: os.unlink(r / "secret"), {"secret"}),
+        (lambda r: (shutil.rmtree(r / "etc"), (r / "etc").mkdir(), (r / "etc" / "hostname").write_text("h\n"),
+                    os.utime(r / "etc", (1_700_000_009,) * 2)),  # not the second the image was made in
+         {"etc/", "etc/passwd", "etc/group", "etc/hostname"}),
+    ],
+    ids=["content-other-second", "content-same-second", "size", "chmod", "removed", "replaced-dir"],
+)
+def test_flat_commit_finds_real_edits(image: Layout, tmp_path: Path, change, expected: set[str]) -> None:
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
+    rootfs = tmp_path / "b1" / "rootfs"
+    change(rootfs)
+    commit(tmp_path / "b1", image, "v2")
+    top = load_image(LayoutSource(image, "v2")).manifest.layers[-1]
+    with image.open_blob(top.digest, top.size) as f:
+        assert {e["name"] for e in list_layer(f)} == expected  # whiteouts by the names they delete
+    unpack(LayoutSource(image, "v2"), tmp_path / "b2")
+    assert_trees_equal(rootfs, tmp_path / "b2" / "rootfs")
+
+
 def test_layered_commit_takes_the_overlay_upper_dir(image: Layout, tmp_path: Path) -> None:
     require_root()
     try:
@@ -98,7 +135,7 @@ def test_config_edit_writes_a_new_image_sharing_layers(image: Layout) -> None:
     edit_config(LayoutSource(image, "v1"), "v1-dev", ConfigChanges(env=["A=2", "B=3"], labels={"l": "1"}, cmd=["/bin/bash"]))
     after = load_image(LayoutSource(image, "v1-dev"))
     assert after.manifest.layers == before.manifest.layers
-    assert after.config.config.env == ["A=2", "B=3"] and after.config.config.cmd == ["/bin/bash"]
+    assert after.config.config.env == [DEFAULT_PATH, "A=2", "B=3"] and after.config.config.cmd == ["/bin/bash"]
     assert after.config.config.labels == {"l": "1"}
     assert after.config.history[-1].empty_layer is True
     assert load_image(LayoutSource(image, "v1")).config == before.config

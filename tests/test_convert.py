@@ -34,11 +34,36 @@ def test_no_entrypoint_nor_cmd_is_an_error() -> None:
 
 
 def test_env_and_workdir_are_copied() -> None:
-    config = runtime_config(_image(cmd=["/x"], env=["A=1"], working_dir="/srv"), None)
-    assert config["process"]["env"] == ["A=1"] and config["process"]["cwd"] == "/srv"
+    config = runtime_config(_image(cmd=["/x"], env=["PATH=/bin", "A=1"], working_dir="/srv"), None)
+    assert config["process"]["env"] == ["PATH=/bin", "A=1"] and config["process"]["cwd"] == "/srv"
 
 
 def test_missing_env_gets_a_default_path() -> None:
+    assert runtime_config(_image(cmd=["/x"]), None)["process"]["env"] == [DEFAULT_PATH]
+
+
+def test_an_env_without_path_gets_the_default_path_first() -> None:
+    env = runtime_config(_image(cmd=["/x"], env=["LANG=C.UTF-8"]), None)["process"]["env"]
+    assert env == [DEFAULT_PATH, "LANG=C.UTF-8"]
+
+
+def test_a_terminal_gets_term_xterm_unless_the_image_sets_term() -> None:
+    assert runtime_config(_image(cmd=["/x"]), None, tty=True)["process"]["env"] == [DEFAULT_PATH, "TERM=xterm"]
+    env = runtime_config(_image(cmd=["/x"], env=["TERM=vt100"]), None, tty=True)["process"]["env"]
+    assert env == [DEFAULT_PATH, "TERM=vt100"]
+
+
+def test_home_comes_from_passwd_unless_the_image_sets_it(root: Path) -> None:
+    files = rootfs_reader(root)
+    assert runtime_config(_image(cmd=["/x"]), files)["process"]["env"] == [DEFAULT_PATH, "HOME=/root"]
+    assert runtime_config(_image(cmd=["/x"], user="bob"), files)["process"]["env"][-1] == "HOME=/home/bob"
+    assert runtime_config(_image(cmd=["/x"], user="bob", env=["HOME=/srv"]), files)["process"]["env"] == [
+        DEFAULT_PATH, "HOME=/srv"]
+    # Rootless, container root runs the process: root's home, not bob's.
+    rootless = runtime_config(_image(cmd=["/x"], user="bob"), files, rootless=True, uid=1000, gid=1000)
+    assert rootless["process"]["env"][-1] == "HOME=/root"
+    # No entry for the user (or no /etc/passwd): no HOME, as umoci writes it.
+    assert runtime_config(_image(cmd=["/x"], user="4242"), files)["process"]["env"] == [DEFAULT_PATH]
     assert runtime_config(_image(cmd=["/x"]), None)["process"]["env"] == [DEFAULT_PATH]
 
 
@@ -112,17 +137,94 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
         read_in_root(root, "etc/passwd")
 
 
-def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+def _two_layers(tmp_path: Path) -> tuple[Path, Path]:
+    """Layer dirs low and high, each with /etc; the lower one has a passwd and a group."""
     low, high = tmp_path / "low", tmp_path / "high"
     (low / "etc").mkdir(parents=True)
     (high / "etc").mkdir(parents=True)
     (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
     (low / "etc" / "group").write_text("g:x:1:\n")
+    return low, high
+
+
+def test_layered_reader_takes_the_topmost_layer_and_honours_whiteouts(tmp_path: Path) -> None:
+    low, high = _two_layers(tmp_path)
     (high / "etc" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
     os.mknod(high / "etc" / "group", 0o600 | 0o020000, os.makedev(0, 0))
     read = layers_reader([low, high])
     assert read("etc/passwd") == b"new:x:2:2::/:/bin/sh\n"
     assert read("etc/group") is None
+
+
+def test_relative_symlink_target_resolves_from_the_link_s_real_directory(tmp_path: Path) -> None:
+    # etc -> a/b, and a/b/passwd -> ../passwd: ".." climbs from a/b (where the link really is),
+    # not from "etc" as joining the strings would, which lands on the root's /passwd instead.
+    root = tmp_path / "rootfs"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "passwd").write_text("real:x:7:7::/:/bin/sh\n")
+    (root / "passwd").write_text("decoy:x:9:9::/:/bin/sh\n")
+    os.symlink("a/b", root / "etc")
+    os.symlink("../passwd", root / "a" / "b" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"real:x:7:7::/:/bin/sh\n"
+
+
+@pytest.mark.parametrize("target", ["/../../../../etc/shadow", "/etc/shadow", "../../../../../etc/shadow"])
+def test_passwd_linked_to_shadow_reads_the_root_s_own_shadow(tmp_path: Path, target: str) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "shadow").write_text("own:x:4:4::/:/bin/sh\n")
+    os.symlink(target, root / "etc" / "passwd")
+    assert read_in_root(root, "etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+    assert layers_reader([root])("etc/passwd") == b"own:x:4:4::/:/bin/sh\n"
+
+
+def _opaque(path: Path, userxattr: bool) -> None:
+    os.setxattr(path, ("user" if userxattr else "trusted") + ".overlay.opaque", b"y")
+
+
+@pytest.mark.parametrize("userxattr", [False, True])
+def test_layered_reader_honours_an_opaque_directory_above(tmp_path: Path, userxattr: bool) -> None:
+    if not userxattr and os.geteuid() != 0:
+        pytest.skip("trusted.* xattrs need root")
+    low, high = _two_layers(tmp_path)
+    (high / "etc" / "group").write_text("h:x:2:\n")
+    _opaque(high / "etc", userxattr)
+    read = layers_reader([low, high], userxattr=userxattr)
+    assert read("etc/passwd") is None
+    assert read("etc/group") == b"h:x:2:\n"
+    # The other kind of xattr is not what this overlay reads: the lower file shows.
+    assert layers_reader([low, high], userxattr=not userxattr)("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_hides_what_an_upper_non_directory_or_whiteout_covers(tmp_path: Path) -> None:
+    low, mid, high = tmp_path / "low", tmp_path / "mid", tmp_path / "high"
+    (low / "etc").mkdir(parents=True)
+    (low / "etc" / "passwd").write_text("old:x:1:1::/:/bin/sh\n")
+    (low / "data").mkdir()
+    (low / "data" / "group").write_text("g:x:1:\n")
+    mid.mkdir()
+    (mid / "etc").write_text("now a file\n")
+    high.mkdir()
+    os.mknod(high / "data", 0o600 | 0o020000, os.makedev(0, 0))
+    read = layers_reader([low, mid, high])
+    assert read("etc/passwd") is None
+    assert read("data/group") is None
+    assert layers_reader([low])("etc/passwd") == b"old:x:1:1::/:/bin/sh\n"
+
+
+def test_layered_reader_follows_symlinks_across_layers_inside_the_view(tmp_path: Path) -> None:
+    low, high = tmp_path / "low", tmp_path / "high"
+    (low / "srv").mkdir(parents=True)
+    os.symlink("/srv/conf/../../..", low / "up")
+    os.symlink("/up/up/srv/conf", low / "etc")
+    (high / "srv" / "conf").mkdir(parents=True)
+    (high / "srv" / "conf" / "passwd").write_text("new:x:2:2::/:/bin/sh\n")
+    assert layers_reader([low, high])("etc/passwd") == b"new:x:2:2::/:/bin/sh\n"
+    os.symlink("passwd", high / "srv" / "conf" / "loop")
+    os.unlink(high / "srv" / "conf" / "passwd")
+    os.symlink("loop", high / "srv" / "conf" / "passwd")
+    with pytest.raises(BundleError, match="symbolic links"):
+        layers_reader([low, high])("etc/passwd")
 
 
 def test_annotations_follow_conversion_with_fields_over_labels() -> None:

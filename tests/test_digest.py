@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from oci.digest import Digest, VerifyingReader, digest_stream, grammar_ok
+from oci.digest import COMPUTABLE, REGISTERED, Digest, VerifyingReader, digest_stream, grammar_ok
 from oci.errors import DigestMismatchError, InvalidDigestError
 
 HELLO = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
@@ -32,6 +32,28 @@ def test_from_bytes_matches_known_sha256():
 def test_parse_rejects_malformed_or_unregistered(text):
     with pytest.raises(InvalidDigestError):
         Digest.parse(text)
+
+
+def test_parse_rejects_a_trailing_newline():
+    for text in (HELLO + "\n", HELLO[:-1] + "\n"):
+        with pytest.raises(InvalidDigestError):
+            Digest.parse(text)
+    assert not grammar_ok(HELLO + "\n")
+
+
+def test_blake3_is_registered_but_not_computed():
+    assert REGISTERED["blake3"] == 64 and "blake3" not in COMPUTABLE
+    with pytest.raises(InvalidDigestError, match="cannot compute blake3"):
+        Digest.parse("blake3:" + "a" * 64)
+    with pytest.raises(InvalidDigestError, match="needs 64 lowercase hex"):
+        Digest.parse("blake3:" + "a" * 128)
+
+
+def test_every_computable_algorithm_is_registered_and_hashes_to_its_length():
+    for algorithm in COMPUTABLE:
+        digest = Digest.from_bytes(b"x", algorithm)
+        assert len(digest.encoded) == REGISTERED[algorithm]
+        assert Digest.parse(str(digest)) == digest
 
 
 def test_grammar_accepts_unregistered_but_wellformed_algorithms():

@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
 from oci.dockerarchive import ArchiveRef, _sized_header, export_archive, import_archive
-from oci.errors import DigestMismatchError, InvalidDocumentError, UsageError
+from oci.errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
 from oci.image import ConfigChanges, load_image, pack, unpack
 from oci.layer.tarreader import TarReader
 from oci.layout import Layout
@@ -268,7 +268,7 @@ def test_a_name_matching_no_image_is_refused(image, tmp_path: Path) -> None:
     layout, desc = image
     export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "app:1"))
     for name in ("app:2", "@1", "@x"):
-        with pytest.raises(UsageError, match="no image"):
+        with pytest.raises(NotFoundError, match="no image"):
             import_archive(ArchiveRef(tmp_path / "a.tar", name), Layout.init(tmp_path / f"dst{name}"), "t")
 
 
@@ -338,3 +338,41 @@ def test_a_sparse_entry_in_an_archive_is_refused_not_half_read(image, tmp_path: 
                    check=True)
     with pytest.raises(InvalidDocumentError, match="manifest.json: a sparse file"):
         import_archive(ArchiveRef(tmp_path / "sparse.tar"), Layout.init(tmp_path / "dst"), "t")
+
+
+def test_an_import_without_a_tag_takes_the_archive_images_own_tag(image, tmp_path: Path) -> None:
+    # As a copy between layouts keeps the source's tag; an image without a name gets latest.
+    layout, desc = image
+    export_archive(layout, desc, ArchiveRef(tmp_path / "app.tar", "example/app:1.0"))
+    export_archive(layout, desc, ArchiveRef(tmp_path / "bare.tar"))
+    dst = tmp_path / "dst"
+    for source, tag in [(f"docker-archive:{tmp_path}/app.tar", "1.0"), (f"docker-archive:{tmp_path}/bare.tar", "latest"),
+                        (f"docker-archive:{tmp_path}/app.tar:@0", "1.0")]:
+        res = run_ocikit("copy", source, dst)
+        assert res.code == 0, res.stderr
+        assert res.stdout.strip().startswith(f"{dst}:{tag} -> sha256:")
+    assert sorted(t for t, _ in Layout(dst).tags()) == ["1.0", "latest"]
+    res = run_ocikit("copy", f"docker-archive:{tmp_path}/app.tar", f"{dst}:mine", "--json")
+    assert json.loads(res.stdout)["tags"] == ["mine"]  # a destination tag still wins
+
+
+def test_the_own_tag_follows_the_name_asked_for(image, tmp_path: Path) -> None:
+    from oci.dockerarchive import read_archive_image
+
+    layout, desc = image
+    export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "example/app:1.0"))
+    files = _archive_files(tmp_path / "a.tar")
+    entry = json.loads(files["manifest.json"])[0]
+    entry["RepoTags"] = ["example/app:1.0", "registry.local:5000/app:2", "registry.local:5000/app"]
+    archive = _write_archive(tmp_path / "b.tar", [*[(n, d) for n, d in files.items() if n != "manifest.json"],
+                                                  ("manifest.json", json.dumps([entry]).encode())])
+    assert read_archive_image(ArchiveRef(archive)).tag == "1.0"  # the first RepoTag
+    assert read_archive_image(ArchiveRef(archive, "registry.local:5000/app:2")).tag == "2"
+    assert read_archive_image(ArchiveRef(archive, "registry.local:5000/app")).tag == "latest"
+    entry["RepoTags"] = ["example/app:not a tag"]
+    bad = _write_archive(tmp_path / "c.tar", [*[(n, d) for n, d in files.items() if n != "manifest.json"],
+                                              ("manifest.json", json.dumps([entry]).encode())])
+    with pytest.raises(InvalidDocumentError, match="no valid tag"):
+        read_archive_image(ArchiveRef(bad)).tag
+    assert_one_line_error(run_ocikit("copy", f"docker-archive:{bad}", tmp_path / "dst"), "no valid tag")
+    assert run_ocikit("copy", f"docker-archive:{bad}", f"{tmp_path / 'dst'}:t").code == 0

@@ -22,7 +22,8 @@ from umocitools import umoci_unpack
 from oci.errors import LayerError, UsageError
 from oci.layer.compression import BLOCK_SIZE, open_detected
 from oci.layer.generate import write_layer
-from oci.layer.snapshot import TreeSnapshot, snapshot_tree, write_snapshot
+from oci.layer.apply import apply_layer
+from oci.layer.snapshot import TreeSnapshot, same_mtime, snapshot_tree, write_snapshot
 from treecmp import assert_trees_equal
 
 CAP = bytes.fromhex("01000002") + b"\xff\x00\x80\x00" + bytes(12)  # not UTF-8, holds NULs
@@ -411,9 +412,12 @@ def test_added_file_is_in_the_layer_with_its_parent(pair) -> None:
     assert names(layer(new, old)[0]) == ["etc", "etc/new.conf"]
 
 
-def test_same_size_same_mtime_content_change_is_found(pair) -> None:
+def test_same_size_same_pinned_mtime_content_change_is_found(pair) -> None:
+    # Whole-second times on both sides were set, not written (SOURCE_DATE_EPOCH): bytes decide.
     old, new = pair
     (new / "etc/motd").write_text("HELLO\n")
+    for p in (old / "etc/motd", new / "etc/motd"):
+        os.utime(p, (1_600_000_000, 1_600_000_000))
     same_times(old, new)
     assert names(layer(new, old)[0]) == ["etc/motd"]
 
@@ -520,6 +524,103 @@ def test_old_that_is_not_a_directory_is_an_error(tmp_path: Path) -> None:
     write(tmp_path / "new/f")
     with pytest.raises(LayerError, match="nope"):
         layer(tmp_path / "new", tmp_path / "nope")
+
+
+# -- sub-second mtimes -------------------------------------------------------------------------------
+
+S = 1_700_000_000 * 10**9
+
+
+@pytest.mark.parametrize(
+    "new,old,same",
+    [
+        (S + 123_456_789, S, True),  # a layer kept the second only
+        (S, S + 123_456_789, True),
+        (S + 123_456_789, S + 123_456_789, True),
+        (S + 123_456_789, S + 123_456_788, False),  # both recorded nanoseconds
+        (S + 10**9 + 1, S, False),  # another second
+        (S - 10**9 + 5, S - 10**9, True),
+        (S + 512_345_678, S + 500_000_000, True),  # a PAX "S.5": tenths were recorded
+        (S + 612_345_678, S + 500_000_000, False),
+        (S + 512_345_678, S + 510_000_000, True),
+        (S + 522_345_678, S + 510_000_000, False),
+    ],
+)
+def test_mtimes_match_by_one_rule(new: int, old: int, same: bool) -> None:
+    assert same_mtime(new, old) is same
+
+
+@pytest.fixture
+def unpacked(tmp_path: Path) -> tuple[Path, Path]:
+    """A source tree with sub-second mtimes, and its layer applied elsewhere (whole seconds)."""
+    src = tmp_path / "src"
+    write(src / "etc/motd", "hello\n")
+    write(src / "etc/hosts", "127.0.0.1 localhost\n")
+    write(src / "usr/share/doc/a/README", "a")
+    write(src / "usr/share/doc/a/deep/more", "b")
+    write(src / "usr/bin/tool", "tool", 0o755)
+    os.link(src / "usr/bin/tool", src / "usr/bin/tool2")
+    os.symlink("motd", src / "etc/link")
+    for i, (rel, path, _) in enumerate(sorted(walk_tree(src), reverse=True)):
+        os.utime(path, ns=(0, S + 10**9 * (i % 3) + 123_456_789), follow_symlinks=False)
+    os.utime(src, ns=(0, S + 123_456_789))
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    apply_layer(io.BytesIO(layer(src)[0]), rootfs)
+    return rootfs, src
+
+
+def walk_tree(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    from oci.layer.snapshot import walk
+
+    return list(walk(root))
+
+
+def test_a_source_tree_diffs_empty_against_its_unpacked_layer(unpacked) -> None:
+    rootfs, src = unpacked
+    data, r = layer(src, rootfs)
+    assert names(data) == [] and r.entries == 0
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda src: (write(src / "etc/motd", "HELLO\n"), os.utime(src / "etc/motd", (S // 10**9 + 9,) * 2)),
+         ["etc/motd"]),
+        (lambda src: (src / "etc/hosts").write_text("127.0.0.1 localhost other\n"), ["etc/hosts"]),
+        (lambda src: os.chmod(src / "etc/motd", 0o600), ["etc/motd"]),
+        (lambda src: os.unlink(src / "usr/bin/tool2"), ["usr/bin", "usr/bin/.wh.tool2", "usr/bin/tool"]),
+        (lambda src: (shutil.rmtree(src / "usr/share/doc/a"), write(src / "usr/share/doc/a/NEW", "n")),
+         ["usr/share/doc", "usr/share/doc/a", "usr/share/doc/a/.wh.README", "usr/share/doc/a/.wh.deep",
+          "usr/share/doc/a/NEW"]),
+    ],
+    ids=["content-other-second", "size", "chmod", "removed", "replaced-dir"],
+)
+def test_real_edits_of_a_sub_second_tree_are_found(unpacked, change, expected) -> None:
+    rootfs, src = unpacked
+    change(src)
+    assert sorted(names(layer(src, rootfs)[0])) == sorted(expected)
+
+
+def opened_files(monkeypatch) -> list[str]:
+    """Every path opened with open() from now on (how content is read for comparisons)."""
+    opened: list[str] = []
+    real_open = open
+
+    def spy(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    return opened
+
+
+@pytest.mark.parametrize("copy", ["cp -a", "unpacked layer"])
+def test_a_stamped_time_on_either_side_decides_without_reading_files(pair, unpacked, monkeypatch, copy) -> None:
+    old, new = pair if copy == "cp -a" else unpacked  # equal to the nanosecond / to the second
+    opened = opened_files(monkeypatch)
+    assert names(layer(new, old)[0]) == []
+    assert [p for p in opened if p.startswith((str(old), str(new)))] == []
 
 
 # -- changesets against a snapshot ------------------------------------------------------------------

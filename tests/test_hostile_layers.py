@@ -8,17 +8,21 @@ resolver, and checks a sentinel directory beside the target stays exactly as it 
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import os
+import shutil
 import stat
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 import zstandard
 
 import oci.layer.paths as paths
+from conftest import as_nobody, require_root
 from oci.errors import LayerError, UnsafePathError
 from oci.layer.apply import apply_layer
 from test_apply import C, D, F, H, L, W, listing, tar_bytes
@@ -346,14 +350,19 @@ def test_empty_stream_is_not_a_layer(world):
 
 # -- the two resolvers agree -------------------------------------------------------------
 
-def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
-    if not paths.openat2_available():
-        pytest.skip("the kernel has no openat2")
-    root = tmp_path / "root"
+def _links(root):
+    """A root whose symlinks go relative, absolute and above the root."""
     (root / "usr/lib").mkdir(parents=True)
     os.symlink("usr/lib", root / "lib")
     os.symlink("/usr", root / "abs")
     os.symlink("../../../..", root / "usr/lib/up")
+    return root
+
+
+def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
+    if not paths.openat2_available():
+        pytest.skip("the kernel has no openat2")
+    root = _links(tmp_path / "root")
     os.symlink("abs/lib/up/lib", root / "chain")
     cases = [["lib"], ["abs", "lib"], ["usr", "lib", "up"], ["chain"], ["..", "..", "usr"], ["usr", "..", "..", "lib"]]
     for parts in cases:
@@ -367,6 +376,39 @@ def test_kernel_and_python_resolvers_land_on_the_same_directory(tmp_path):
             finally:
                 os.close(fd)
         assert got[0] == got[1], parts
+
+
+def test_resolve_in_root_gives_a_host_path_with_no_symlink_inside_the_root(tmp_path):
+    # What the runtime needs for mount destinations and the working directory.
+    root = _links(tmp_path / "root")
+    os.symlink("/../../srv/etc", root / "etc")
+    os.symlink("loop", root / "loop")
+    r = str(root)
+    assert paths.resolve_in_root(r, "/lib") == f"{r}/usr/lib"
+    assert paths.resolve_in_root(r, "abs/lib/up/abs/new/dir") == f"{r}/usr/new/dir"  # missing: kept as given
+    assert paths.resolve_in_root(r, "/etc/passwd") == f"{r}/srv/etc/passwd"
+    assert paths.resolve_in_root(r, "/../..") == r
+    assert paths.resolve_in_root(r, "/usr/lib/up/lib") == f"{r}/usr/lib"
+    assert paths.resolve_in_root(r, "/missing/../lib/x") == f"{r}/usr/lib/x"  # back above it: looked up again
+    with pytest.raises(OSError) as exc:
+        paths.resolve_in_root(r, "/loop/x")
+    assert exc.value.errno == errno.ELOOP
+
+
+def test_resolve_in_root_needs_only_search_permission_on_the_way(tmp_path):
+    # As the kernel's lookup (and a rootless container's mounts): an execute-only directory
+    # can be passed through by a user who may not list it.
+    require_root()
+    shared = Path(tempfile.mkdtemp(prefix="ocikit-paths-"))
+    try:
+        os.chmod(shared, 0o755)
+        (shared / "a" / "b").mkdir(parents=True)
+        os.symlink("/a/b", shared / "a" / "link")
+        os.chmod(shared / "a", 0o711)
+        assert as_nobody(lambda: paths.resolve_in_root(str(shared), "/a/link/c")) == f"{shared}/a/b/c"
+    finally:
+        os.chmod(shared / "a", 0o755)
+        shutil.rmtree(shared)
 
 
 def test_absurd_device_numbers_are_an_error_naming_the_entry(world):

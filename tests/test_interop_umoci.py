@@ -129,3 +129,29 @@ def test_ocikit_commit_on_a_umoci_image_is_readable_by_umoci(tmp_path: Path) -> 
     commit(bundle, Layout(layout), "t2")
     _run("umoci", "unpack", "--image", f"{layout}:t2", tmp_path / "by-umoci")
     assert_trees_equal(bundle / "rootfs", tmp_path / "by-umoci" / "rootfs")
+
+
+def _env_of(bundle: Path) -> dict[str, str]:
+    import json
+
+    env = json.loads((bundle / "config.json").read_text())["process"]["env"]
+    return dict(e.partition("=")[::2] for e in env)
+
+
+@pytest.mark.parametrize("env", [[], ["LANG=C.UTF-8"], ["PATH=/opt/bin:/bin", "TERM=vt100"]])
+def test_unpack_gives_the_environment_umoci_gives(tmp_path: Path, env: list[str]) -> None:
+    # umoci writes a terminal process, so compare with ocikit's --tty; an image packed by
+    # umoci has no Env at all, so compare both ways of making an image.
+    require_tool("umoci")
+    require_root()
+    layout = tmp_path / "layout"
+    _run("umoci", "init", "--layout", layout)
+    _run("umoci", "new", "--image", f"{layout}:t")
+    _run("umoci", "config", "--image", f"{layout}:t", "--config.cmd", "/bin/sh",
+         *[a for e in env for a in ("--config.env", e)])
+    pack(make_tree(tmp_path / "src"), Layout(layout), "ours", config=ConfigChanges(cmd=["/bin/sh"], env=env))
+    for tag in ("t", "ours"):
+        _run("umoci", "unpack", "--image", f"{layout}:{tag}", tmp_path / f"umoci-{tag}")
+        unpack(LayoutSource(Layout(layout), tag), tmp_path / f"ocikit-{tag}", tty=True)
+        theirs, ours = _env_of(tmp_path / f"umoci-{tag}"), _env_of(tmp_path / f"ocikit-{tag}")
+        assert ours == theirs, tag

@@ -13,12 +13,16 @@ from imagebuilder import build_image
 
 from oci.layout import Layout
 from oci.models import (
+    COMPRESSIONS,
+    LAYER_MEDIA_TYPES,
     MT_DOCKER_LAYER_FOREIGN_GZIP,
     MT_DOCKER_LAYER_GZIP,
+    MT_LAYER_GZIP,
     MT_LAYER_NONDIST_GZIP,
     MT_MANIFEST,
     Descriptor,
     Manifest,
+    media_type_for,
 )
 from oci.verify import verify_layout
 
@@ -93,3 +97,20 @@ def test_verify_checks_the_diff_id_of_a_docker_foreign_layer(tmp_path: Path) -> 
     layout.set_tag("latest", layout.put_json(Manifest.to_json(manifest), MT_MANIFEST))
     [problem] = verify_layout(layout).problems
     assert problem.subject == layer.digest and "diff_id" in problem.reason
+
+
+def test_written_media_types_come_from_the_layer_table() -> None:
+    # generate, and whatever else writes layers, asks models for the media type of a compression.
+    assert COMPRESSIONS == ("none", "gzip", "zstd")
+    for compression in COMPRESSIONS:
+        layer = LAYER_MEDIA_TYPES[media_type_for(compression)]
+        assert (layer.compression or "none", layer.distributable) == (compression, True)
+    assert media_type_for("gzip") == MT_LAYER_GZIP
+    with pytest.raises(ValueError):
+        media_type_for("bzip2")
+
+
+def test_unknown_compression_names_the_ones_there_are(tmp_path: Path, ocikit) -> None:
+    (tmp_path / "new").mkdir()
+    res = ocikit("diff", tmp_path / "new", "-o", tmp_path / "l.tar", "--compression", "bzip2")
+    assert_one_line_error(res, "bzip2", ", ".join(COMPRESSIONS))

@@ -139,3 +139,28 @@ def test_layout_header_and_canonical_json():
 def test_a_non_string_artifact_type_is_named(cls, doc) -> None:
     with pytest.raises(InvalidDocumentError, match="artifactType"):
         cls.from_dict(doc)
+
+
+CONFIG = {"architecture": "amd64", "os": "windows", "rootfs": {"type": "layers", "diff_ids": []}}
+
+
+@pytest.mark.parametrize("features, where", [(5, "config.os.features"), ({"win32k": 1}, "config.os.features"), (["win32k", 1], r"config.os.features\[1\]")])
+def test_a_config_os_features_that_is_not_an_array_of_strings_is_named(features, where) -> None:
+    with pytest.raises(InvalidDocumentError, match=where.replace(".", r"\.")):
+        ImageConfig.from_dict({**CONFIG, "os.features": features})
+    assert ImageConfig.from_dict({**CONFIG, "os.features": None}).os_features is None
+
+
+def test_unpack_names_a_bad_config_os_features_instead_of_crashing(tmp_path, ocikit) -> None:
+    # The runtime config's annotations join os.features: an integer there was a TypeError.
+    from conftest import assert_one_line_error
+    from imagebuilder import build_image
+    from oci.models import MT_CONFIG, MT_MANIFEST
+
+    layout, desc = build_image(tmp_path / "layout")
+    manifest = layout.read_manifest(desc)
+    config = json.loads(layout.read_blob(manifest.config.digest, manifest.config.size))
+    manifest.config = layout.put_json(canonical_json({**config, "os.features": 5}), MT_CONFIG)
+    layout.set_tag("bad", layout.put_json(manifest.to_json(), MT_MANIFEST))
+    res = ocikit("unpack", f"{layout.root}:bad", tmp_path / "bundle")
+    assert_one_line_error(res, "os.features: expected array, got int")

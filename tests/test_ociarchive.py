@@ -157,6 +157,20 @@ def test_an_image_index_is_written_with_every_platform(tmp_path: Path) -> None:
     assert [t for t, _ in back.tags()] == ["multi"]  # the per-platform tags of the source are not carried
 
 
+def test_an_absent_non_distributable_layer_is_left_out_as_a_layout_may_leave_it(image, tmp_path: Path) -> None:
+    from oci.models import MT_LAYER_NONDIST_GZIP, MT_MANIFEST, Manifest
+
+    layout, desc = image
+    manifest = layout.read_manifest(desc)
+    foreign = Descriptor(media_type=MT_LAYER_NONDIST_GZIP, digest="sha256:" + "ab" * 32, size=10,
+                         urls=["https://example.com/layer"])
+    other = layout.put_json(Manifest(config=manifest.config, layers=[*manifest.layers, foreign]).to_json(), MT_MANIFEST)
+    write_archive(layout, [("t", other)], tmp_path / "a.tar")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        assert "blobs/sha256/" + "ab" * 32 not in tar.getnames()
+    assert extract_archive(tmp_path / "a.tar", tmp_path / "back").resolve("t").digest == other.digest
+
+
 # -- writing fails whole ----------------------------------------------------------------------------
 
 
@@ -237,6 +251,40 @@ def test_blobs_may_come_before_or_after_index_json(image, tmp_path: Path, index_
     assert extract_archive(archive, tmp_path / "back").resolve("t").digest == desc.digest
 
 
+def test_an_archive_is_read_once_so_a_pipe_works(image, tmp_path: Path) -> None:
+    import threading
+
+    layout, desc = image
+    write_archive(layout, [("t", desc)], tmp_path / "a.tar")
+    os.mkfifo(tmp_path / "pipe")
+    feeder = threading.Thread(target=lambda: (tmp_path / "pipe").write_bytes((tmp_path / "a.tar").read_bytes()))
+    feeder.start()
+    try:
+        back = extract_archive(tmp_path / "pipe", tmp_path / "back")
+    finally:
+        feeder.join()
+    assert back.resolve("t").digest == desc.digest
+
+
+def test_sha512_blobs_are_written_and_read(image, tmp_path: Path) -> None:
+    from oci.models import MT_MANIFEST, Manifest
+
+    layout, desc = image
+    manifest = layout.read_manifest(desc)
+    data = layout.read_blob(manifest.layers[0].digest)
+    digest, size = layout.put_blob(data, algorithm="sha512")
+    layers = [Descriptor(**{**manifest.layers[0].__dict__, "digest": str(digest), "size": size}), *manifest.layers[1:]]
+    other = layout.put_json(Manifest(config=manifest.config, layers=layers).to_json(), MT_MANIFEST)
+    write_archive(layout, [("t512", other)], tmp_path / "a.tar")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        names = tar.getnames()
+    assert names.index("blobs/sha512") > max(i for i, n in enumerate(names) if n.startswith("blobs/sha256/"))
+    assert f"blobs/sha512/{digest.encoded}" in names and f"blobs/{manifest.layers[0].digest.replace(':', '/')}" not in names
+    back = extract_archive(tmp_path / "a.tar", tmp_path / "back")
+    assert back.resolve("t512").digest == other.digest and back.has_blob(digest)
+    assert verify_layout(back).ok
+
+
 def test_blobs_the_index_does_not_need_are_kept_verified(image, tmp_path: Path) -> None:
     layout, desc = image
     extra = b"not named by any image"
@@ -295,6 +343,11 @@ def _hostile(files: dict[str, bytes], case: str, outside: Path) -> tuple[list, t
     if case == "index-huge":
         return ([m for m in members if m[0] != "index.json"] + [("index.json", b" " * ((64 << 20) + 1))],
                 InvalidDocumentError, ["index.json", "larger than"])
+    if case == "tag-twice":
+        index = json.loads(files["index.json"])
+        index["manifests"] *= 2
+        return ([m for m in members if m[0] != "index.json"] + [("index.json", json.dumps(index).encode())],
+                InvalidDocumentError, ["index.json", "tag 't' names more than one entry"])
     if case == "missing-blob":
         return [m for m in members if m[0] != blob], BlobNotFoundError, [blob.rsplit("/", 1)[1], "not in the archive"]
     if case == "not-a-digest":
@@ -310,7 +363,7 @@ def _hostile(files: dict[str, bytes], case: str, outside: Path) -> tuple[list, t
 
 HOSTILE = ["dotdot", "dotdot-inside", "absolute", "symlink", "hardlink", "fifo", "device", "mismatch", "duplicate",
            "duplicate-dotslash", "no-index", "no-oci-layout", "layout-version", "index-not-json", "index-bad-digest",
-           "index-huge", "missing-blob", "not-a-digest", "unknown-algorithm", "other-file", "other-dir"]
+           "index-huge", "tag-twice", "missing-blob", "not-a-digest", "unknown-algorithm", "other-file", "other-dir"]
 
 
 @pytest.mark.parametrize("case", HOSTILE)
@@ -380,6 +433,9 @@ def test_a_directory_that_is_not_empty_is_refused_untouched(image, tmp_path: Pat
     with pytest.raises(UsageError, match="no such file"):
         extract_archive(tmp_path / "absent.tar", tmp_path / "into2")
     assert not (tmp_path / "into2").exists()
+    with pytest.raises(UsageError, match="does not exist"):  # no parents are made
+        extract_archive(tmp_path / "a.tar", tmp_path / "no" / "into3")
+    assert not (tmp_path / "no").exists()
 
 
 # -- large blobs stream ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,6 +152,40 @@ def test_env_and_cwd_are_applied(tmp_path):
     assert run_probe(tmp_path, 'echo "$GREETING"; pwd', envcwd).stdout == "hello world\n/tmp\n"
 
 
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n  user:x:1000:1000::/home/user:/bin/sh\nagain:x:1000:1000::/elsewhere:/bin/sh\nbare:x:1002:1002::\n"
+HOME_CASES = {  # uid, HOME entry in process.env (None: none), /etc/passwd (None: no file) -> $HOME
+    "root": (0, None, PASSWD, "/root"),
+    "first entry of the uid": (1000, None, PASSWD, "/home/user"),
+    "uid without an entry": (1001, None, PASSWD, "/"),
+    "entry without a home": (1002, None, PASSWD, ""),
+    "no /etc/passwd": (0, None, None, "/"),
+    "/etc/passwd a fifo": (0, None, "fifo", "/"),
+    "HOME given": (1000, "HOME=/given", PASSWD, "/given"),
+    "HOME given empty": (0, "HOME=", PASSWD, "/root"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOME_CASES))
+def test_home_is_set_from_the_containers_passwd_as_runc_does(tmp_path, case):
+    uid, given, passwd, home = HOME_CASES[case]
+    cfg = base_config(["sh", "-c", 'echo "[${HOME-unset}]"'])
+    cfg["process"]["user"] = {"uid": uid, "gid": uid}
+    if given is not None:
+        cfg["process"]["env"].append(given)
+    bundle = write_bundle(tmp_path / "b", cfg)
+    etc_passwd = bundle / "rootfs" / "etc" / "passwd"
+    etc_passwd.unlink()
+    if passwd == "fifo":  # reading it would block forever
+        os.mkfifo(etc_passwd)
+    elif passwd is not None:
+        etc_passwd.write_text(passwd)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, f"[{home}]\n"), res.stderr
+    if shutil.which("runc") and passwd != "fifo":
+        theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"home-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert theirs.stdout == res.stdout, theirs.stderr
+
+
 def test_program_is_found_on_the_container_path(tmp_path):
     def path(cfg):
         cfg["process"]["args"] = ["true"]
@@ -238,6 +273,32 @@ def test_readonly_paths_refuse_writes(tmp_path):
     assert res.stdout == "1\n"
 
 
+def test_masked_and_readonly_symlinks_resolve_inside_the_root_and_dangling_ones_are_skipped(tmp_path):
+    # As runc: a masked or read-only path that leads nowhere in the container is skipped;
+    # a symlink is followed as if the container's root were '/', however far up it climbs.
+    cfg = base_config(["sh", "-c", "wc -c < /data/real; touch /data/ro/f 2>/dev/null; echo $?; touch /data/f; echo $?"])
+    cfg["root"]["readonly"] = False
+    links = {"dangling": "/nonexistent", "secret": "../../../../etc/shadow", "inside": "../../../../data/real", "ro": "/../../data/ro"}
+    cfg["linux"]["maskedPaths"] += ["/etc/dangling", "/etc/secret", "/etc/inside", "/no/such/dir"]
+    cfg["linux"]["readonlyPaths"] += ["/etc/dangling", "/etc/secret", "/etc/ro", "/no/such/dir"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    rootfs = bundle / "rootfs"
+    (rootfs / "data" / "ro").mkdir(parents=True)
+    (rootfs / "data" / "real").write_text("secret")
+    for name, target in links.items():
+        os.symlink(target, rootfs / "etc" / name)
+    host_shadow = os.stat("/etc/shadow")
+    before = mountinfo(str(tmp_path), "/etc")  # other tests on the machine may mount elsewhere meanwhile
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout.split()) == (0, ["0", "1", "0"]), res.stderr
+    assert mountinfo(str(tmp_path), "/etc") == before
+    assert os.stat("/etc/shadow") == host_shadow
+    assert (rootfs / "data" / "real").read_text() == "secret"
+    if shutil.which("runc"):
+        theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"mask-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert (theirs.returncode, theirs.stdout) == (0, res.stdout), theirs.stderr
+
+
 def test_default_devices_and_dev_symlinks_exist(tmp_path):
     res = run_probe(tmp_path, "for d in null zero full random urandom tty; do test -c /dev/$d && echo $d; done; for l in fd stdin ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo ok")
     assert res.stdout.split() == ["null", "zero", "full", "random", "urandom", "tty", "/proc/self/fd", "/proc/self/fd/0", "pts/ptmx", "ok"]
@@ -309,6 +370,65 @@ def test_terminal_gives_the_process_a_pty_wired_to_ours(tmp_path):
     assert out.replace(b"\r", b"").splitlines() == [b"/dev/pts/0", b"hello", b"got-hello"]
 
 
+def _elf_loader(path: str) -> str:
+    """The dynamic loader a host program names (its PT_INTERP string, found by its shape)."""
+    import re
+
+    found = re.search(rb"/lib[\w/.-]*/ld-[\w.-]+\.so[\w.]*", Path(path).read_bytes())
+    assert found, f"{path} is not dynamically linked"
+    return found.group().decode()
+
+
+@pytest.mark.parametrize("case", ["script", "script with CRLF", "dynamic", "script on dynamic"])
+def test_exec_names_the_missing_interpreter_or_dynamic_loader(tmp_path, case):
+    # The kernel answers ENOENT for the program when what it needs to run it is missing.
+    dynamic = shutil.which("true")  # a dynamically linked host program; busybox's root has no loader
+    loader = _elf_loader(dynamic)
+    cfg = base_config(["/app/run"])
+    bundle = write_bundle(tmp_path / "b", cfg)
+    app = bundle / "rootfs" / "app"
+    app.mkdir()
+    if case == "dynamic":
+        shutil.copy(dynamic, app / "run")
+        needles = ["/app/run", "dynamic loader", loader]
+    else:
+        if case == "script":
+            (bundle / "rootfs" / "bin" / "sh").unlink()
+            interp, shown = "/bin/sh -e", "/bin/sh"
+        elif case == "script with CRLF":  # the kernel looks for '/bin/sh\r'
+            interp, shown = "/bin/sh\r", "/bin/sh\\x0d"
+        else:
+            shutil.copy(dynamic, app / "dyn")
+            interp, shown = "/app/dyn", "/app/dyn"
+        (app / "run").write_text(f"#!{interp}\necho hi\n")
+        (app / "run").chmod(0o755)
+        needles = ["/app/run", f"interpreter {shown}", loader if case == "script on dynamic" else "not found in the container"]
+    before = mountinfo(str(tmp_path))  # other tests on the machine may mount elsewhere meanwhile
+    assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), *needles)
+    assert mountinfo(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_dynamic_loader_is_read_from_32_and_64_bit_elf_of_either_byte_order(wide, order):
+    import io
+    import struct
+
+    from oci.runtime.process import _elf_interp
+
+    interp = b"/lib/ld-probe.so.1\0"
+    ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if order == "<" else 2, 1]) + bytes(9)
+    if wide:  # header, then one PT_INTERP program header, then the string
+        head = ident + struct.pack(order + "HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+        ph = struct.pack(order + "IIQQQQQQ", 3, 4, 120, 0, 0, len(interp), len(interp), 1)
+    else:
+        head = ident + struct.pack(order + "HHIIIIIHHHHHH", 3, 3, 1, 0, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+        ph = struct.pack(order + "IIIIIIII", 3, 84, 0, 0, len(interp), len(interp), 4, 1)
+    data = head + ph + interp
+    assert _elf_interp(io.BytesIO(data), data) == "/lib/ld-probe.so.1"
+    assert _elf_interp(io.BytesIO(data[:70]), data[:70]) is None  # truncated: no answer, no error
+
+
 def test_terminal_without_a_tty_is_one_line_error(tmp_path):
     before = mountinfo()
     res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))
@@ -335,7 +455,7 @@ BAD_CONFIGS = {
     "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
     "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
     "hostname_without_uts": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname"),
-    "seccomp": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    "seccomp_unknown_action": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_SOMETIMES"}), "linux.seccomp.defaultAction"),
 }
 
 
@@ -359,6 +479,18 @@ def test_invalid_json_config_is_one_line_error(tmp_path, text):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "config.json").write_text(text)
     assert_one_line_error(res_of(ocikit("run", tmp_path / "b", "--root", tmp_path / "s")), "config.json", "not valid JSON")
+
+
+def test_a_container_failing_at_once_reports_its_own_error(tmp_path):
+    # It fails right after the fork, often before ocikit has written it the go-ahead: that
+    # write must not turn the error into 'Broken pipe'.
+    (tmp_path / "not-a-namespace").write_text("")
+    cfg = base_config(["true"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"] + [{"type": "uts", "path": str(tmp_path / "not-a-namespace")}]
+    del cfg["hostname"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    for _ in range(15):
+        assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), "linux.namespaces", "uts namespace")
 
 
 def test_missing_rootfs_is_one_line_error(tmp_path):

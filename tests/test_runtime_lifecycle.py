@@ -77,6 +77,15 @@ def test_create_leaves_the_process_waiting_until_start(env, tmp_path):
     assert (tmp_path / "c1.out").read_text() == "ran\n"
 
 
+def test_created_process_gets_home_from_the_containers_passwd(env, tmp_path):
+    make, root = env
+    b = make(["sh", "-c", 'echo "$HOME"'])
+    assert create("h1", b, root, tmp_path).code == 0
+    assert ocikit("start", "h1", "--root", root).code == 0
+    wait_status("h1", root, "stopped")
+    assert (tmp_path / "h1.out").read_text() == "/root\n"
+
+
 def test_state_reports_the_spec_fields(env, tmp_path):
     make, root = env
     b = make(["sleep", "30"])

@@ -104,3 +104,14 @@ def test_rootless_cannot_map_other_ids(area):
     res = run_as_user(area, write_bundle(area / "b", cfg))
     assert res.returncode != 0
     assert "linux.uidMappings" in res.stderr
+
+
+def test_rootless_run_is_filtered_by_linux_seccomp(area):
+    # Compiled by the unprivileged caller; loaded by root of the new user namespace, whose
+    # CAP_SYS_ADMIN there is what the kernel asks for without no_new_privs.
+    cfg = base_config(["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"])
+    cfg["process"]["noNewPrivileges"] = False
+    cfg["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    res = run_as_user(area, write_bundle(area / "b", cfg))
+    assert (res.returncode, res.stdout) == (0, "mkdir=1\nNoNewPrivs:\t0\nSeccomp:\t2\n"), res.stderr

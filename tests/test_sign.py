@@ -23,6 +23,8 @@ from oci.sign import (
     ANNOTATION_SIGNATURE,
     ARTIFACT_TYPE_SIG,
     MT_SIMPLESIGNING,
+    companion_of,
+    companion_tag,
     generate_key,
     is_signature_tag,
     list_referrers,
@@ -234,6 +236,19 @@ def test_is_signature_tag_recognises_only_the_cosign_convention() -> None:
     assert not is_signature_tag("sha256-" + "a" * 63 + ".sig")
     assert not is_signature_tag("latest")
     assert not is_signature_tag("v1.sig")
+    assert not is_signature_tag("sha256-" + "a" * 64 + ".att")
+
+
+def test_companion_tags_name_the_digest_they_accompany() -> None:
+    digest = "sha256:" + "a" * 64
+    for suffix in (".sig", ".att", ".sbom"):
+        assert companion_of(companion_tag(digest, suffix)) == digest
+    assert sig_tag(digest) == "sha256-" + "a" * 64 + ".sig"
+    assert companion_of("sha512-" + "b" * 128 + ".att") == "sha512:" + "b" * 128
+    for other in ("latest", "sha256-" + "a" * 64, "sha256-" + "a" * 64 + ".txt", "sha256-abc.sig",
+                  "sha256_" + "a" * 64 + ".sig", "md5-" + "a" * 32 + ".sig", "-" + "a" * 64 + ".sig"):
+        assert companion_of(other) is None, other
+    assert companion_of("sha256-" + "a" * 64 + ".sbom", (".sig",)) is None
 
 
 def test_gc_keeps_signatures_of_tagged_images(image, ec_key) -> None:
@@ -713,3 +728,34 @@ def test_cosign_style_sig_manifest_with_image_config_verifies_clean(image) -> No
     layout.set_tag("sha256-" + target.digest.split(":")[1] + ".sig", sig)
     report = verify_layout(layout)
     assert report.ok, [str(p) for p in report.problems]
+
+
+def test_cli_verify_of_an_unsigned_image_says_it_is_not_signed(image, ec_key) -> None:
+    layout, target = image
+    res = run_ocikit("verify", f"{layout.root}:latest", "--key", ec_key[1])
+    assert_one_line_error(res, "image is not signed", target.digest)
+    assert res.stdout.splitlines() == [
+        f"FAIL signature: image is not signed (no signatures found for {target.digest})"]
+    assert "verified" not in res.stdout  # no success line from a failing command
+    out = json.loads(run_ocikit("verify", f"{layout.root}:latest", "--key", ec_key[1], "--json").stdout)
+    assert out["ok"] is False
+    assert out["signatures"] == [{"manifest": target.digest, "signature": None, "key": None, "ok": False,
+                                  "reason": f"image is not signed (no signatures found for {target.digest})"}]
+
+
+def test_cli_verify_failing_on_signatures_prints_no_success_line(image, ec_key, tmp_path: Path) -> None:
+    layout, target = image
+    sign_image(layout, target, ec_key[0])
+    _, other = generate_key(tmp_path / "other")
+    res = run_ocikit("verify", f"{layout.root}:latest", "--key", other)
+    assert_one_line_error(res, "no valid signature by the given key(s)", target.digest)
+    assert "verified" not in res.stdout and "does not verify" in res.stdout
+    res = run_ocikit("verify", f"{layout.root}:latest", "--key", ec_key[1])
+    assert res.code == 0 and res.stdout.splitlines()[-1].startswith("verified ")
+
+
+def test_cli_verify_annotation_without_key_is_a_usage_error(image) -> None:
+    layout, _ = image
+    res = run_ocikit("verify", f"{layout.root}:latest", "--annotation", "env=prod")
+    assert_one_line_error(res, "--annotation", "--key")
+    assert res.code == 2

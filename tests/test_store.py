@@ -128,3 +128,89 @@ def test_a_bundle_still_being_built_keeps_its_layers(tmp_path: Path) -> None:
     assert store.prune().removed == []
     building.rmdir()
     assert store.prune().removed == [A]
+
+
+def test_prune_removes_the_lock_files_of_the_layers_it_removes(tmp_path: Path) -> None:
+    store = LayerStore(tmp_path / "store")
+    for cid in (A, B):
+        store.ensure_layer(cid, lambda d: None)
+    user = tmp_path / "bundle"
+    user.mkdir()
+    store.add_ref(str(user), [A])
+    locks = store.root / "locks"
+    assert sorted(p.name for p in locks.iterdir()) == sorted(["store", "a" * 64, "b" * 64])
+    assert store.prune().removed == [B]
+    assert sorted(p.name for p in locks.iterdir()) == sorted(["store", "a" * 64])
+    store.ensure_layer(B, lambda d: None)  # a layer extracted again gets a lock again
+    assert store.has_layer(B) and (locks / ("b" * 64)).exists()
+
+
+def test_prune_waits_for_an_extraction_and_then_removes_its_lock_with_it(tmp_path: Path) -> None:
+    marker = tmp_path / "calls"
+    marker.touch()
+    proc = multiprocessing.Process(target=_slow_extract, args=(str(tmp_path / "store"), str(marker)))
+    proc.start()
+    deadline = time.monotonic() + 30
+    while not marker.read_text() and time.monotonic() < deadline:  # the extraction has begun
+        time.sleep(0.01)
+    result = LayerStore(tmp_path / "store").prune()  # waits for it, then finds A unused
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert result.removed == [A] and result.temporary_removed == 0
+    assert sorted(p.name for p in (tmp_path / "store" / "locks").iterdir()) == ["store"]
+
+
+def test_prune_leaves_a_lock_file_someone_holds(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    store = LayerStore(tmp_path / "store")
+    store.ensure_layer(A, lambda d: None)
+    held = store.root / "locks" / ("a" * 64)
+    fd = os.open(held, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert store.prune().removed == [A]
+        assert held.exists()
+    finally:
+        os.close(fd)
+    store.prune()
+    assert not held.exists()
+
+
+def test_prune_dry_run_counts_temporaries_and_keeps_records(tmp_path: Path) -> None:
+    store = LayerStore(tmp_path / "store")
+    store.ensure_layer(A, lambda d: (d / "f").write_bytes(b"x" * 10000))
+    gone = tmp_path / "gone"
+    store.add_ref(str(gone), [A])  # a bundle deleted since
+    (store.root / "tmp" / "layer-left").mkdir()
+    before = sorted(str(p) for p in store.root.rglob("*"))
+    result = store.prune(dry_run=True)
+    assert (result.removed, result.temporary_removed) == ([A], 1) and result.bytes_freed >= 10000
+    assert sorted(str(p) for p in store.root.rglob("*")) == before  # nothing touched, not even the record
+    assert store.prune() == result
+    assert list((store.root / "refs").iterdir()) == [] and list((store.root / "tmp").iterdir()) == []
+
+
+def test_a_missing_store_is_not_created_to_be_pruned(tmp_path: Path) -> None:
+    from oci.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no such layer store"):
+        LayerStore(tmp_path / "nope", create=False)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_gc_of_a_store_alone_with_dry_run(tmp_path: Path, ocikit) -> None:
+    import json
+
+    store = LayerStore(tmp_path / "store")
+    store.ensure_layer(A, lambda d: (d / "f").write_bytes(b"x" * 10000))
+    res = ocikit("gc", "--store", store.root, "--dry-run")
+    assert res.code == 0, res.stderr
+    assert res.stdout.splitlines()[0] == f"store: would remove layer {A}"
+    assert store.has_layer(A) and (store.root / "locks" / ("a" * 64)).exists()
+    out = json.loads(ocikit("gc", "--store", store.root, "--json", check=True).stdout)
+    assert out["store"]["removed"] == [A] and out["store"]["temporary_removed"] == 0
+    assert not store.has_layer(A) and not (store.root / "locks" / ("a" * 64)).exists()
+    res = ocikit("gc", "--store", tmp_path / "nope")
+    assert res.code == 3 and "no such layer store" in res.stderr and not (tmp_path / "nope").exists()

@@ -1,5 +1,7 @@
 """GNU sparse files in layers: every form GNU tar writes reads, applies with its holes, and
-unpacks to the tree umoci gives; hostile sparse maps fail as one LayerError."""
+unpacks to the tree umoci gives; hostile sparse maps fail as one LayerError. Holes written
+out as zeros come back as holes on apply; pack and diff store huge holes as PAX 1.0 sparse
+entries that GNU tar, umoci and Python read back."""
 
 from __future__ import annotations
 
@@ -7,15 +9,18 @@ import io
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_one_line_error, require_root
+from conftest import assert_one_line_error, require_root, require_tool
 from oci.errors import LayerError
+from oci.layer import generate
 from oci.layer.apply import apply_layer
+from oci.layer.generate import write_layer
 from oci.layer.listing import list_layer
 from oci.layer.tarreader import TarReader
 from test_tarreader_hostile import END, header, padded, pax, record
@@ -30,6 +35,7 @@ FORMATS = {
     "pax-1.0": ["--format=pax", "--sparse-version=1.0"],
 }
 MiB = 1 << 20
+MTIME = 1_600_000_000
 
 
 def _holey(path: Path, size: int, pieces: list[tuple[int, bytes]]) -> None:
@@ -365,3 +371,219 @@ def test_the_data_of_an_entry_cannot_be_read_twice() -> None:
     assert b"".join(bytes(c) for c in reader.data()) == b"abc"
     with pytest.raises(LayerError, match="a: its data was already read"):
         list(reader.data())
+
+
+# -- holes stored as zeros --------------------------------------------------------------------
+
+
+def _dense_layer(*files: tuple[str, bytes]) -> bytes:
+    return b"".join(header(name.encode(), size=len(data)) + padded(data) for name, data in files) + END
+
+
+def _apply(data: bytes, out: Path) -> Path:
+    out.mkdir()
+    apply_layer(io.BytesIO(data), out)
+    return out
+
+
+def test_zeros_in_a_plain_entry_come_back_as_holes(tmp_path: Path) -> None:
+    # A 50 MiB sparse file as docker, umoci and ocikit store it: 1 MiB of data at 0 and at
+    # 30 MiB, the rest zeros.
+    content = bytearray(50 * MiB)
+    content[:MiB] = os.urandom(MiB)
+    content[30 * MiB:31 * MiB] = os.urandom(MiB)
+    out = _apply(_dense_layer(("f", bytes(content))), tmp_path / "out")
+    st = os.stat(out / "f")
+    assert st.st_size == 50 * MiB and (out / "f").read_bytes() == content
+    assert st.st_blocks * 512 <= 2 * MiB + 64 * 1024, f"{st.st_blocks} blocks: the zeros were written"
+
+
+def test_a_plain_entry_ending_in_zeros_or_all_zeros_keeps_its_size_as_a_hole(tmp_path: Path) -> None:
+    head = os.urandom(70000)
+    out = _apply(_dense_layer(("tail", head + bytes(3 * MiB + 5)), ("zeros", bytes(5 * MiB))), tmp_path / "out")
+    assert (out / "tail").read_bytes() == head + bytes(3 * MiB + 5)
+    assert os.stat(out / "tail").st_blocks * 512 <= 192 * 1024
+    assert os.stat(out / "zeros").st_size == 5 * MiB and os.stat(out / "zeros").st_blocks == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(shift=st.integers(0, 200), runs=st.lists(st.tuples(st.booleans(), st.integers(1, 300_000)), min_size=1, max_size=12))
+def test_plain_entries_with_zero_runs_apply_byte_for_byte(tmp_path_factory: pytest.TempPathFactory, shift: int,
+                                                         runs: list[tuple[bool, int]]) -> None:
+    # Runs of zeros of every length and alignment, across the reader's chunk boundaries
+    # (``shift`` moves the file's data against them); a zero byte is data too.
+    content = b"".join(bytes(n) if zero else os.urandom(n).replace(b"\0", b"\1") for zero, n in runs)
+    pad = (("pad", b"p" * 512 * shift),) if shift else ()
+    out = _apply(_dense_layer(*pad, ("f", content)), tmp_path_factory.mktemp("zeros") / "out")
+    assert (out / "f").read_bytes() == content
+
+
+# -- packing files with holes -----------------------------------------------------------------
+
+
+def _data_at(path: Path) -> list[tuple[int, int]]:
+    """Where ``path`` holds data (start, end), as the file system says."""
+    found = []
+    with open(path, "rb") as f:
+        size, pos = os.fstat(f.fileno()).st_size, 0
+        while pos < size:
+            try:
+                start = os.lseek(f.fileno(), pos, os.SEEK_DATA)
+            except OSError:
+                break
+            pos = os.lseek(f.fileno(), start, os.SEEK_HOLE)
+            found.append((start, pos))
+    return found
+
+
+def _assert_same_bytes(a: Path, b: Path) -> None:
+    """Equal sizes and bytes, read only where either file holds data (holes read as zeros)."""
+    assert a.stat().st_size == b.stat().st_size
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        for start, end in sorted(_data_at(a) + _data_at(b)):
+            assert os.pread(fa.fileno(), end - start, start) == os.pread(fb.fileno(), end - start, start), \
+                f"{b} differs from {a} in [{start}, {end})"
+
+
+def _fifty_mib(path: Path) -> Path:
+    """The issue's file: 50 MiB, 1 MiB of data at 0 and at 30 MiB, holes elsewhere."""
+    _holey(path, 50 * MiB, [(0, os.urandom(MiB)), (30 * MiB, os.urandom(MiB))])
+    if path.stat().st_blocks * 512 > 4 * MiB:
+        pytest.skip("this file system does not keep holes")
+    return path
+
+
+def _layer(new: Path, old: Path | None = None) -> bytes:
+    out = io.BytesIO()
+    write_layer(out, new, old, compression="none")
+    return out.getvalue()
+
+
+def _members(data: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m for m in tar}
+
+
+@pytest.fixture
+def holes_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Files whose holes the layer keeps (the threshold lowered to 4 MiB): holes inside, at the
+    end, only holes; a long non-ASCII name, an xattr, a hardlink; and a plain file."""
+    monkeypatch.setattr(generate, "SPARSE_MIN", 4 * MiB)
+    root = tmp_path / "src"
+    deep = root / ("lång-" * 22) / "dir"
+    deep.mkdir(parents=True)
+    _fifty_mib(root / "sp")
+    os.setxattr(root / "sp", "user.note", b"sparse\0binary")
+    os.link(root / "sp", root / "sp-link")
+    _holey(root / "trailing-hole", 20 * MiB, [(0, os.urandom(70000))])
+    _holey(root / "only-holes", 10 * MiB, [])
+    _holey(deep / "deep-sparse-file", 9 * MiB, [(5 * MiB, b"x" * 10000)])
+    (root / "plain").write_bytes(b"not sparse\n" + bytes(8 * MiB))
+    return root
+
+
+def test_pack_stores_files_with_large_holes_as_their_data_fragments(holes_tree: Path) -> None:
+    members = _members(_layer(holes_tree))
+    deep = next(name for name in members if name.endswith("deep-sparse-file"))
+    assert members["sp"].sparse == [(0, MiB), (30 * MiB, MiB), (50 * MiB, 0)]
+    assert members["sp"].size == 50 * MiB and members["sp"].pax_headers["SCHILY.xattr.user.note"]
+    assert members["trailing-hole"].sparse[-1] == (20 * MiB, 0) and members["only-holes"].sparse == [(10 * MiB, 0)]
+    assert members[deep].sparse is not None and len(deep.encode()) > 100
+    assert members["sp-link"].islnk() and members["plain"].sparse is None  # 8 MiB of zeros on disk: no holes
+
+
+def test_packed_sparse_files_apply_with_their_holes_and_their_bytes(holes_tree: Path, tmp_path: Path) -> None:
+    out = _apply(_layer(holes_tree), tmp_path / "out")
+    assert_trees_equal(holes_tree, out)
+    assert os.stat(out / "sp").st_blocks * 512 <= 2 * MiB + 64 * 1024
+    assert os.stat(out / "only-holes").st_blocks == 0 and os.stat(out / "trailing-hole").st_size == 20 * MiB
+
+
+def test_gnu_tar_extracts_packed_sparse_files_to_the_same_tree(holes_tree: Path, tmp_path: Path) -> None:
+    require_tool("tar")
+    (tmp_path / "layer.tar").write_bytes(_layer(holes_tree))
+    out = tmp_path / "gnu"
+    out.mkdir()
+    subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(out), "-xf",
+                    str(tmp_path / "layer.tar")], check=True)
+    assert_trees_equal(holes_tree, out)
+    assert os.stat(out / "sp").st_blocks * 512 <= 2 * MiB + 64 * 1024
+
+
+def test_umoci_unpacks_packed_sparse_files_to_the_tree_apply_gives(holes_tree: Path, tmp_path: Path) -> None:
+    require_root()
+    data = _layer(holes_tree)
+    assert_trees_equal(_apply(data, tmp_path / "ours"), umoci_unpack(tmp_path, data))
+
+
+def test_python_tarfile_extracts_packed_sparse_files_to_the_same_bytes(holes_tree: Path, tmp_path: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(_layer(holes_tree))) as tar:
+        tar.extractall(tmp_path / "py", filter="fully_trusted")
+    assert _files(tmp_path / "py") == _files(holes_tree)
+
+
+def test_a_file_with_a_gibibyte_of_holes_is_stored_sparse_by_default(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    big = root / "lastlog"
+    _holey(big, 3 << 30, [(0, os.urandom(MiB)), (2 << 30, os.urandom(MiB))])
+    if big.stat().st_blocks * 512 > 4 * MiB:
+        pytest.skip("this file system does not keep holes")
+    data = _layer(root)
+    assert len(data) < 3 * MiB and _members(data)["lastlog"].sparse == [(0, MiB), (2 << 30, MiB), (3 << 30, 0)]
+    out = _apply(data, tmp_path / "out")
+    assert os.stat(out / "lastlog").st_blocks * 512 <= 2 * MiB + 64 * 1024
+    _assert_same_bytes(big, out / "lastlog")
+
+
+def test_smaller_holes_are_stored_as_zeros_with_the_bytes_of_a_dense_copy(tmp_path: Path) -> None:
+    # Layer bytes stay those of earlier versions, and every tar reader takes them.
+    (tmp_path / "sparse").mkdir()
+    (tmp_path / "dense").mkdir()
+    _fifty_mib(tmp_path / "sparse/f")
+    (tmp_path / "dense/f").write_bytes((tmp_path / "sparse/f").read_bytes())
+    for d in ("sparse", "dense"):
+        os.utime(tmp_path / d / "f", (MTIME, MTIME))
+    data = _layer(tmp_path / "sparse")
+    assert data == _layer(tmp_path / "dense") and _members(data)["f"].sparse is None
+
+
+@pytest.mark.parametrize("stored", ["as zeros", "sparse"])
+def test_a_diffed_sparse_file_applies_onto_the_old_tree_with_its_holes(tmp_path: Path, stored: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if stored == "sparse":
+        monkeypatch.setattr(generate, "SPARSE_MIN", 4 * MiB)
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "keep").write_text("kept\n")
+    shutil.copytree(old, new)
+    _fifty_mib(new / "sp")
+    data = _layer(new, old)
+    assert (_members(data)["sp"].sparse is not None) == (stored == "sparse")
+    _apply(data, tmp_path / "applied")  # the layer alone: its one entry
+    shutil.copytree(old, tmp_path / "target")
+    apply_layer(io.BytesIO(data), tmp_path / "target")
+    assert_trees_equal(new, tmp_path / "target")
+    assert os.stat(tmp_path / "target/sp").st_blocks * 512 <= 2 * MiB + 64 * 1024
+
+
+def test_pack_then_unpack_gives_back_a_sparse_file_with_few_blocks(tmp_path: Path, ocikit) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _fifty_mib(src / "sp")
+    ocikit("pack", str(src), f"{tmp_path / 'layout'}:t", "-q", "--cmd", "/bin/sh", check=True)
+    ocikit("unpack", f"{tmp_path / 'layout'}:t", str(tmp_path / "bundle"), "-q", check=True)
+    got = tmp_path / "bundle/rootfs/sp"
+    assert got.read_bytes() == (src / "sp").read_bytes()
+    assert got.stat().st_blocks * 512 <= 2 * MiB + 64 * 1024
+
+
+def test_more_data_fragments_than_readers_take_end_in_one_that_runs_to_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generate, "SPARSE_MIN", 4 * MiB)
+    monkeypatch.setattr(generate, "_MAX_DATA_FRAGMENTS", 3)
+    (tmp_path / "src").mkdir()
+    _holey(tmp_path / "src/f", 40 * MiB, [(i * 4 * MiB, os.urandom(5000)) for i in range(6)])
+    data = _layer(tmp_path / "src")
+    assert _members(data)["f"].sparse == [(0, 8192), (4 * MiB, 8192), (8 * MiB, 8192), (8 * MiB + 8192, 32 * MiB - 8192)]
+    assert_trees_equal(tmp_path / "src", _apply(data, tmp_path / "out"))

@@ -20,6 +20,7 @@ from oci.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root, require_tool
 from image_helpers import BUSYBOX, make_busybox_root, make_tree, runtime_schema_validator
+from imagebuilder import build_image, entry, tar_of
 from treecmp import assert_trees_equal
 
 
@@ -249,3 +250,24 @@ def test_rootless_layered_unpack_uses_user_xattrs_for_overlay(tmp_path: Path) ->
     opaque = os.getxattr(top / "d", "user.overlay.opaque") if "user.overlay.opaque" in os.listxattr(top / "d") else None
     assert opaque == b"y" or (whiteout.is_char_device() and os.stat(whiteout).st_rdev == 0)
     assert (top / "d" / "fresh").read_text() == "fresh"
+
+
+def test_layered_unpack_honours_an_opaque_upper_etc_when_resolving_the_user(tmp_path: Path, ocikit) -> None:
+    # The top layer makes /etc opaque and has no passwd: the lower layer's /etc/passwd is
+    # hidden, so a layered unpack must not find user "app" (or uid 1000's group and home)
+    # there, just as a flat unpack does not.
+    require_root()
+    lower = {"etc/passwd": b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"}
+    upper = tar_of(entry("etc", "dir", mode=0o755), entry("etc/.wh..wh..opq"), entry("etc/hostname", data=b"c\n"))
+    layout, _ = build_image(tmp_path / "layout", "img", layers=[lower, upper])
+    ocikit("config", f"{layout.root}:img", "--user", "1000", "--cmd", "/x", check=True)
+    users = {}
+    for name, flags in (("flat", []), ("layered", ["--layered", "--store", tmp_path / "store"])):
+        ocikit("unpack", f"{layout.root}:img", tmp_path / name, "-q", *flags, check=True)
+        process = json.loads((tmp_path / name / "config.json").read_text())["process"]
+        users[name] = (process["user"], [e for e in process["env"] if e.startswith("HOME=")])
+    assert users["flat"] == ({"uid": 1000, "gid": 0}, [])
+    assert users["layered"] == users["flat"]
+    ocikit("config", f"{layout.root}:img", "--user", "app", check=True)
+    for name, flags in (("flat2", []), ("layered2", ["--layered", "--store", tmp_path / "store"])):
+        assert_one_line_error(ocikit("unpack", f"{layout.root}:img", tmp_path / name, "-q", *flags), "no user 'app'")

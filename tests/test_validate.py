@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oci import schema
+from oci.digest import REGISTERED
 from oci.errors import InvalidDocumentError, UsageError
 from oci.models import (
     MT_CONFIG,
@@ -249,6 +250,15 @@ def test_sha512_digest_needs_128_hex_characters() -> None:
 def test_blake3_digest_is_registered_with_64_hex_characters() -> None:
     assert validate(MT_DESCRIPTOR, descriptor(digest="blake3:" + "a" * 64)) == []
     assert pointers(validate(MT_DESCRIPTOR, descriptor(digest="blake3:" + "a" * 128))) == ["/digest"]
+
+
+@pytest.mark.parametrize("algorithm", sorted(REGISTERED))
+def test_the_schema_knows_every_registered_algorithm_and_its_length(algorithm: str) -> None:
+    # The schema's digest pattern is data; digest.REGISTERED is what the code reads.
+    right = f"{algorithm}:" + "a" * REGISTERED[algorithm]
+    assert validate(MT_DESCRIPTOR, descriptor(digest=right)) == []
+    [v] = validate(MT_DESCRIPTOR, descriptor(digest=right + "a"))
+    assert v.pointer == "/digest" and f"{REGISTERED[algorithm]} lowercase hex" in v.reason
 
 
 def test_registered_digest_rejects_uppercase_hex() -> None:

@@ -59,6 +59,22 @@ def test_wrong_diff_id_is_reported(tmp_path):
     assert any("diff_id" in p.reason for p in report.problems)
 
 
+@pytest.mark.parametrize("algorithm, length", [("blake3", 64), ("md5", 32)])
+def test_diff_id_of_an_algorithm_ocikit_cannot_compute_is_reported_as_such(tmp_path, algorithm, length):
+    # Registered (blake3) or not (md5), it cannot be checked: say so, not that the layer
+    # hashes to something else.
+    layout, desc = build_image(tmp_path / "l")
+    manifest = layout.read_manifest(desc)
+    config = json.loads(layout.read_blob(manifest.config.digest))
+    config["rootfs"]["diff_ids"] = [f"{algorithm}:" + "a" * length]
+    from oci.models import MT_CONFIG, MT_MANIFEST, Manifest
+
+    manifest.config = layout.put_json(json.dumps(config).encode(), MT_CONFIG)
+    layout.set_tag("latest", layout.put_json(Manifest.to_json(manifest), MT_MANIFEST))
+    [problem] = verify_layout(layout).problems
+    assert f"cannot check diff_id {algorithm}:" in problem.reason and f"cannot compute {algorithm}" in problem.reason
+
+
 def test_every_problem_is_reported_not_just_the_first(tmp_path, ocikit):
     layout, desc = build_image(tmp_path / "l", layers=[{"a": b"1"}, {"b": b"2"}, {"c": b"3"}])
     paths = layer_blob_paths(layout, desc)

@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from typing import Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
-from ..errors import OCIError, error_line, one_line
+from ..errors import (
+    EXIT_FAILURE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    OCIError,
+    error_line,
+    one_line,
+)
 
-app = typer.Typer(
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments by metavar, as ``DIR LAYOUT:TAG``.
+
+    typer 0.28 writes required arguments as ``{name}`` in usage lines; here an argument
+    without a metavar of its own is named by its parameter name in capitals (``NAME...``
+    when it takes several).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+                param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = param.metavar or (param.name or "").upper()
+            pieces.append(name if param.required or name.startswith("[") else f"[{name}]")
+        return pieces
+
+
+class Typer(typer.Typer):
+    """typer.Typer whose commands are ``Command``s."""
+
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = Typer(
     name="ocikit",
     help="ocikit: pack, unpack, diff, apply, verify, sign and run OCI container images.",
     no_args_is_help=True,
@@ -63,6 +107,19 @@ def parse_pairs(values: "list[str] | None", option: str) -> dict[str, str]:
     return out
 
 
+def rootless_unless_root(rootless: bool, doing: str, consequences: str) -> bool:
+    """The rule of commands that write files as root would: without root and without
+    --rootless, work as with --rootless and say so in one warning line."""
+    import os
+
+    if rootless or os.geteuid() == 0:
+        return rootless
+    from ..errors import print_warning
+
+    print_warning(f"not running as root, so {doing} as with --rootless: {consequences}")
+    return True
+
+
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one error line on stderr and return the Exit to raise."""
     print(f"ocikit: error: {one_line(message)}", file=sys.stderr)
@@ -78,7 +135,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apply": ("apply",),
     "image": ("commit", "config", "pack", "unpack"),
     "sign": ("keygen", "referrers", "sign"),
-    "runtime": ("create", "delete", "kill", "list", "mount", "run", "start", "state", "umount"),
+    "runtime": ("create", "delete", "events", "kill", "list", "mount", "pause", "ps", "resume", "run", "start", "state",
+                "umount", "update"),
 }
 
 
@@ -99,13 +157,30 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
+# The command line's own usage errors (missing argument, unknown option, bad value): the
+# base class of typer.BadParameter, whichever click typer carries.
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _usage_line(exc: Exception) -> str:
+    """One line for a usage error of the command line itself, with the command's usage."""
+    message = exc.format_message().strip().rstrip(".")  # type: ignore[attr-defined]
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return one_line(f"ocikit: error: {message} (see ocikit --help)")
+    usage = " ".join(ctx.get_usage().split())
+    return one_line(f"ocikit: error: {message}; {usage[:1].lower()}{usage[1:]} (see {ctx.command_path} --help)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every failure ends as one line on stderr and the exit
+    status of its kind (README, "Exit codes")."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _register(argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="ocikit")
+        status = app(args=argv, prog_name="ocikit", standalone_mode=False)
     except OCIError as exc:
         if debug:
             _print_traceback()
@@ -115,12 +190,21 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             _print_traceback()
         print(error_line(exc), file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_FAILURE)
+    except _ClickUsageError as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            print(_usage_line(exc), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:
+        print("ocikit: aborted", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
     except KeyboardInterrupt:
         print("ocikit: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             _print_traceback()
         print(one_line(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"), file=sys.stderr)
-        sys.exit(70)
+        sys.exit(EXIT_INTERNAL)
+    # A command's typer.Exit(N) comes back as N; a command that returns gives None.
+    sys.exit(status if isinstance(status, int) else 0)

@@ -9,13 +9,13 @@ from pathlib import Path
 import typer
 
 from ..errors import LayerError, UsageError, print_warning
-from .app import app, print_json
+from .app import app, print_json, rootless_unless_root
 
 
 @app.command()
 def apply(
     layer: str = typer.Argument(..., help="Layer file (tar, tar+gzip or tar+zstd, detected from its bytes), or - for stdin."),
-    directory: Path = typer.Argument(..., help="Directory to apply onto (created if missing)."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory to apply onto (created if missing)."),
     overlay: bool = typer.Option(False, "--overlay", help="Write the overlayfs form: whiteouts as 0/0 devices, opaque dirs as xattrs; DIR should be empty."),
     userxattr: bool = typer.Option(False, "--userxattr", help="With --overlay: mark opaque dirs with user.overlay.opaque."),
     rootless: bool = typer.Option(False, "--rootless", help="Skip ownership and device nodes (the default when not root)."),
@@ -36,13 +36,14 @@ def apply(
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
     stream = sys.stdin.buffer if layer == "-" else open(layer, "rb")
+    rootless = rootless_unless_root(rootless, "applying", "file owners and device nodes are not applied")
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     progress = Progress("apply")
     try:
         with stream:
             result = apply_layer(stream, directory, overlay=overlay, userxattr=userxattr,
-                                 rootless=True if rootless else None, progress=progress)
+                                 rootless=rootless, progress=progress)
     except BaseException as exc:
         if created:  # a directory we made holds nothing but the failed layer
             shutil.rmtree(directory, ignore_errors=True)

@@ -6,14 +6,14 @@ Lists (``--cmd``, ``--entrypoint``) are given either as one JSON array or as rep
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..errors import UsageError, print_warning
-from .app import app, parse_pairs, print_json
+from ..sourcedate import source_date_epoch
+from .app import app, parse_pairs, print_json, rootless_unless_root
 
 if TYPE_CHECKING:
     from ..models import Descriptor
@@ -47,15 +47,6 @@ def _report_image(target: str, tag: str | None, desc: "Descriptor", json_out: bo
         print(desc.digest)
 
 
-def _epoch() -> int | None:
-    raw = os.environ.get("SOURCE_DATE_EPOCH")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise UsageError(f"SOURCE_DATE_EPOCH {raw!r}: expected a non-negative integer")
-    return int(raw)
-
-
 def _progress(label: str, quiet: bool):  # type: ignore[no-untyped-def]
     from ..progress import Progress
 
@@ -74,7 +65,8 @@ def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_si
 
 _E = typer.Option(None, "--entrypoint", help=f"Entrypoint: {_LIST_HELP}.")
 _C = typer.Option(None, "--cmd", help=f"Default arguments: {_LIST_HELP}.")
-_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; replaces KEY).")
+_ENV = typer.Option(None, "--env", help="Environment variable KEY=VALUE (repeatable; adds KEY or replaces it). "
+                                        "A new image (pack without --base) starts with the default PATH.")
 _WD = typer.Option(None, "--workdir", help="Working directory (absolute).")
 _USER = typer.Option(None, "--user", help="User: name, uid, name:group or uid:gid.")
 _LABEL = typer.Option(None, "--label", help="Label KEY=VALUE (repeatable).")
@@ -89,7 +81,7 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 
 @app.command()
 def pack(
-    directory: Path = typer.Argument(..., help="Directory holding the root filesystem."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory holding the root filesystem."),
     target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG (or oci:LAYOUT:TAG) to write; the layout is created if missing."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
@@ -117,7 +109,7 @@ def pack(
     desc = do_pack(
         directory, target, compression=compression, level=level, platform=Platform.parse(platform) if platform else None,
         base=base, config=_changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created),
-        source_date_epoch=_epoch(), history_comment=comment, progress=_progress("pack", quiet),
+        source_date_epoch=source_date_epoch(), history_comment=comment, progress=_progress("pack", quiet),
     )
     _report_image(target, None, desc, json_out)
 
@@ -129,7 +121,7 @@ def unpack(
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to pick from an index (default: this host)."),
-    rootless: bool = typer.Option(False, "--rootless", help="Write a config for an unprivileged user (user namespace mapping the caller to root)."),
+    rootless: bool = typer.Option(False, "--rootless", help="Unpack for an unprivileged user: skip owners and device nodes, and write a config whose user namespace maps the caller to root (the default when not root)."),
     tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
     volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -145,6 +137,8 @@ def unpack(
     from ..image import unpack as do_unpack
     from ..models import Platform
 
+    rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
+                                    "config.json maps you to root in a user namespace")
     result = do_unpack(
         source, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
@@ -180,7 +174,7 @@ def commit(
     from ..image import commit as do_commit
 
     desc = do_commit(bundle, target, compression=compression, level=level, author=author, created=created,
-                     history_comment=comment, source_date_epoch=_epoch(), progress=_progress("commit", quiet))
+                     history_comment=comment, source_date_epoch=source_date_epoch(), progress=_progress("commit", quiet))
     _report_image(target, None, desc, json_out)
 
 
@@ -214,6 +208,6 @@ def config(
                                        author, created, clear_env=clear_env, clear_labels=clear_labels,
                                        clear_expose=clear_expose, clear_volumes=clear_volumes,
                                        clear_entrypoint=clear_entrypoint, clear_cmd=clear_cmd),
-        platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=_epoch(),
+        platform=Platform.parse(platform) if platform else None, history_comment=comment, source_date_epoch=source_date_epoch(),
     )
     _report_image(source, tag, desc, json_out)

@@ -10,9 +10,9 @@ from typing import List, Optional
 import typer
 
 from ..errors import UsageError, one_line
-from .app import app, print_json
+from .app import Typer, app, print_json
 
-layer_app = typer.Typer(help="Inspect layer tars and snapshot trees for later diffs.", no_args_is_help=True)
+layer_app = Typer(help="Inspect layer tars and snapshot trees for later diffs.", no_args_is_help=True)
 app.add_typer(layer_app, name="layer")
 
 _SUFFIXES = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.zst", "zstd"), (".tar.zstd", "zstd"), (".tar", "none"))
@@ -20,30 +20,16 @@ _SUFFIXES = ((".tar.gz", "gzip"), (".tgz", "gzip"), (".tar.zst", "zstd"), (".tar
 
 def _compression_for(output: str, given: Optional[str]) -> str:
     if given is not None:
-        if given not in ("none", "gzip", "zstd"):
-            raise UsageError(f"--compression {given!r}: choose none, gzip or zstd")
-        return given
+        return given  # write_layer names the compressions there are
     for suffix, kind in _SUFFIXES:
         if output.endswith(suffix):
             return kind
     return "gzip"
 
 
-def _source_date_epoch(given: Optional[int]) -> Optional[int]:
-    if given is not None:
-        return given
-    text = os.environ.get("SOURCE_DATE_EPOCH")
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is not a whole number of seconds") from None
-
-
 @app.command()
 def diff(
-    paths: List[Path] = typer.Argument(..., help="[OLD] NEW: with one path, a full layer of NEW (or, with --overlay, of an upper dir)."),
+    paths: List[Path] = typer.Argument(..., metavar="[OLD] NEW", help="[OLD] NEW: with one path, a full layer of NEW (or, with --overlay, of an upper dir)."),
     output: str = typer.Option(..., "-o", "--output", help="Layer file to write (.tar, .tar.gz, .tar.zst), or - for stdout."),
     compression: Optional[str] = typer.Option(None, "--compression", "-c", help="none, gzip or zstd (default: from the output name, else gzip)."),
     level: Optional[int] = typer.Option(None, "--level", help="Compression level (gzip 1-9, zstd 1-22)."),
@@ -73,7 +59,9 @@ def diff(
             raise UsageError("give either OLD or --snapshot, not both")
         old = TreeSnapshot.load(snapshot)
     kind = _compression_for(output, compression)
-    sde = _source_date_epoch(source_date_epoch)
+    from ..sourcedate import epoch_seconds, source_date_epoch as from_env
+
+    sde = from_env() if source_date_epoch is None else epoch_seconds(source_date_epoch, "--source-date-epoch")
     progress = Progress("diff")
     options = dict(overlay=overlay, userxattr=userxattr, compression=kind, level=level,
                    source_date_epoch=sde, progress=progress)
@@ -162,7 +150,7 @@ def _format(e: dict) -> str:
 
 @layer_app.command("snapshot")
 def layer_snapshot(
-    root: Path = typer.Argument(..., help="Directory tree to record."),
+    root: Path = typer.Argument(..., metavar="DIR", help="Directory tree to record."),
     output: Path = typer.Option(..., "-o", "--output", help="Snapshot file to write (JSON lines)."),
     hash_content: bool = typer.Option(False, "--hash", help="Also record each file's sha256 (slower; survives copies of the tree)."),
 ) -> None:

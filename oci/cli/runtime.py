@@ -1,4 +1,5 @@
-"""Commands that run bundles: run, create, start, state, kill, delete, list, mount, umount."""
+"""Commands that run bundles: run, create, start, state, kill, delete, list, mount, umount,
+and those that act on a running container's cgroup: update, pause, resume, ps, events."""
 
 from __future__ import annotations
 
@@ -144,3 +145,173 @@ def umount(bundle: Path = typer.Argument(..., help="A layered bundle mounted wit
     from ..runtime.overlay import umount_bundle_rootfs
 
     umount_bundle_rootfs(bundle)
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """A byte count as runc takes it: 1048576, 512k, 32m, 1g (powers of 1024); -1 for no limit."""
+    from ..errors import UsageError
+
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    scale = 1
+    if t and t[-1] in "kmgtp":
+        scale = 1024 ** ("kmgtp".index(t[-1]) + 1)
+        t = t[:-1]
+    if not (t.isdigit() or (t == "-1" and scale == 1)):
+        raise UsageError(f"{option} {text!r}: expected a number of bytes such as 67108864, 64m or 1g (-1: no limit)")
+    return int(t) * scale
+
+
+@app.command()
+def update(
+    container_id: str = typer.Argument(..., help="Container id."),
+    resources: Optional[str] = typer.Option(
+        None, "--resources", "-r", metavar="FILE",
+        help="A runtime-spec LinuxResources JSON file ('-' for stdin); the options below override it."),
+    memory: Optional[str] = typer.Option(None, "--memory", help="Memory limit in bytes (64m, 1g; -1: none)."),
+    memory_swap: Optional[str] = typer.Option(None, "--memory-swap", help="Memory plus swap limit in bytes (-1: none)."),
+    memory_reservation: Optional[str] = typer.Option(None, "--memory-reservation", help="Memory soft limit in bytes."),
+    cpu_shares: Optional[int] = typer.Option(None, "--cpu-share", "--cpu-shares", help="CPU shares (relative weight)."),
+    cpu_quota: Optional[int] = typer.Option(None, "--cpu-quota", help="CPU time in microseconds per period (-1: none)."),
+    cpu_period: Optional[int] = typer.Option(None, "--cpu-period", help="CPU quota period in microseconds."),
+    cpuset_cpus: Optional[str] = typer.Option(None, "--cpuset-cpus", help="CPUs the container may use (0-3,6)."),
+    cpuset_mems: Optional[str] = typer.Option(None, "--cpuset-mems", help="Memory nodes the container may use."),
+    pids_limit: Optional[int] = typer.Option(None, "--pids-limit", help="Maximum number of processes (-1: none)."),
+    blkio_weight: Optional[int] = typer.Option(None, "--blkio-weight", help="Block I/O weight (10 to 1000)."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """Change the resource limits of a created, running or paused container.
+
+    Example: ocikit update web --memory 256m --pids-limit 100
+    Example: ocikit update web -r resources.json
+    """
+    import json
+    import sys
+
+    from ..errors import UsageError
+    from ..runtime.container import update as update_container
+
+    res: dict = {}
+    if resources is not None:
+        try:
+            text = sys.stdin.read() if resources == "-" else Path(resources).read_text()
+            res = json.loads(text)
+        except OSError as exc:
+            raise UsageError(f"--resources {resources}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UsageError(f"--resources {resources}: not valid JSON ({exc})") from None
+        if not isinstance(res, dict):
+            raise UsageError(f"--resources {resources}: expected a JSON object (a runtime-spec LinuxResources)")
+
+    def put(section: str, key: str, value) -> None:
+        if value is not None:
+            if not isinstance(res.get(section), dict):
+                res[section] = {}
+            res[section][key] = value
+
+    put("memory", "limit", None if memory is None else parse_bytes(memory, "--memory"))
+    put("memory", "swap", None if memory_swap is None else parse_bytes(memory_swap, "--memory-swap"))
+    put("memory", "reservation", None if memory_reservation is None else parse_bytes(memory_reservation, "--memory-reservation"))
+    put("cpu", "shares", cpu_shares)
+    put("cpu", "quota", cpu_quota)
+    put("cpu", "period", cpu_period)
+    put("cpu", "cpus", cpuset_cpus)
+    put("cpu", "mems", cpuset_mems)
+    put("pids", "limit", pids_limit)
+    put("blockIO", "weight", blkio_weight)
+    if not res:
+        raise UsageError("update: nothing to change (give --resources or a limit option)")
+    update_container(container_id, res, root)
+
+
+@app.command()
+def pause(
+    container_id: str = typer.Argument(..., help="Container id."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """Freeze every process of a running container (its state reads 'paused').
+
+    Example: ocikit pause web && ocikit resume web
+    """
+    from ..runtime.container import pause as pause_container
+
+    pause_container(container_id, root)
+
+
+@app.command()
+def resume(
+    container_id: str = typer.Argument(..., help="Container id."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """Thaw a paused container.
+
+    Example: ocikit resume web
+    """
+    from ..runtime.container import resume as resume_container
+
+    resume_container(container_id, root)
+
+
+@app.command()
+def ps(
+    container_id: str = typer.Argument(..., help="Container id."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json (a list of host pids, as runc prints)."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """List the processes in a container's cgroup.
+
+    Example: ocikit ps web --format json
+    """
+    import json
+
+    from ..errors import UsageError
+    from ..runtime.container import processes
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format {fmt!r}: expected table or json")
+    pids = processes(container_id, root)
+    if fmt == "json":
+        print(json.dumps(pids))
+        return
+    print(f"{'PID':>7} {'PPID':>7} {'UID':>6} S  CMD")
+    for pid in pids:
+        row = _process_row(pid)
+        if row:
+            print(row)
+
+
+def _process_row(pid: int) -> str | None:
+    """PID, PPID, UID, state and command line of a host process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().rstrip(b"\0").replace(b"\0", b" ")
+        with open(f"/proc/{pid}/status", "rb") as f:
+            uid = next((line.split()[1] for line in f if line.startswith(b"Uid:")), b"?")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    name, rest = stat[stat.index(b"(") + 1:stat.rindex(b")")], stat[stat.rindex(b")") + 2:].split()
+    from ..errors import one_line
+
+    shown = one_line((cmd or b"[" + name + b"]").decode(errors="replace"))
+    return f"{pid:>7} {int(rest[1]):>7} {uid.decode():>6} {rest[0].decode()}  {shown}"
+
+
+@app.command()
+def events(
+    container_id: str = typer.Argument(..., help="Container id."),
+    stats: bool = typer.Option(False, "--stats", help="Print one JSON object of usage counters and exit."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """Print a container's resource usage (memory, pids, CPU) as runc's 'events --stats' does.
+
+    Example: ocikit events --stats web
+    """
+    import json
+
+    from ..errors import UsageError
+    from ..runtime.container import stats as container_stats
+
+    if not stats:
+        raise UsageError("events: only --stats is supported (one JSON object of usage counters)")
+    print(json.dumps(container_stats(container_id, root)))

@@ -53,7 +53,7 @@ def keygen(
 
 @app.command()
 def sign(
-    ref: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST (oci: prefix optional) of the image to sign; the signature goes into its layout."),
+    ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST (oci: prefix optional) of the image to sign; the signature goes into its layout."),
     key: Path = typer.Option(..., "--key", help="Private key (PEM); its password comes from $OCIKIT_PASSWORD or a prompt."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", "-a", help="K=V to put in the signed payload (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),

@@ -164,8 +164,11 @@ def verify(
             print(f"FAIL {p}")
         for c in result.signatures or []:
             state = "ok  " if c["ok"] else "FAIL"
-            print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
-        if report.ok:
+            if c["signature"] is None and c["key"] is None:
+                print(one_line(f"{state} signature: {c['reason']}"))
+            else:
+                print(one_line(f"{state} signature {c['signature'] or '-'} ({c['key'] or '-'}): {c['reason']}"))
+        if result.ok:  # a success line only when the command succeeds
             print(f"verified {report.blobs} blobs ({report.bytes} bytes) in {len(report.manifests)} manifest(s)")
     error = result.error()
     if error is not None:
@@ -174,36 +177,42 @@ def verify(
 
 @app.command()
 def gc(
-    layout: Optional[Path] = typer.Argument(None, help="The image layout to clean."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Also prune unreferenced layers of this shared layer store."),
+    layout: Optional[Path] = typer.Argument(None, help="The image layout to clean (optional with --store)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Prune layers of this shared layer store that no bundle uses."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed, remove nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove blobs unreachable from index.json (keeping referrers such as signatures) and stale temporary files.
 
-    Example: ocikit gc ./images    |    ocikit gc --store /var/lib/ocikit
+    With --store, also (or only, without LAYOUT) remove the layers of a layer store that no
+    bundle uses, with their lock files and interrupted extractions.
+
+    Example: ocikit gc ./images    |    ocikit gc --store /var/lib/ocikit --dry-run
     """
     from ..errors import UsageError
     from ..layout import Layout
 
     if layout is None and store is None:
         raise UsageError("name a LAYOUT, or a layer store with --store")
+    verb, freed = ("would remove", "bytes would be freed") if dry_run else ("removed", "bytes freed")
     out: dict = {}
     if layout is not None:
         result = Layout(layout).gc(dry_run=dry_run)
         out["layout"] = {"removed": result.removed, "temporary_removed": result.temporary_removed, "bytes_freed": result.bytes_freed}
         if not json_out:
-            verb = "would remove" if dry_run else "removed"
-            print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, {result.bytes_freed} bytes freed")
+            print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, "
+                  f"{result.bytes_freed} {freed}")
     if store is not None:
         from ..store import LayerStore
 
-        if dry_run:
-            raise UsageError("--dry-run applies to a layout only, not to --store")
-        pruned = LayerStore(store).prune()
-        out["store"] = {"removed": pruned.removed, "bytes_freed": pruned.bytes_freed}
+        pruned = LayerStore(store, create=False).prune(dry_run=dry_run)
+        out["store"] = {"removed": pruned.removed, "temporary_removed": pruned.temporary_removed,
+                        "bytes_freed": pruned.bytes_freed}
         if not json_out:
-            print(f"store: removed {len(pruned.removed)} layers, {pruned.bytes_freed} bytes freed")
+            for chain_id in pruned.removed:
+                print(f"store: {verb} layer {chain_id}")
+            print(f"store: {verb} {len(pruned.removed)} layers and {pruned.temporary_removed} temporary "
+                  f"extractions, {pruned.bytes_freed} {freed}")
     if json_out:
         print_json(out)
 

@@ -15,7 +15,6 @@ from ..errors import LayerError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _OTHER_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
-COMPRESSIONS = ("none", "gzip", "zstd")
 # What a block compressor takes per write. 2 MiB blocks keep the gzip workers busier than
 # 1 MiB ones (about 7% faster pack on 2 cores) for about 15 MB more memory.
 BLOCK_SIZE = 2 << 20

@@ -5,36 +5,65 @@ overlayfs upper dir, written in one streaming pass: tar -> diffID hash -> compre
 # Layer shape: depth first; in each directory its opaque marker, then whiteouts, then
 # entries, names in byte order; names relative without "./", directories end in "/",
 # no entry for the root itself. mtimes are whole seconds (what ustar holds and peers
-# round to), numeric owners only. "Modified" means a different type, mode, owner,
-# size, mtime (ns), xattrs, link target or device number; files equal in all of those
-# are compared by content: against a directory byte by byte (equal mtimes prove
-# nothing when builds pin them), against a snapshot by inode + ctime, or sha256 when
-# the snapshot recorded one.
+# round to), numeric owners only.
+#
+# Change detection is stat-driven. "Modified" means a different type, mode, owner, size,
+# xattrs, link target, device number, hardlink count or mtime, where mtimes match by
+# snapshot.same_mtime: the same whole second with either side lacking a sub-second part
+# is the same time (a layer never recorded it), as in Docker; otherwise the fractions
+# must agree, to the digits the older side recorded. A file equal in all of that has its
+# content read only (each _Old's same_content says why):
+# - against a directory, when both mtimes are whole seconds (set, not written: equal
+#   ones prove nothing), byte by byte;
+# - against a snapshot, when inode + ctime moved and the snapshot kept a sha256;
+# - against an image's layers (pack --base), never.
+# Limits, as in Docker: a same-size rewrite whose mtime stays in the second the older side
+# recorded (written within that second, or pinned to it) is taken as unchanged against
+# layers, and against a directory unless both times are whole seconds; a snapshot sees
+# it by ctime.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
 from ..errors import LayerError, UsageError, print_warning
-from ..models import MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD
+from ..models import COMPRESSIONS, media_type_for
 from ..progress import Progress
 from . import tarformat as tf
+from . import tarsparse
 from .compression import BLOCK_SIZE, open_block_compressor
-from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs
-from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, opaque_xattr, whiteout_name
+from .snapshot import EntryMeta, TreeSnapshot, file_sha256, kind_of, meta_of, read_xattrs, whole_seconds
+from .whiteout import OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque_dir, is_overlay_whiteout, is_overlay_xattr, is_whiteout_name, whiteout_name, whiteout_xattr
 
-MEDIA_TYPES = {"none": MT_LAYER, "gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
+if TYPE_CHECKING:  # imported by pack --base only: the tar reader is no cost of a plain pack
+    from .layertree import LayerTree
+
 _FSENC = sys.getfilesystemencoding()
 _LEVELS = {"none": (0, 0), "gzip": (0, 9), "zstd": (-7, 22)}
 _CHUNK = 1 << 20
 _OVERLAY_UNSUPPORTED = ("overlay.redirect", "overlay.metacopy")
+# A file with at least SPARSE_MIN bytes of holes goes in as a GNU sparse entry (PAX format
+# 1.0, as `tar --sparse --posix` writes it): its data fragments only. GNU tar, Go's
+# archive/tar (umoci, containerd, docker), Python's tarfile and ocikit read those; busybox
+# tar does not (it extracts the map and data to DIR/GNUSparseFile.0/NAME). Smaller holes
+# are written out as zeros: every reader takes them, the layer's bytes are those of a dense
+# copy (and of earlier versions), and apply turns them back into holes. Zeros cost little
+# at first (gzip makes 1 GiB of them 1 MiB) but grow with the hole: per GiB, packing spends
+# over 3 s reading and hashing them, apply 2.4 s, umoci 5 s and a GiB of disk. So the
+# sparse form is kept for holes of a GiB and more, where a dense layer stops being
+# practical: lastlog and faillog of a large UID, disk images. (Which files qualify depends
+# on how they are stored, not only on their bytes: st_blocks picks the candidates for
+# free, SEEK_DATA/SEEK_HOLE then say where the holes are.)
+SPARSE_MIN = 1 << 30
+_MAX_DATA_FRAGMENTS = tarsparse.MAX_FRAGMENTS - 2  # room for the last stretch and (size, 0)
 
 
 @dataclass(frozen=True)
@@ -60,7 +89,7 @@ class _Item:
 def write_layer(
     out: BinaryIO | HashingWriter,
     new: Path,
-    old: Path | TreeSnapshot | None = None,
+    old: Path | TreeSnapshot | LayerTree | None = None,
     *,
     overlay: bool = False,
     userxattr: bool = False,
@@ -72,15 +101,16 @@ def write_layer(
 ) -> LayerResult:
     """Write a layer of ``new`` to ``out`` and describe it.
 
-    ``old`` None: every entry of ``new``. ``old`` a directory or TreeSnapshot: only
-    what changed from it, with whiteouts for what is gone. ``overlay``: ``new`` is an
-    overlayfs upper dir whose whiteouts and opaque dirs become their tar forms.
+    ``old`` None: every entry of ``new``. ``old`` a directory, TreeSnapshot or LayerTree
+    (an image's layers): only what changed from it, with whiteouts for what is gone.
+    ``overlay``: ``new`` is an overlayfs upper dir whose whiteouts and opaque dirs become
+    their tar forms.
     ``source_date_epoch`` clamps mtimes to at most that time. Skipped entries
     (sockets) are reported through ``warn`` (default: one stderr line each).
     An ``out`` that is a sha256 HashingWriter gives the layer digest without a second hash.
     """
-    if compression not in MEDIA_TYPES:
-        raise UsageError(f"unknown compression {compression!r} (choose none, gzip or zstd)")
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {compression!r} (choose {', '.join(COMPRESSIONS)})")
     if level is not None and not (_LEVELS[compression][0] <= level <= _LEVELS[compression][1]):
         lo, hi = _LEVELS[compression]
         raise UsageError(f"compression level {level} is out of range for {compression} ({lo}..{hi})")
@@ -98,10 +128,12 @@ def write_layer(
     else:
         if isinstance(old, TreeSnapshot):
             base: _Old = _SnapshotOld(old)
-        else:
+        elif isinstance(old, (str, os.PathLike)):
             if not Path(old).is_dir():
                 raise LayerError(f"{old}: not a directory")
             base = _DirOld(Path(old))
+        else:
+            base = _LayersOld(old)
         # Only a changeset is held in memory: adding link partners needs all of it first.
         collector = _Collector(warn, track_links=True)
         items = collector.with_whole_link_groups(list(_depth_first(collector.changes("", str(new), base))))
@@ -112,11 +144,13 @@ def write_layer(
 
 
 class _Old(Protocol):
-    """The state a changeset is taken against: a directory or a snapshot."""
+    """The state a changeset is taken against: a directory, a snapshot, or layers."""
 
     def get(self, rel: str) -> EntryMeta | None: ...
     def names(self, rel: str) -> list[str]: ...
-    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool: ...
+
+    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
+        """Is file ``path`` (``new``) the same as ``old``, given equal metadata?"""
 
 
 class _DirOld:
@@ -136,7 +170,11 @@ class _DirOld:
         return os.listdir(self._path(rel))
 
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
-        # Equal size and mtime prove nothing (reproducible builds share mtimes): read both.
+        # A side with nanoseconds was stamped by a write: trust the match, as Docker does
+        # (reading both trees would cost more than the diff). Whole seconds on both sides
+        # were set, by extraction or a pinned SOURCE_DATE_EPOCH: there the bytes decide.
+        if not whole_seconds(new.mtime_ns, old.mtime_ns):
+            return True
         with open(path, "rb") as a, open(self._path(rel), "rb") as b:
             while True:
                 ca, cb = a.read(_CHUNK), b.read(_CHUNK)
@@ -159,11 +197,34 @@ class _SnapshotOld:
     def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
         # Every write moves ctime, and nothing can set it back: same inode + ctime = same bytes.
         # (st_dev is left out: it may change across reboots while the tree does not.)
+        # So a snapshot, unlike a directory or layers, also sees a same-size rewrite in the
+        # same second, or one whose mtime was put back: a moved ctime is a change unless the
+        # snapshot kept a sha256 to clear it. Stat only, as long as nothing was touched.
         if new.ino == old.ino and new.ctime_ns == old.ctime_ns:
             return True
         if old.sha256:
             return file_sha256(path) == old.sha256
         return False
+
+
+class _LayersOld:
+    """The tree an image's layers unpack to (LayerTree), known from their headers only."""
+
+    def __init__(self, tree: LayerTree) -> None:
+        self.tree = tree
+
+    def get(self, rel: str) -> EntryMeta | None:
+        return self.tree.get(rel)
+
+    def names(self, rel: str) -> list[str]:
+        return self.tree.names(rel)
+
+    def same_content(self, rel: str, path: str, new: EntryMeta, old: EntryMeta) -> bool:
+        # Stat decides, as in Docker. The older bytes are not at hand: hashing them while
+        # streaming the layers and reading the tree to compare costs more than the plain
+        # pack this replaces (measured on a Debian tree, whose dpkg-set times are whole
+        # seconds on both sides), so pinned times are trusted here, unlike against a directory.
+        return True
 
 
 # -- deciding what goes in -------------------------------------------------------------------
@@ -205,8 +266,8 @@ class _Collector:
         self.track_links = track_links
         # (dev, ino) -> every path of a multiply linked non-directory in the new tree.
         self.links: dict[tuple[int, int], list[tuple[str, str, os.stat_result]]] = {}
-        self.opaque_key = opaque_xattr(userxattr)
-        self.whiteout_key = ("user" if userxattr else "trusted") + ".overlay.whiteout"
+        self.userxattr = userxattr
+        self.whiteout_key = whiteout_xattr(userxattr)
 
     def _scan(self, rel: str, path: str, seen: set[str] | None = None) -> list[tuple[str, str, str, os.stat_result]]:
         """(name, rel, path, lstat) of the layer-worthy entries of a directory, by name;
@@ -221,7 +282,7 @@ class _Collector:
             if stat.S_ISSOCK(st.st_mode):
                 self.warn(f"{p}: skipped a socket (layers cannot hold sockets)")
                 continue
-            if name.startswith(WHITEOUT_PREFIX):
+            if is_whiteout_name(name):
                 raise LayerError(f"{p}: names beginning with {WHITEOUT_PREFIX} mean deletions in a layer and cannot be stored")
             r = _join(rel, name)
             if self.track_links and not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
@@ -273,7 +334,7 @@ class _Collector:
             for key in xattrs:
                 if key.endswith(_OVERLAY_UNSUPPORTED) and is_overlay_xattr(key):
                     raise LayerError(f"{p}: overlay {key} (redirect_dir/metacopy) cannot be expressed in a layer")
-            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
+            if is_overlay_whiteout(st) or (stat.S_ISREG(st.st_mode) and self.whiteout_key in xattrs):
                 # Below an opaque dir nothing lower shows through, so whiteouts are moot.
                 if not hidden_below:
                     whiteouts.append(_Item(_join(rel, whiteout_name(name)), "whiteout"))
@@ -284,7 +345,7 @@ class _Collector:
         for r, p, st, xattrs in entries:
             item = self._entry(r, p, st, {k: v for k, v in xattrs.items() if not is_overlay_xattr(k)})
             if stat.S_ISDIR(st.st_mode):
-                is_opaque = xattrs.get(self.opaque_key) == b"y"
+                is_opaque = is_opaque_dir(xattrs, self.userxattr)
                 yield item, self.overlay(r, p, hidden_below or is_opaque, is_opaque)
             else:
                 yield item, None
@@ -341,14 +402,15 @@ class _TarStream:
             if self._pos == BLOCK_SIZE:
                 self._send()
 
-    def copy_from(self, fd: int, path: str, size: int) -> None:
-        """Exactly ``size`` bytes of the open file ``fd``; a file that changed size is an error."""
+    def copy_from(self, fd: int, path: str, size: int, to_end: bool = True) -> None:
+        """Exactly ``size`` bytes of the open file ``fd`` from where it is; a file that changed
+        size is an error (growth is looked for only when the bytes run ``to_end``)."""
         left = size
         while left:
             want = min(left, BLOCK_SIZE - self._pos)
             target = self._view[self._pos:self._pos + want]
             # Where the file should end, one spare byte more finds growth in the same read.
-            got = os.readv(fd, [target, self._spare] if want == left else [target])
+            got = os.readv(fd, [target, self._spare] if want == left and to_end else [target])
             if got > left:
                 raise LayerError(f"{path}: file grew while being read (more than {size} bytes)")
             if not got:
@@ -386,7 +448,7 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
     diff_id = Digest("sha256", tar.hash.hexdigest())
     if progress is not None:
         progress.done()
-    return LayerResult(sink.digest(), diff_id, sink.size, MEDIA_TYPES[compression], count)
+    return LayerResult(sink.digest(), diff_id, sink.size, media_type_for(compression), count)
 
 
 def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None,
@@ -422,10 +484,13 @@ def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None
             if st.st_nlink > 1:
                 first_path[inode] = name
             size = st.st_size
-            tar.write(tf.header(name, tf.REGULAR, size=size, **common))
-            if size:
-                _copy_file(item.path, size, tar, st)
-                tar.write(tf.padding(size))
+            if st.st_blocks * 512 <= size - SPARSE_MIN:  # far fewer blocks than bytes: holes
+                _write_holey_file(item.path, name, size, tar, st, common)
+            else:
+                tar.write(tf.header(name, tf.REGULAR, size=size, **common))
+                if size:
+                    _copy_file(item.path, size, tar, st)
+                    tar.write(tf.padding(size))
         elif stat.S_ISLNK(mode):
             target = os.fsencode(os.readlink(item.path))
             tar.write(tf.header(name, tf.SYMLINK, linkname=target, **common))
@@ -448,13 +513,81 @@ def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None
 
 def _copy_file(path: str, size: int, tar: _TarStream, seen: os.stat_result | None = None) -> None:
     """Stream exactly ``size`` bytes of ``path``; a file that changed size meanwhile is an error,
-    and so is one replaced since the walk saw it as ``seen`` (a fifo there would block the open)."""
+    and so is one replaced since the walk saw it as ``seen``."""
+    fd = _open_file(path, seen)
+    try:
+        tar.copy_from(fd, path, size)
+    finally:
+        os.close(fd)
+
+
+def _open_file(path: str, seen: os.stat_result | None) -> int:
+    """Open ``path`` for reading, checking it is still the regular file the walk saw as ``seen``
+    (a fifo put there would block a plain open)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         if seen is not None:
             now = os.fstat(fd)
             if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
                 raise LayerError(f"{path}: replaced by another file while the layer was being written")
-        tar.copy_from(fd, path, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _write_holey_file(path: str, name: bytes, size: int, tar: _TarStream, seen: os.stat_result,
+                      common: dict) -> None:
+    """The entry of a file that may hold SPARSE_MIN bytes of holes: a GNU sparse entry of
+    its data fragments when it does, else a plain one."""
+    fd = _open_file(path, seen)
+    try:
+        fragments = _data_fragments(fd, size)
+        stored = sum(length for _, length in fragments) if fragments is not None else size
+        if fragments is None or size - stored < SPARSE_MIN:  # st_blocks under-reported (compression)
+            tar.write(tf.header(name, tf.REGULAR, size=size, **common))
+            os.lseek(fd, 0, os.SEEK_SET)
+            tar.copy_from(fd, path, size)
+            tar.write(tf.padding(size))
+            return
+        sparse_map = tf.sparse_map(fragments)
+        tar.write(tf.header(name, tf.REGULAR, size=len(sparse_map) + stored, sparse_size=size, **common))
+        tar.write(sparse_map)
+        for offset, length in fragments:
+            os.lseek(fd, offset, os.SEEK_SET)
+            tar.copy_from(fd, path, length, to_end=False)
+        if os.fstat(fd).st_size != size:
+            raise LayerError(f"{path}: file changed size while being read (was {size} bytes)")
+        tar.write(tf.padding(stored))  # the map is whole blocks
     finally:
         os.close(fd)
+
+
+def _data_fragments(fd: int, size: int) -> list[tuple[int, int]] | None:
+    """Where the first ``size`` bytes of ``fd`` hold data, as (offset, length), by SEEK_DATA
+    and SEEK_HOLE; None when the file system cannot tell. A file ending in a hole ends with
+    (size, 0), as GNU tar writes it. Beyond the fragments tar readers take, the rest is data."""
+    fragments: list[tuple[int, int]] = []
+    pos = 0
+    try:
+        while pos < size:
+            if len(fragments) == _MAX_DATA_FRAGMENTS:
+                fragments.append((pos, size - pos))
+                return fragments
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no data after pos
+                    raise
+                start = size
+            if start >= size:
+                break
+            pos = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            fragments.append((start, pos - start))
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return None
+        raise
+    if pos < size or not fragments:
+        fragments.append((size, 0))
+    return fragments

@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import LayerError
 from .tarreader import TarEntry, read_tar
-from .whiteout import is_opaque_marker, whiteout_target
+from .whiteout import is_opaque_marker, is_reserved_name, is_whiteout_name, whited_out_name
 
 def list_layer(stream: BinaryIO, where: str = "layer") -> Iterator[dict]:
     """One dict per entry: type, name, and for real entries mode, uid, gid, size, link/device, xattrs.
@@ -26,11 +26,11 @@ def _row(m: TarEntry, where: str) -> dict:
     name = m.name[2:] if m.name.startswith("./") else m.name
     name = name.rstrip("/")
     parent, base = posixpath.split(name)
-    if is_opaque_marker(base):
-        return {"type": "opaque", "name": (parent or ".") + "/"}
-    target = whiteout_target(base)
-    if target is not None:
-        if not target:
+    if is_whiteout_name(base) and not is_reserved_name(base):  # a reserved name is listed as it is
+        if is_opaque_marker(base):
+            return {"type": "opaque", "name": (parent or ".") + "/"}
+        target = whited_out_name(base)
+        if target is None:
             raise LayerError(f"{where}: entry {m.name!r}: whiteout names nothing")
         return {"type": "whiteout", "name": posixpath.join(parent, target)}
     kind = m.kind

@@ -1,7 +1,8 @@
 """Resolve layer entry paths inside a root directory, as openat2(RESOLVE_IN_ROOT) does.
 
 ``..`` stops at the root, absolute symlinks restart at the root, loops fail with ELOOP;
-every result is a directory fd inside the root, so callers act with *at calls only.
+results are directory fds inside the root, so callers act with *at calls only (or, for
+the runtime, a host path with no symlink left in it: ``resolve_in_root``).
 """
 
 # Why fds and not joined strings: a joined path is re-resolved by the kernel from
@@ -15,15 +16,20 @@ import ctypes
 import errno
 import os
 import stat
-from typing import Callable
 
 from ..errors import LayerError
+
+TYPE_CHECKING = False  # the runtime imports this module: typing would slow every container's start
+if TYPE_CHECKING:
+    from typing import Callable
 
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "armv7l": 437, "ppc64le": 437, "s390x": 437, "riscv64": 437}
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_IN_ROOT = 0x10
 _MAXSYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# Directories walked through need only search permission, as in the kernel's own lookup.
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 class _OpenHow(ctypes.Structure):
@@ -92,59 +98,117 @@ def _open_in_root_kernel(rootfd: int, parts: list[str]) -> int:
     raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), "/".join(parts))
 
 
-def _open_in_root_walk(rootfd: int, parts: list[str],
-                       create: Callable[[list[str]], None] | None = None) -> int:
-    """The same resolution done one component at a time, never following a link implicitly.
+class Pending:
+    """The components of a path still to resolve, symlink targets spliced in as met."""
 
-    With ``create``, a missing directory is made (mode 0755) and a component that is
-    neither a directory nor a symlink is replaced by one; ``create`` hears of each
-    directory made (its resolved path). Dangling symlinks are thus followed and their
-    in-root target made, as RESOLVE_IN_ROOT would resolve them.
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = parts
+        self._todo = list(reversed(parts))
+        self._links = 0
+
+    def next(self) -> str | None:
+        """The next component other than ``""`` and ``.``; None at the end."""
+        while self._todo:
+            part = self._todo.pop()
+            if part not in ("", "."):
+                return part
+        return None
+
+    def at_end(self) -> bool:
+        return all(p in ("", ".") for p in self._todo)
+
+    def splice(self, target: str) -> bool:
+        """Resolve symlink ``target`` next; True when it is absolute (restart at the root).
+        More than 40 links raise OSError(ELOOP), as the kernel does."""
+        self._links += 1
+        if self._links > _MAXSYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/".join(self.parts))
+        self._todo.extend(reversed(target.split("/")))
+        return target.startswith("/")
+
+
+def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | None = None,
+          *, missing_ok: bool = False) -> tuple[int, list[str], int]:
+    """Resolve ``parts`` inside the root one component at a time, never following a link
+    implicitly: (O_PATH fd of the deepest directory reached, the resolved components, how
+    many of them that fd stands for). The components hold no symlink and no ``..``.
+
+    A missing name or a non-directory on the way raises OSError (ENOENT) unless
+    ``missing_ok``: then it is kept as given and what follows it is too, until a ``..``
+    climbs back above it (as securejoin does). With ``create``, a missing directory is
+    made (mode 0755) and a component that is neither a directory nor a symlink is
+    replaced by one; ``create`` hears of each directory made (its resolved path).
+    Dangling symlinks are thus followed and their in-root target made, as
+    RESOLVE_IN_ROOT would resolve them.
     """
-    todo = list(reversed(parts))
+    path = Pending(parts)
     fds = [os.dup(rootfd)]
     names: list[str] = []
-    links = 0
+    lost = -1  # where a missing name or non-directory is in names: below it, nothing to look up
     try:
-        while todo:
-            part = todo.pop()
-            if part in ("", "."):
-                continue
+        while (part := path.next()) is not None:
             if part == "..":
-                if len(fds) > 1:
-                    os.close(fds.pop())
+                if names:
                     names.pop()
+                    if len(fds) > len(names) + 1:
+                        os.close(fds.pop())
+                    if lost >= len(names):
+                        lost = -1
+                continue
+            if lost >= 0:
+                names.append(part)
                 continue
             try:
-                st = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
+                st: os.stat_result | None = os.stat(part, dir_fd=fds[-1], follow_symlinks=False)
             except FileNotFoundError:
-                if create is None:
-                    raise
                 st = None
             if st is not None and stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAXSYMLINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/".join(parts))
-                target = os.readlink(part, dir_fd=fds[-1])
-                if target.startswith("/"):
+                if path.splice(os.readlink(part, dir_fd=fds[-1])):
                     while len(fds) > 1:
                         os.close(fds.pop())
                     names.clear()
-                todo.extend(reversed(target.split("/")))
                 continue
             if st is None or not stat.S_ISDIR(st.st_mode):
                 if create is None:
-                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/".join(parts))
+                    if not missing_ok:
+                        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), "/".join(parts))
+                    lost = len(names)
+                    names.append(part)
+                    continue
                 if st is not None:
                     os.unlink(part, dir_fd=fds[-1])
                 os.mkdir(part, 0o755, dir_fd=fds[-1])
                 create(names + [part])
-            fds.append(os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fds[-1]))
+            fds.append(os.open(part, _PATH_FLAGS, dir_fd=fds[-1]))
             names.append(part)
-        return fds.pop()
+        return fds.pop(), names, len(fds)
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _open_in_root_walk(rootfd: int, parts: list[str],
+                       create: Callable[[list[str]], None] | None = None) -> int:
+    """The fd of directory ``parts``, resolved as RESOLVE_IN_ROOT does, by ``_walk``."""
+    fd = _walk(rootfd, parts, create)[0]
+    try:
+        return os.open(".", _DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def resolve_in_root(root: str | os.PathLike, path: str) -> str:
+    """The host path of ``path`` inside ``root``, every symlink on the way (the last one
+    too) resolved as if ``root`` were ``/``: it names no symlink, so acting on it stays in
+    ``root`` while the tree does not change meanwhile. Missing components are kept as
+    given; a symlink loop raises OSError(ELOOP)."""
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd, names, _ = _walk(rootfd, path.split("/"), missing_ok=True)
+        os.close(fd)
+    finally:
+        os.close(rootfd)
+    return os.path.join(os.fspath(root), *names)
 
 
 class RootDir:
@@ -176,6 +240,18 @@ class RootDir:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 return None
             raise self._error(parts, exc) from None
+
+    def open_parent(self, parts: list[str]) -> tuple[int, str] | None:
+        """(fd of the directory holding what ``parts`` names, its name), every symlink on
+        the way, the last one too, resolved inside the root: the name is no symlink (it may
+        be missing). None when that directory is missing or ``parts`` resolves to the root;
+        a symlink loop raises OSError(ELOOP)."""
+        fd, names, depth = _walk(self.fd, parts, missing_ok=True)
+        os.close(fd)
+        if not names or depth < len(names) - 1:
+            return None
+        parent = self.open_existing(names[:-1])
+        return None if parent is None else (parent, names[-1])
 
     def open_dir(self, parts: list[str], *, on_create: Callable[[list[str]], None] | None = None) -> int:
         """fd of directory ``parts``, creating what is missing (directories, mode 0755).

@@ -2,6 +2,7 @@
 
 A snapshot taken right after unpacking lets ``write_layer`` find what changed in
 place, without a second copy of the tree (JSON lines, written and read streaming).
+``same_mtime`` is the one rule by which every comparison of trees matches times.
 """
 
 from __future__ import annotations
@@ -22,7 +23,38 @@ from ..errors import LayerError
 SNAPSHOT_FORMAT = "ocikit-tree-snapshot/1"
 _CHUNK = 1 << 20
 # SELinux labels describe the host's policy, not the image's content.
-_SKIPPED_XATTRS = ("security.selinux",)
+SKIPPED_XATTRS = ("security.selinux",)
+_NS = 1_000_000_000
+
+
+def same_mtime(new_ns: int, old_ns: int) -> bool:
+    """Do ``new_ns`` and the older ``old_ns`` name the same time, as far as each was recorded?
+
+    Layers hold whole seconds (ustar; ocikit writes no PAX fractions) while disks hold
+    nanoseconds, so: the same whole second where either side has no sub-second part (the
+    part was never recorded) is equal, as in Docker's change detection; otherwise the
+    fractions must agree, to the digits the older side kept (a PAX mtime "S.5" recorded
+    tenths: writers drop trailing zeros, so a fraction's trailing zeros are read as unrecorded).
+    """
+    if new_ns == old_ns:
+        return True
+    new_s, new_frac = divmod(new_ns, _NS)
+    old_s, old_frac = divmod(old_ns, _NS)
+    if new_s != old_s:
+        return False
+    if not new_frac or not old_frac:
+        return True
+    unit = 1  # the place of the older fraction's last recorded (non-zero) digit
+    while old_frac % (unit * 10) == 0:
+        unit *= 10
+    return new_frac // unit == old_frac // unit
+
+
+def whole_seconds(new_ns: int, old_ns: int) -> bool:
+    """Are both times whole seconds? Then their match proves little about content: such
+    times were set, not stamped by a write (a tar's truncation, a reproducible build's
+    pinned SOURCE_DATE_EPOCH), while a kernel stamps every write with nanoseconds."""
+    return new_ns % _NS == 0 and old_ns % _NS == 0
 
 
 @dataclass(frozen=True)
@@ -45,10 +77,11 @@ class EntryMeta:
     sha256: str | None = None
 
     def same_as(self, other: "EntryMeta") -> bool:
-        """Equal in everything a layer records, hardlink count included (content aside)."""
+        """Equal to the older ``other`` in everything a layer records, hardlink count
+        included (content aside); mtimes match by ``same_mtime``."""
         return (
             self.kind == other.kind and self.mode == other.mode and self.uid == other.uid
-            and self.gid == other.gid and self.mtime_ns == other.mtime_ns and self.xattrs == other.xattrs
+            and self.gid == other.gid and same_mtime(self.mtime_ns, other.mtime_ns) and self.xattrs == other.xattrs
             and self.link == other.link
             and (self.size == other.size or self.kind != "file")
             and (self.rdev == other.rdev or self.kind not in ("chardev", "blockdev"))
@@ -85,7 +118,7 @@ def read_xattrs(path: str | Path) -> dict[str, bytes]:
         raise
     out: dict[str, bytes] = {}
     for name in sorted(names):
-        if name in _SKIPPED_XATTRS:
+        if name in SKIPPED_XATTRS:
             continue
         try:
             out[name] = os.getxattr(path, name, follow_symlinks=False)

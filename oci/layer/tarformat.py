@@ -80,17 +80,27 @@ def header(
     devmajor: int = 0,
     devminor: int = 0,
     xattrs: dict[str, bytes] | None = None,
+    sparse_size: int | None = None,
 ) -> bytes:
     """The header block(s) of one entry: a PAX 'x' header first when ustar can't hold it.
 
     PAX records are used for names or link targets over 100 bytes or not ASCII,
     numbers too large for their octal field, negative mtimes, and xattrs.
     Records and xattrs are written in sorted order so the bytes are reproducible.
+    ``sparse_size``: a GNU sparse file (PAX format 1.0) of that real size, whose ``size``
+    bytes of data are its ``sparse_map`` and then its data fragments.
     """
-    if (not xattrs and _fits(name) and _fits(linkname)
+    if (sparse_size is None and not xattrs and _fits(name) and _fits(linkname)
             and size <= _MAX12 and uid <= _MAX8 and gid <= _MAX8 and 0 <= mtime <= _MAX12):
         return _ustar(name, typeflag, mode, uid, gid, size, mtime, linkname, devmajor, devminor)  # most entries
     records: list[tuple[bytes, bytes]] = []
+    if sparse_size is not None:
+        # As GNU tar writes them: the real name in a record, and a ustar name that readers
+        # who do not know the format extract the map and fragments to (no "path" record,
+        # which they would take instead, writing that content under the real name).
+        records += [(b"GNU.sparse.major", b"1"), (b"GNU.sparse.minor", b"0"), (b"GNU.sparse.name", name),
+                    (b"GNU.sparse.realsize", b"%d" % sparse_size)]
+        name = _sparse_stand_in(name)
     if not _fits(name):
         records.append((b"path", name))
         name = name[:100].decode("ascii", "replace").encode("ascii", "replace")[:100]
@@ -117,3 +127,20 @@ def header(
     data = b"".join(_pax_record(k, v) for k, v in records)
     pax_name = (b"PaxHeaders.0/" + name.rstrip(b"/").rsplit(b"/", 1)[-1])[:100]
     return _ustar(pax_name, PAX_HEADER, 0o644, 0, 0, len(data), 0) + data + padding(len(data)) + main
+
+
+def sparse_map(fragments: list[tuple[int, int]]) -> bytes:
+    """GNU sparse format 1.0's map, stored before the data fragments: decimal lines (the
+    count, then each fragment's offset and length), NUL-padded to whole blocks."""
+    text = b"%d\n" % len(fragments) + b"".join(b"%d\n%d\n" % fragment for fragment in fragments)
+    return text + padding(len(text))
+
+
+def _sparse_stand_in(name: bytes) -> bytes:
+    """GNU tar's ustar name for a sparse file, DIR/GNUSparseFile.PID/BASE, with PID 0 for
+    reproducible bytes; shortened (and made ASCII) when it does not fit."""
+    head, _, base = name.rpartition(b"/")
+    stand_in = (head + b"/" if head else b"") + b"GNUSparseFile.0/" + base
+    if _fits(stand_in):
+        return stand_in
+    return (b"GNUSparseFile.0/" + base)[:100].decode("ascii", "replace").encode("ascii", "replace")[:100]

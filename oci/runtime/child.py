@@ -14,7 +14,7 @@ import resource  # noqa: F401  (process.set_rlimits)
 import signal
 import struct
 
-from ..errors import OCIError, RuntimeSpecError, one_line
+from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
 from . import linux as L
 from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
@@ -72,31 +72,64 @@ def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
     L.unshare(flags & ~made)
 
 
-def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
+def _join_cgroup(cfg: dict[str, Any]) -> None:
+    """Enter the container's cgroup, which the parent made and limited, before anything else:
+    the cgroup namespace and cgroup mounts made later are rooted in it, and all the container
+    runs, its first fork included, is limited and counted."""
+    for path in cfg.get("_cgroup_procs") or ():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")  # 0: the writer
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ContainerError(f"cannot join the container's cgroup {os.path.dirname(path)}: {exc.strerror}") from None
+
+
+def _die_with_parent(ch) -> None:
+    """Have the kernel SIGKILL us when our parent exits, and exit now if it already has.
+
+    The setting is tied to the parent of the moment and cleared by any change of
+    credentials: callers make it again after each, before anything seen from outside.
+    """
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if ch.parent_gone():  # it died before the setting took
+        os._exit(1)
+
+
+def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
-        os.close(ch.down_w)
+        os.close(ch.down_w)  # first: our copy would hide the parent's end closing
+        _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
+        _join_cgroup(cfg)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
+        _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
         if pid == 0:
-            init_main(cfg, bundle, ch, mode, tty_sock, fifo, parent_pid)
+            init_main(cfg, bundle, ch, mode, tty_sock, fifo)
         ch.send_up(f"pid {pid}")
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
 
 
-def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
+def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """The container's first process when the parent forked it into a pid namespace it made:
     enter the other namespaces, then set up as ``init_main``."""
     try:
+        # Only 'run' forks us directly, and we must not outlive it. No check of the parent
+        # here: its "go" may already be in the pipe; init_main checks once it has read it.
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
+        _join_cgroup(cfg)
         _enter_namespaces(ch, cfg["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
-    init_main(cfg, bundle, ch, mode, tty_sock, fifo, parent_pid)
+    init_main(cfg, bundle, ch, mode, tty_sock, fifo)
 
 
 def _loopback_up() -> None:
@@ -111,7 +144,7 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
-def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None, parent_pid: int) -> NoReturn:
+def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
     try:
         for s in range(1, signal.NSIG):
@@ -159,11 +192,10 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         if ch.wait_down() != "go":
             os._exit(1)
         if mode == "run":
-            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Only now:
-            # the setting is tied to the current parent, and the first one (the helper) has exited.
-            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() not in (0, parent_pid):  # 0: the parent is outside our pid namespace
-                os._exit(1)
+            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Forked by
+            # a helper, we can only now: the setting is tied to the parent of the moment, and
+            # ocikit waited for the helper to exit (making itself our parent) before "go".
+            _die_with_parent(ch)
         hooks = cfg.get("hooks") or {}
         if hooks.get("prestart") or hooks.get("createRuntime"):
             ch.send_up("hooks")
@@ -196,6 +228,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         process.set_rlimits(proc)
         program = process.find_program(proc)
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
+        if not env.get("HOME"):
+            env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
         if fifo_fd is not None:
             ch.send_up("ready")
@@ -208,8 +242,21 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
             from .hooks import run_hooks
 
             run_hooks(cfg, "startContainer", _state(cfg, bundle, "running"))
+        filt = cfg.get("_seccomp")  # compiled by ocikit before the fork
+        if filt is not None and filt.early:
+            filt.load()  # while the process still holds CAP_SYS_ADMIN, which loading needs without no_new_privs
         process.become_user(proc)
-        os.execve(program, proc["args"], env)
+        if mode == "run":
+            _die_with_parent(ch)  # the change of user cleared the setting
+        if filt is not None and not filt.early:
+            filt.load()  # last, so the filter governs the program and none of our set-up
+        try:
+            os.execve(program, proc["args"], env)
+        except FileNotFoundError:
+            why = process.why_not_found(program)  # the program is there: what it needs is not
+            if why is None:
+                raise
+            raise ContainerError(why) from None
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         if ch.up_w < 0:
             try:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     StrPath = str | os.PathLike[str]
 
 OCI_VERSION = "1.2.0"
+_CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
+_CGROUP = "cgroup"  # in a state directory: a symlink to the JSON record of the container's cgroup
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -69,12 +71,56 @@ def _read_record(sdir: str) -> dict[str, Any] | None:
         raise ContainerError(f"{path}: corrupt state file") from None
 
 
-def _status(sdir: str, rec: dict[str, Any] | None) -> str:
-    if rec is None:
-        return "creating"
-    if _starttime(rec["pid"]) != rec.get("starttime"):
+def _alive(pid: int, starttime: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one recorded (not a reuse of its pid)."""
+    return starttime is not None and _starttime(pid) == starttime
+
+
+def _status(sdir: str, rec: dict[str, Any] | None, locked: bool = False) -> str:
+    """The status of the container whose state directory is ``sdir`` and record ``rec``.
+
+    ``locked``: the caller holds the state root's lock (see _claim)."""
+    if rec is None:  # no process forked yet: creating while the ocikit that claimed the id lives
+        return "creating" if _creator_alive(sdir, locked) else "stopped"
+    if not _alive(rec["pid"], rec.get("starttime")):
         return "stopped"
-    return "created" if os.path.exists(os.path.join(sdir, "exec.fifo")) else "running"
+    if os.path.exists(os.path.join(sdir, "exec.fifo")):
+        return "created"
+    cg = _cgroup_record(sdir)
+    if cg is not None:
+        from .cgroups import Cgroup
+
+        if Cgroup.from_record(cg).frozen():
+            return "paused"
+    return "running"
+
+
+def _cgroup_record(sdir: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(os.readlink(os.path.join(sdir, _CGROUP)))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _creator_alive(sdir: str, locked: bool) -> bool:
+    """Whether the ocikit that claimed ``sdir`` still lives. A claim half-way through
+    (directory made, creator not named yet) is waited for, unless the caller holds the lock."""
+    try:
+        pid, _, start = os.readlink(os.path.join(sdir, _CREATOR)).partition(" ")
+    except FileNotFoundError:
+        if locked:
+            return False
+        import fcntl
+
+        try:
+            fd = _root_lock(os.path.dirname(sdir), fcntl.LOCK_SH)
+        except FileNotFoundError:
+            return False
+        try:
+            return _creator_alive(sdir, True)
+        finally:
+            os.close(fd)
+    return pid.isdigit() and _alive(int(pid), start)
 
 
 def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
@@ -86,7 +132,7 @@ def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     st = _status(sdir, rec)
     rec = rec or {}
     out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
-    if st in ("created", "running"):
+    if st in ("created", "running", "paused"):
         out["pid"] = rec["pid"]
     return out
 
@@ -99,22 +145,55 @@ def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
     return [state(name, root) for name in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, name))]
 
 
+def _root_lock(root: str, op: int) -> int:
+    """Lock the state root (flock ``op``); returns the descriptor, whose closing unlocks it."""
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, op)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _claim(root: StrPath, cid: str) -> str:
-    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit."""
+    """Create the state directory for ``cid``, clearing a stale one left by a killed ocikit.
+
+    Until the container's process is recorded, the directory's only entry names its creator
+    (a symlink to our pid and start time: one atomic system call). Both are made under the
+    root's exclusive lock, so that a reader finding neither record nor creator can wait
+    for a claim in progress and otherwise knows the claim was killed midway.
+    """
+    import fcntl
+
     sdir = _state_dir(root, cid)
     os.makedirs(root, mode=0o700, exist_ok=True)
+    lock = _root_lock(os.fspath(root), fcntl.LOCK_EX)
     try:
-        os.mkdir(sdir, 0o700)
-    except FileExistsError:
-        rec = _read_record(sdir)
-        if rec is None or _status(sdir, rec) != "stopped":
-            raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
-        _remove_state(sdir)
-        os.mkdir(sdir, 0o700)
+        try:
+            os.mkdir(sdir, 0o700)
+        except FileExistsError:
+            if _status(sdir, _read_record(sdir), locked=True) != "stopped":
+                raise ContainerError(f"container {cid!r} already exists (state in {sdir})") from None
+            _remove_state(sdir)
+            os.mkdir(sdir, 0o700)
+        me = os.getpid()
+        os.symlink(f"{me} {_starttime(me)}", os.path.join(sdir, _CREATOR))
+    finally:
+        os.close(lock)
     return sdir
 
 
 def _remove_state(sdir: str) -> None:
+    """Remove the container's cgroup (killing what is left in it), then its state directory.
+    If the cgroup cannot be removed, ContainerError, and the state stays for a later delete."""
+    cg = _cgroup_record(sdir)
+    if cg is not None:
+        from .cgroups import Cgroup
+
+        Cgroup.from_record(cg).destroy()
     for name in os.listdir(sdir):
         os.unlink(os.path.join(sdir, name))
     os.rmdir(sdir)
@@ -142,6 +221,20 @@ class _Channel:
 
     def send_up(self, msg: str) -> None:
         os.write(self.up_w, (msg.replace("\n", " ") + "\n").encode())
+
+    def parent_gone(self) -> bool:
+        """Whether the parent has exited, closing its end of the down pipe.
+
+        For a child in a new pid namespace, whose ``getppid()`` is 0 whoever its parent is.
+        Call it only when no message is due: one would be consumed.
+        """
+        os.set_blocking(self.down_r, False)
+        try:
+            return os.read(self.down_r, 1) == b""
+        except BlockingIOError:
+            return False
+        finally:
+            os.set_blocking(self.down_r, True)
 
     def wait_down(self) -> str:
         buf = b""
@@ -213,7 +306,19 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     if mode == "create":
         fifo = os.path.join(sdir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
-    parent_pid = os.getpid()
+    cgroup = None
+    if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
+        from .cgroups import Cgroup, devices_made
+
+        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
+        # On failure, removing the state directory removes it: the record names it from the start.
+        cgroup = Cgroup.plan(cfg["linux"], cid)
+        os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
+        cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
+        cfg["_cgroup_procs"] = cgroup.procs_files()
+        from .cgroups import warmed_up
+
+        warmed_up()
     sys.stdout.flush()
     sys.stderr.flush()
     if direct and any(n["type"] == "pid" for n in nss):
@@ -224,6 +329,8 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             os.close(own_pid_ns)
             raise
     try:
+        # Our children tie their lives to this thread (PR_SET_PDEATHSIG follows the forking
+        # thread): the main one, as run() installs signal handlers, which only it may.
         forked = os.fork()
     except BaseException:
         _restore_pid_ns(own_pid_ns)
@@ -232,7 +339,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
-        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo, parent_pid)  # never returns
+        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None
@@ -243,12 +350,18 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     rec = {"id": cid, "bundle": bundle, "annotations": cfg.get("annotations") or {}, "pid": pid}
     up = os.fdopen(ch.up_r, "rb")
 
+    def tell(msg: bytes) -> None:
+        try:
+            os.write(ch.down_w, msg)
+        except BrokenPipeError:
+            pass  # the child failed first; its error line waits in the up pipe
+
     def record_and_go() -> None:
         # The container builds its root filesystem meanwhile, and waits for "go" before
         # anything shows outside: by then its pid is recorded and it is our child.
         rec["starttime"] = _starttime(pid)
         _write_record(sdir, rec)
-        os.write(ch.down_w, b"go\n")
+        tell(b"go\n")
 
     try:
         if direct:
@@ -261,7 +374,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
             verb, _, arg = line.partition(" ")
             if verb == "userns":
                 _write_maps(helper, cfg["linux"])
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pid":
                 pid = rec["pid"] = int(arg)
                 os.waitpid(helper, 0)  # the container is ours once its first parent is gone
@@ -273,7 +386,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
                 st = _public(rec, "creating")
                 run_hooks(cfg, "prestart", st)
                 run_hooks(cfg, "createRuntime", st)
-                os.write(ch.down_w, b"ok\n")
+                tell(b"ok\n")
             elif verb == "pty" and pty_socks:
                 import socket
 
@@ -341,7 +454,14 @@ def _load(bundle: str) -> dict[str, Any]:
     elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
     cfg["_rootfs"] = rootfs
-    return _prepare(cfg)
+    cfg = _prepare(cfg)
+    sec = cfg["linux"].get("seccomp")
+    if sec is not None:
+        from . import seccomp
+
+        if seccomp.active(sec):  # compiled here, before the fork: its errors are ours, one line
+            cfg["_seccomp"] = seccomp.compile_filter(sec, cfg["process"])
+    return cfg
 
 
 def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) -> int:
@@ -398,7 +518,12 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
             os.close(master)
         for sock in pty_socks or ():
             sock.close()
-        _remove_state(sdir)
+        try:
+            _remove_state(sdir)
+        except ContainerError as exc:
+            from ..errors import print_warning
+
+            print_warning(f"{exc}; 'ocikit delete {cid}' will try again")
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -568,7 +693,7 @@ def parse_signal(text: str) -> int:
 def kill(cid: str, sig: int = signal.SIGTERM, root: StrPath | None = None) -> None:
     """Send ``sig`` to the container's process."""
     st = state(cid, root)
-    if st["status"] not in ("created", "running"):
+    if st["status"] not in ("created", "running", "paused"):
         raise ContainerError(f"container {cid!r} is {st['status']}: nothing to signal")
     os.kill(st["pid"], sig)
 
@@ -578,9 +703,13 @@ def delete(cid: str, root: StrPath | None = None, force: bool = False) -> None:
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     rec = _read_record(sdir) or {}
-    if st["status"] in ("created", "running") and not force:
+    if st["status"] in ("created", "running", "paused") and not force:
         raise ContainerError(f"container {cid!r} is {st['status']}, not stopped (kill it first or use --force)")
-    if st["status"] in ("created", "running"):
+    if st["status"] == "paused":  # frozen processes die only once thawed
+        cg = _cgroup(sdir, cid)
+        cg.kill_all()
+        cg.freeze(False)
+    if st["status"] in ("created", "running", "paused"):
         _kill_and_wait(st["pid"], rec.get("starttime"))
     _remove_state(sdir)
     if rec.get("config_hooks", {}).get("poststop"):
@@ -608,3 +737,50 @@ def _kill_and_wait(pid: int, starttime: str | None, timeout: float = 5.0) -> Non
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)
+
+
+# --- cgroup operations: update, pause, resume, ps, stats --------------------
+
+def _cgroup(sdir: str, cid: str):
+    from .cgroups import Cgroup
+
+    cg = _cgroup_record(sdir)
+    if cg is None:
+        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
+                             "linux.resources or linux.cgroupsPath)")
+    return Cgroup.from_record(cg)
+
+
+def _live_cgroup(cid: str, root: StrPath | None, allowed: tuple[str, ...], doing: str):
+    st = state(cid, root)
+    if st["status"] not in allowed:
+        raise ContainerError(f"container {cid!r} is {st['status']}: cannot {doing} it")
+    return _cgroup(_state_dir(root or default_root(), cid), cid)
+
+
+def update(cid: str, resources: dict[str, Any], root: StrPath | None = None) -> None:
+    """Change the limits of a container (a runtime-spec LinuxResources object; device rules excepted)."""
+    from .cgroups import update as update_cgroup
+
+    update_cgroup(_live_cgroup(cid, root, ("created", "running", "paused"), "update"), resources)
+
+
+def pause(cid: str, root: StrPath | None = None) -> None:
+    """Freeze every process of a running container; its state then reads 'paused'."""
+    _live_cgroup(cid, root, ("running",), "pause").freeze(True)
+
+
+def resume(cid: str, root: StrPath | None = None) -> None:
+    """Thaw a paused container."""
+    _live_cgroup(cid, root, ("paused",), "resume").freeze(False)
+
+
+def processes(cid: str, root: StrPath | None = None) -> list[int]:
+    """Host pids of the processes in the container's cgroup."""
+    return _live_cgroup(cid, root, ("created", "running", "paused"), "list the processes of").pids()
+
+
+def stats(cid: str, root: StrPath | None = None) -> dict[str, Any]:
+    """The container's usage counters, as runc's ``events --stats`` prints them."""
+    cg = _live_cgroup(cid, root, ("created", "running", "paused"), "read the statistics of")
+    return {"type": "stats", "id": cid, "data": cg.stats()}

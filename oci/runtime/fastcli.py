@@ -36,6 +36,17 @@ def parse_run_args(argv: list[str]) -> tuple[str, str | None, str | None] | None
     return None if bundle is None else (bundle, cid, root)
 
 
+def _asks_for_cgroup(bundle: str) -> bool:
+    """Whether the bundle's config.json seems to want a cgroup (a cheap look at its bytes:
+    a wrong guess costs only a warm-up, or its absence)."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return b'"resources"' in raw or b'"cgroupsPath"' in raw
+
+
 def _exit(code: int) -> NoReturn:
     """Flush our output and end the process without the interpreter's teardown.
 
@@ -55,10 +66,14 @@ def main(argv: list[str]) -> None:
 
         full(["run", *argv])
         return
+    bundle, cid, root = parsed
+    if _asks_for_cgroup(bundle):
+        from .cgroups import warm_up
+
+        warm_up()
     from ..errors import OCIError, error_line
     from .container import run
 
-    bundle, cid, root = parsed
     try:
         code = run(bundle, cid, root or None)
     except OCIError as exc:

@@ -6,6 +6,8 @@ Identity, capabilities, limits and the program lookup, in the order the kernel n
 from __future__ import annotations
 
 import os
+import stat
+import struct
 
 from ..errors import RuntimeSpecError
 from . import linux as L
@@ -37,6 +39,65 @@ def find_program(proc: dict[str, Any]) -> str:
         if os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     raise RuntimeSpecError(f"config.json: field 'process.args[0]': {name!r} not found in the container's PATH")
+
+
+def why_not_found(program: str, depth: int = 0) -> str | None:
+    """Why execve(``program``) said ENOENT although the file exists: the interpreter of its
+    #! line, or the dynamic loader an ELF program names, is missing. None if neither."""
+    try:
+        with open(program, "rb") as f:
+            head = f.read(256)  # the kernel reads no more of a #! line
+            loader = _elf_interp(f, head) if head.startswith(b"\x7fELF") else None
+    except OSError:
+        return None
+    if loader is not None:
+        return None if os.path.exists(loader) else f"{program}: its dynamic loader {loader} is missing from the container"
+    if not head.startswith(b"#!"):
+        return None
+    # The kernel's rule: the name runs from after '#!' and blanks to the next blank or newline.
+    line = head[2:].split(b"\n", 1)[0].lstrip(b" \t").replace(b"\t", b" ")
+    interp = os.fsdecode(line.split(b" ", 1)[0])
+    if not interp:
+        return None
+    if not os.path.exists(interp):
+        return f"{program}: interpreter {interp} not found in the container"
+    inner = why_not_found(interp, depth + 1) if depth < 4 else None  # the kernel nests 4 deep
+    return f"{program}: interpreter {inner}" if inner else None
+
+
+def _elf_interp(f, head: bytes) -> str | None:
+    """The PT_INTERP path of the ELF file ``f`` (``head``: its first bytes), or None."""
+    try:
+        wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+        off, size, num = struct.unpack_from(order + ("Q14xHH" if wide else "I10xHH"), head, 32 if wide else 28)
+        for i in range(num):
+            f.seek(off + i * size)
+            ph = f.read(size)
+            if struct.unpack_from(order + "I", ph)[0] == 3:  # PT_INTERP
+                at, length = struct.unpack_from(order + ("8xQ16xQ" if wide else "4xI8xI"), ph)
+                f.seek(at)
+                return os.fsdecode(f.read(min(length, 4096)).split(b"\0", 1)[0])
+    except (struct.error, IndexError, OSError, ValueError):
+        pass
+    return None
+
+
+def home_dir(uid: int) -> str:
+    """HOME for ``uid``, as runc sets it when process.env has none: the home field of the
+    first entry for ``uid`` in the (pivoted) root's /etc/passwd, or '/' without one."""
+    try:
+        # Not blocking on a fifo, nor reading a device without end: only a regular file counts.
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        for line in f:
+            fields = line.strip().split(b":")
+            if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) == uid:
+                return os.fsdecode(fields[5]) if len(fields) > 5 else ""
+    return "/"
 
 
 def set_rlimits(proc: dict[str, Any]) -> None:

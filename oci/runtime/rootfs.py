@@ -9,6 +9,7 @@ import os
 import stat
 
 from ..errors import RuntimeSpecError
+from ..layer.paths import resolve_in_root
 from . import linux as L
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
@@ -62,32 +63,6 @@ def parse_options(options: list[str]) -> tuple[int, int, list[str]]:
         else:
             data.append(opt)
     return flags, prop, data
-
-
-def resolve_in_root(root: str, path: str) -> str:
-    """The host path for container path ``path``, resolving symlinks as if ``root`` were '/'."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        cur = os.path.join(root, *done, part)
-        try:
-            target = os.readlink(cur)
-        except OSError:
-            done.append(part)
-            continue
-        hops += 1
-        if hops > 40:
-            raise OSError(40, "too many levels of symbolic links", os.path.join("/", *done, part))
-        if target.startswith("/"):
-            done = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return os.path.join(root, *done)
 
 
 def _current_locked(path: str) -> int:
@@ -165,12 +140,13 @@ def _mount_cgroup(dest: str, flags: int) -> None:
             host = os.path.join("/sys/fs/cgroup", name)
             if not os.path.isdir(host):
                 continue
-            src = os.path.join(host, path.lstrip("/"))
-            if not os.path.isdir(src):
-                src = host
             sub = os.path.join(dest, name)
             os.makedirs(sub, exist_ok=True)
-            L.mount(src, sub, None, L.MS_BIND | L.MS_REC)
+            if path == "/" and _mount_v1_hierarchy(controllers, sub, flags):
+                pass  # in a cgroup namespace, "/" is its root: a fresh mount is rooted there
+            else:
+                src = os.path.join(host, path.lstrip("/"))
+                L.mount(src if os.path.isdir(src) else host, sub, None, L.MS_BIND | L.MS_REC)
             L.mount(None, sub, None, L.MS_BIND | L.MS_REMOUNT | (flags & L.MS_RDONLY) | _current_locked(sub))
             if "," in name:
                 for alias in name.split(","):
@@ -179,6 +155,17 @@ def _mount_cgroup(dest: str, flags: int) -> None:
                         os.symlink(name, link)
     if flags & L.MS_RDONLY:
         L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _current_locked(dest))
+
+
+def _mount_v1_hierarchy(controllers: str, dest: str, flags: int) -> bool:
+    """Mount the v1 hierarchy of ``controllers`` ('cpu,cpuacct', 'name=systemd') on ``dest``;
+    False if the kernel refuses (a user namespace that does not own the cgroup namespace)."""
+    opts = controllers if not controllers.startswith("name=") else "none," + controllers
+    try:
+        L.mount("cgroup", dest, "cgroup", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, opts)
+    except OSError:
+        return False
+    return True
 
 
 def make_devices(root: str, devices: list[dict[str, Any]], in_userns: bool) -> None:
@@ -233,24 +220,37 @@ def pivot(root: str) -> None:
         os.close(new)
 
 
+def _in_root(path: str) -> str | None:
+    """Container path ``path`` with its symlinks resolved inside the (pivoted) root, or None
+    where it leads nowhere. Resolved here, not by the kernel: a magic link of /proc would
+    lead it out of the root."""
+    real = resolve_in_root("/", path)
+    return real if os.path.exists(real) else None
+
+
 def mask_paths(paths: list[str]) -> None:
-    """Hide ``linux.maskedPaths``: /dev/null over files, an empty read-only tmpfs over directories."""
+    """Hide ``linux.maskedPaths``: /dev/null over files, an empty read-only tmpfs over directories.
+
+    A path that does not exist in the container is skipped, as runc does.
+    """
     for p in paths:
-        if not os.path.lexists(p):
+        real = _in_root(p)
+        if real is None:
             continue
-        if os.path.isdir(p) and not os.path.islink(p):
-            L.mount("tmpfs", p, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
+        if os.path.isdir(real):
+            L.mount("tmpfs", real, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
         else:
-            L.mount("/dev/null", p, None, L.MS_BIND)
+            L.mount("/dev/null", real, None, L.MS_BIND)
 
 
 def readonly_paths(paths: list[str]) -> None:
-    """Bind ``linux.readonlyPaths`` over themselves read-only."""
+    """Bind ``linux.readonlyPaths`` over themselves read-only; one that does not exist is skipped."""
     for p in paths:
-        if not os.path.lexists(p):
+        real = _in_root(p)
+        if real is None:
             continue
-        L.mount(p, p, None, L.MS_BIND | L.MS_REC)
-        L.mount(None, p, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(p))
+        L.mount(real, real, None, L.MS_BIND | L.MS_REC)
+        L.mount(None, real, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(real))
 
 
 def readonly_root() -> None:

@@ -216,6 +216,14 @@ def _validate_linux(linux: dict[str, Any]) -> None:
         if t != "p":
             _want(d.get("major"), f"{f}.major", int, required=True)
             _want(d.get("minor"), f"{f}.minor", int, required=True)
-    for unsupported in ("seccomp", "intelRdt", "personality", "timeOffsets", "mountLabel"):
+    if linux.get("seccomp") is not None:
+        from .seccomp import validate as validate_seccomp  # only for configs that have one
+
+        validate_seccomp(linux["seccomp"])
+    for unsupported in ("intelRdt", "personality", "timeOffsets", "mountLabel"):
         if linux.get(unsupported):
             raise _err(f"linux.{unsupported}", "is not supported by ocikit")
+    if linux.get("resources") is not None or linux.get("cgroupsPath") is not None:
+        from .cgroups import validate as validate_cgroups  # only configs that ask for cgroups pay for it
+
+        validate_cgroups(linux)

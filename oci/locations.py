@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Iterator, Union
 
 from .digest import Digest
-from .errors import DigestMismatchError, NotFoundError, TagNotFoundError, UsageError
+from .errors import DigestMismatchError, InvalidDocumentError, NotFoundError, TagNotFoundError, UsageError
 from .layout import MAX_JSON_SIZE, Layout, destination
 from .models import (
     ANNOTATION_REF_NAME,
@@ -55,9 +55,9 @@ class Location:
     #: Whether it can hold referrers (signatures, SBOMs) of an image.
     holds_referrers: ClassVar[bool] = True
 
-    def __init__(self, ref: Ref) -> None:
-        self.ref = ref
-        self.where = str(ref.path) if not isinstance(ref, RegistryRef) else str(ref)
+    def __init__(self, ref: LayoutRef | OCIArchiveRef | DockerArchiveRef) -> None:
+        self.ref: Ref = ref
+        self.where = str(ref.path)  # the file or directory, for messages
 
     def cannot(self, what: str) -> UsageError:
         """The error for asking this location for something it does not have."""
@@ -115,8 +115,6 @@ class Source(Location, ABC):
 
     def read_blob(self, digest: str | Digest, size: int | None = None, limit: int = MAX_JSON_SIZE) -> bytes:
         """The whole blob, verified; blobs over ``limit`` bytes are refused."""
-        from .errors import InvalidDocumentError
-
         declared = size if size is not None else self.blob_size(digest)
         if declared > limit:
             raise InvalidDocumentError(f"blob {digest}: {declared} bytes is larger than the {limit} allowed")
@@ -126,8 +124,6 @@ class Source(Location, ABC):
         return data
 
     def read_manifest(self, desc: Descriptor) -> Manifest:
-        from .errors import InvalidDocumentError
-
         if desc.media_type not in MANIFEST_MEDIA_TYPES:
             raise InvalidDocumentError(f"blob {desc.digest}: media type {desc.media_type!r} is not an image manifest")
         return Manifest.from_json(self.read_blob(desc.digest, desc.size), f"manifest {desc.digest}",
@@ -147,23 +143,6 @@ class Source(Location, ABC):
         else:
             return []
         return needed + [named] if subject and named else needed
-
-    def find(self, digest: str) -> Descriptor:
-        """The descriptor of the manifest or index ``digest`` names in this location."""
-        from . import jsontext
-        from .errors import InvalidDocumentError
-
-        root = self.resolve()
-        if root.digest == digest:
-            return root
-        data = self.read_blob(digest)
-        try:
-            media_type = jsontext.loads(data).get("mediaType")
-        except (ValueError, AttributeError):
-            media_type = None
-        if media_type not in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES:
-            raise InvalidDocumentError(f"blob {digest}: not an image manifest or index")
-        return Descriptor(media_type=media_type, digest=digest, size=len(data))
 
     def blobs(self, wanted: list[Descriptor], *, verify: bool = True) -> Iterator[tuple[Descriptor, BinaryIO]]:
         """Each wanted blob once with a stream of it (read it before asking for the next), in
@@ -237,9 +216,6 @@ class LayoutSource(Source):
         if ref.digest:
             return self.layout.resolve(None, digest=ref.digest)
         return self.layout.resolve(ref.tag or DEFAULT_TAG)
-
-    def find(self, digest: str) -> Descriptor:
-        return self.layout.resolve(None, digest=digest)
 
     def has_blob(self, digest: str | Digest) -> bool:
         return self.layout.has_blob(digest)

@@ -12,7 +12,6 @@ missing blob; a destination the copy created is removed again when it fails.
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Callable
 
@@ -36,8 +35,6 @@ from .platform import resolve_manifest
 from .progress import Progress
 from .ref import Ref
 
-# The tags cosign-style tools give an image's signatures, attestations and SBOMs.
-_COMPANION_TAG = re.compile(r"^(?P<alg>[a-z0-9]+)-(?P<hex>[a-f0-9]+)\.(sig|att|sbom)$")
 COMPRESSIONS = ("none", "gzip", "zstd")
 _COMPRESSED = {"gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 
@@ -142,12 +139,14 @@ def plan_copy(
     related: dict[str, list[Descriptor]] = {}  # digest -> what refers to it, when asked for
     companions: list[tuple[str, str, Descriptor]] = []  # (tag, digest it names, what it tags)
     if referrers:
+        from .sign import companion_of  # lazily: sign loads cryptography
+
         related = {k: list(v) for k, v in source.subject_map().items()}
         for name, desc in source.tags():
-            m = _COMPANION_TAG.match(name)
-            if m:
-                companions.append((name, f"{m['alg']}:{m['hex']}", desc))
-                related.setdefault(f"{m['alg']}:{m['hex']}", []).append(desc)
+            named = companion_of(name)
+            if named:
+                companions.append((name, named, desc))
+                related.setdefault(named, []).append(desc)
     skipped: list[str] = []
     came: list[Descriptor] = []
     blobs = _children_first(source, root, related, skipped, came, warn)

@@ -23,20 +23,18 @@ from .models import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MT_LAYER,
-    MT_LAYER_GZIP,
-    MT_LAYER_ZSTD,
     Descriptor,
     Index,
+    COMPRESSIONS,
     Manifest,
     Platform,
     canonical_json,
+    media_type_for,
 )
 from .platform import resolve_manifest
 from .progress import Progress
 from .ref import Ref
 
-COMPRESSIONS = ("none", "gzip", "zstd")
-_COMPRESSED = {"gzip": MT_LAYER_GZIP, "zstd": MT_LAYER_ZSTD}
 
 
 @dataclass
@@ -155,7 +153,7 @@ def plan_copy(
     tagged = {desc.digest for _, desc in carried}
     plan = CopyPlan(source, root, blobs, skipped, carried, [d for d in came if d.digest not in tagged],
                     compression=compression)
-    if compression in _COMPRESSED:
+    if compression in COMPRESSIONS and compression != "none":
         plan.rewrite = _rewritten(source, blobs)
     return plan
 
@@ -283,7 +281,7 @@ def _store_anew(desc: Descriptor, stream: BinaryIO, sink: Sink, compression: str
         return replacement
     from .layer.compression import open_compressor
 
-    assert compression in _COMPRESSED
+    assert compression in COMPRESSIONS and compression != "none"
     with sink.new_blob() as writer:
         out = open_compressor(writer, compression)
         try:
@@ -291,7 +289,7 @@ def _store_anew(desc: Descriptor, stream: BinaryIO, sink: Sink, compression: str
                 out.write(chunk)
         finally:
             out.close()  # stops the compressor's threads, also when reading failed
-    return replace(desc, media_type=_COMPRESSED[compression], digest=str(writer.digest), size=writer.size)
+    return replace(desc, media_type=media_type_for(compression), digest=str(writer.digest), size=writer.size)
 
 
 def _with_new_children(desc: Descriptor, data: bytes, stored: dict[str, Descriptor]) -> bytes:

@@ -56,10 +56,10 @@ def main() -> None:
 
 def top_layer_entries(layout_dir: os.PathLike, tag: str) -> int:
     sys.path.insert(0, str(REPO))
-    from oci.image import load_image
+    from oci.image.build import load_image
     from oci.layer.listing import list_layer
     from oci.layout import Layout
-    from oci.locations import LayoutSource
+    from oci.image.locations import LayoutSource
 
     layout = Layout(layout_dir)
     layer = load_image(LayoutSource(layout, tag)).manifest.layers[-1]

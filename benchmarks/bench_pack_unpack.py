@@ -100,9 +100,9 @@ def profile(rootfs: Path, work: Path) -> None:
     import pstats
 
     sys.path.insert(0, str(REPO))
-    from oci.image import ConfigChanges, pack, unpack
+    from oci.image.build import ConfigChanges, pack, unpack
     from oci.layout import Layout
-    from oci.locations import LayoutSource
+    from oci.image.locations import LayoutSource
 
     layout = Layout.init(work / "p-layout")
     for label, call in (

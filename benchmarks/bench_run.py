@@ -50,7 +50,7 @@ def shebang_python(script: str) -> str:
 
 def layered_bundle(root: Path) -> Path:
     """A bundle whose rootfs is an overlay of one busybox layer, as 'ocikit unpack --layered' writes."""
-    from oci.bundle import BundleMeta
+    from oci.bundle.meta import BundleMeta
 
     layer = busybox_rootfs(root / "layers" / "busybox")
     bundle = write_bundle(root / "layered", base_config(["true"]), rootfs=False)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from oci.convert import DEFAULT_PATH
-from oci.image import ConfigChanges, commit, edit_config, load_image, pack, unpack
+from oci.bundle.convert import DEFAULT_PATH
+from oci.image.build import ConfigChanges, commit, edit_config, load_image, pack, unpack
 from oci.layer.listing import list_layer
 from oci.layout import Layout
-from oci.locations import LayoutSource
+from oci.image.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root
 from image_helpers import make_tree

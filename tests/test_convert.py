@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from oci.convert import DEFAULT_PATH, layers_reader, read_in_root, resolve_user, rootfs_reader, runtime_config
+from oci.bundle.convert import DEFAULT_PATH, layers_reader, read_in_root, resolve_user, rootfs_reader, runtime_config
 from oci.errors import BundleError
 from oci.models import ContainerConfig, ImageConfig
 

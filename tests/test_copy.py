@@ -11,13 +11,13 @@ import pytest
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
 from imagebuilder import build_image
-from oci.copy import copy_image
+from oci.image.copy import copy_image
 from oci.errors import BlobNotFoundError, DigestMismatchError
-from oci.image import ConfigChanges, pack
+from oci.image.build import ConfigChanges, pack
 from oci.layout import Layout
 from oci.models import MT_INDEX, MT_LAYER_NONDIST_GZIP, Descriptor, Index, Manifest, Platform, canonical_json
-from oci.platform import host_platform
-from oci.sign import generate_key, sign_image
+from oci.image.platforms import host_platform
+from oci.image.sign import generate_key, sign_image
 from treecmp import assert_trees_equal
 
 

@@ -13,13 +13,13 @@ import pytest
 
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
-from oci.dockerarchive import ArchiveRef, _sized_header, export_archive, import_archive
+from oci.archive.docker import ArchiveRef, _sized_header, export_archive, import_archive
 from oci.errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
-from oci.image import ConfigChanges, load_image, pack, unpack
+from oci.image.build import ConfigChanges, load_image, pack, unpack
 from oci.layer.tarreader import TarReader
 from oci.layout import Layout
 from oci.models import MT_LAYER, MT_LAYER_GZIP, Descriptor
-from oci.locations import LayoutSource
+from oci.image.locations import LayoutSource
 from treecmp import assert_trees_equal
 
 
@@ -283,7 +283,7 @@ def test_an_entry_the_image_needs_twice_in_the_archive_is_refused(image, tmp_pat
 
 
 def test_thousands_of_long_symlinks_hit_the_metadata_bound(image, tmp_path: Path, monkeypatch) -> None:
-    import oci.dockerarchive as da
+    import oci.archive.docker as da
 
     monkeypatch.setattr(da, "_MAX_METADATA", 1 << 20)
     files, _ = _exported(image, tmp_path)
@@ -357,7 +357,7 @@ def test_an_import_without_a_tag_takes_the_archive_images_own_tag(image, tmp_pat
 
 
 def test_the_own_tag_follows_the_name_asked_for(image, tmp_path: Path) -> None:
-    from oci.dockerarchive import read_archive_image
+    from oci.archive.docker import read_archive_image
 
     layout, desc = image
     export_archive(layout, desc, ArchiveRef(tmp_path / "a.tar", "example/app:1.0"))

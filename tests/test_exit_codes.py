@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, assert_one_line_error
 from image_helpers import make_tree
-from oci.dockerarchive import ArchiveRef, export_archive
+from oci.archive.docker import ArchiveRef, export_archive
 from oci.errors import (
     EXIT_FAILURE,
     EXIT_INTERNAL,
@@ -24,7 +24,7 @@ from oci.errors import (
     TagNotFoundError,
     UsageError,
 )
-from oci.image import pack
+from oci.image.build import pack
 from oci.layout import Layout
 
 
@@ -98,11 +98,11 @@ def test_invalid_content_exits_1(ocikit, images: Path, tmp_path: Path) -> None:
 
 def test_an_unexpected_exception_is_an_internal_error_70(images: Path) -> None:
     probe = (
-        "import sys, oci.cli.store as store\n"
+        "import sys, oci.cli.layouts as store\n"
         "from oci.cli.app import main\n"
-        "import oci.inspect\n"
+        "import oci.image.describe\n"
         "def broken(*a, **k): raise RuntimeError('a bug')\n"
-        "oci.inspect.describe = broken\n"
+        "oci.image.describe.describe = broken\n"
         f"main(['inspect', {str(images)!r} + ':v1'])\n"
     )
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)

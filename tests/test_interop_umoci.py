@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from oci.image import ConfigChanges, pack, unpack
+from oci.image.build import ConfigChanges, pack, unpack
 from oci.layout import Layout
-from oci.locations import LayoutSource
+from oci.image.locations import LayoutSource
 
 from conftest import require_root, require_tool
 from image_helpers import make_tree
@@ -125,7 +125,7 @@ def test_ocikit_commit_on_a_umoci_image_is_readable_by_umoci(tmp_path: Path) -> 
     unpack(LayoutSource(Layout(layout), "t"), bundle)
     (bundle / "rootfs" / "dir" / "c").unlink()
     (bundle / "rootfs" / "added").write_text("added")
-    from oci.image import commit
+    from oci.image.build import commit
     commit(bundle, Layout(layout), "t2")
     _run("umoci", "unpack", "--image", f"{layout}:t2", tmp_path / "by-umoci")
     assert_trees_equal(bundle / "rootfs", tmp_path / "by-umoci" / "rootfs")

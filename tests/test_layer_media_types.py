@@ -24,7 +24,7 @@ from oci.models import (
     Manifest,
     media_type_for,
 )
-from oci.verify import verify_layout
+from oci.image.verify import verify_layout
 
 NON_DISTRIBUTABLE = [MT_LAYER_NONDIST_GZIP, MT_DOCKER_LAYER_FOREIGN_GZIP]
 

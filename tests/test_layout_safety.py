@@ -19,8 +19,8 @@ import pytest
 from conftest import assert_one_line_error, run_ocikit
 from imagebuilder import build_image
 from oci.layout import TMP_DIR, Layout
-from oci.verify import verify_layout
-from oci.locations import LayoutSource
+from oci.image.verify import verify_layout
+from oci.image.locations import LayoutSource
 
 SIX_LAYERS = [{f"layer{i}/file{j}.txt": os.urandom(2048) for j in range(3)} for i in range(6)]
 
@@ -44,8 +44,8 @@ def _verify_every_tag(path: Path) -> list[str]:
 
 
 def _writer(kind: str, src: str, dst: str, n: int, tree: str, errors) -> None:  # type: ignore[no-untyped-def]
-    from oci.copy import copy_image
-    from oci.image import pack
+    from oci.image.copy import copy_image
+    from oci.image.build import pack
 
     try:
         for i in range(n):

@@ -16,13 +16,13 @@ import pytest
 
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
-from oci.copy import copy
+from oci.image.copy import copy
 from oci.errors import DigestMismatchError, UsageError
-from oci.image import ConfigChanges, load_image, pack
+from oci.image.build import ConfigChanges, load_image, pack
 from oci.layout import Layout
-from oci.locations import LayoutSink, LayoutSource, open_sink, open_source
+from oci.image.locations import LayoutSink, LayoutSource, open_sink, open_source
 from oci.models import MT_INDEX, MT_LAYER, MT_LAYER_GZIP, MT_LAYER_ZSTD, Descriptor, Index, Platform, canonical_json
-from oci.sign import generate_key, sign_image
+from oci.image.sign import generate_key, sign_image
 from treecmp import assert_trees_equal
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Result, require_root
 from image_helpers import make_tree
-from oci.image import ConfigChanges, pack
+from oci.image.build import ConfigChanges, pack
 from oci.layout import Layout
 
 UID = GID = 65534

@@ -29,8 +29,8 @@ from oci.errors import (
 from oci.layer import tarformat as tf
 from oci.layout import Layout
 from oci.models import ANNOTATION_REF_NAME, MT_INDEX, Descriptor, Index, Platform, canonical_json
-from oci.ociarchive import extract_archive, write_archive
-from oci.verify import verify_layout
+from oci.archive.oci import extract_archive, write_archive
+from oci.image.verify import verify_layout
 
 
 @pytest.fixture
@@ -445,7 +445,7 @@ _MEASURE = """
 import resource, sys
 from pathlib import Path
 from oci.layout import Layout
-from oci.ociarchive import extract_archive, write_archive
+from oci.archive.oci import extract_archive, write_archive
 src, archive, back = map(Path, sys.argv[1:4])
 if sys.argv[4] == "run":
     layout = Layout(src)

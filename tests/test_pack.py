@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from oci.convert import DEFAULT_PATH
+from oci.bundle.convert import DEFAULT_PATH
 from oci.errors import OCIError
-from oci.image import ConfigChanges, load_image, pack, unpack
+from oci.image.build import ConfigChanges, load_image, pack, unpack
 from oci.layer.listing import list_layer
 from oci.layer.snapshot import walk
 from oci.layout import Layout
 from oci.models import MT_LAYER_ZSTD, Platform
-from oci.platform import host_platform
-from oci.locations import LayoutSource
+from oci.image.platforms import host_platform
+from oci.image.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root
 from image_helpers import BUSYBOX, make_busybox_root, make_tree
@@ -128,7 +128,7 @@ def test_pack_on_a_base_keeps_the_base_environment(tmp_path: Path) -> None:
     layout = _layout(tmp_path)
     base = Layout.init(tmp_path / "base")
     # An image made elsewhere without PATH: a child adds none (the base decides).
-    from oci.image import edit_config
+    from oci.image.build import edit_config
 
     pack(make_tree(tmp_path / "b"), base, "t")
     edit_config(LayoutSource(base, "t"), None, ConfigChanges(clear_env=True, env=["ONLY=1"]))
@@ -162,7 +162,7 @@ def test_pack_on_a_base_in_another_layout_copies_its_layer_blobs(tmp_path: Path)
 
 
 def test_pack_on_a_base_unpacks_to_the_new_tree(tmp_path: Path) -> None:
-    from oci.image import unpack
+    from oci.image.build import unpack
 
     layout = _layout(tmp_path)
     # Times of another second than the new tree's: its big.bin has other random bytes of
@@ -286,7 +286,7 @@ def test_pack_on_a_base_reads_its_layers_without_extracting_them(tmp_path: Path,
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("a base layer was extracted")
 
-    monkeypatch.setattr("oci.image._apply_verified", refuse)
+    monkeypatch.setattr("oci.image.build._apply_verified", refuse)
     (src / "added").write_text("a")
     pack(src, layout, "v2", base=LayoutSource(layout, "v1"))
     assert {e["name"] for e in _top_layer(layout, "v2")} == {"added"}

@@ -1,4 +1,4 @@
-"""The image reference grammar every command reads (oci.ref), and what a command does with a
+"""The image reference grammar every command reads (oci.image.ref), and what a command does with a
 reference it cannot serve: one line, exit 2, nothing created."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_ocikit
 from oci.errors import UsageError
-from oci.ref import DockerArchiveRef, LayoutRef, OCIArchiveRef, RegistryRef, parse
+from oci.image.ref import DockerArchiveRef, LayoutRef, OCIArchiveRef, RegistryRef, parse
 
 D = "sha256:" + "ab" * 32
 

@@ -593,7 +593,7 @@ def test_run_imports_nothing_heavy(tmp_path):
 
 def test_fast_run_entry_behaves_like_the_cli(tmp_path):
     bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "echo $$; exit 42"]))
-    res = subprocess.run([sys.executable, "-m", "oci.runtime.fastcli", bundle, "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    res = subprocess.run([sys.executable, "-m", "oci.cli.fastrun", bundle, "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
     assert (res.returncode, res.stdout) == (42, "1\n")
-    bad = subprocess.run([sys.executable, "-m", "oci.runtime.fastcli", tmp_path / "nope", "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    bad = subprocess.run([sys.executable, "-m", "oci.cli.fastrun", tmp_path / "nope", "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
     assert_one_line_error(res_of(bad), "nope")

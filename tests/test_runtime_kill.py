@@ -33,7 +33,7 @@ def _bundle(tmp_path: Path, kind: str, token: str) -> Path:
         cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
     if kind != "layered":
         return write_bundle(tmp_path / "b", cfg)
-    from oci.bundle import BundleMeta
+    from oci.bundle.meta import BundleMeta
 
     bundle = write_bundle(tmp_path / "b", cfg, rootfs=False)
     BundleMeta(layered=True, layers=[str(busybox_rootfs(tmp_path / "layer"))]).save(bundle)

@@ -23,7 +23,7 @@ def ocikit(*args) -> Result:
 
 def layered_bundle(tmp_path: Path, args: list[str], layer_dirs: list[Path] | None = None, readonly: bool = False) -> tuple[Path, list[Path]]:
     """A bundle whose rootfs is busybox (layer 0) + a layer with /data/{keep,gone} + a layer whiting out /data/gone."""
-    from oci.bundle import BundleMeta
+    from oci.bundle.meta import BundleMeta
 
     if layer_dirs is None:
         layer_dirs = [tmp_path / "layers" / n for n in ("base", "data", "wh")]

@@ -76,7 +76,7 @@ def test_rootless_writes_are_owned_by_the_caller_on_the_host(area):
 
 
 def test_rootless_layered_bundle_uses_userxattr_overlay(area):
-    from oci.bundle import BundleMeta
+    from oci.bundle.meta import BundleMeta
 
     base = busybox_rootfs(area / "layers" / "base")
     (area / "layers" / "top" / "etc").mkdir(parents=True)

@@ -19,7 +19,7 @@ from oci.digest import Digest
 from oci.errors import SignatureError
 from oci.layout import Layout
 from oci.models import MT_CONFIG, MT_LAYER, MT_MANIFEST, Descriptor, Manifest, canonical_json
-from oci.sign import (
+from oci.image.sign import (
     ANNOTATION_SIGNATURE,
     ARTIFACT_TYPE_SIG,
     MT_SIMPLESIGNING,
@@ -717,7 +717,7 @@ def test_cosign_style_sig_manifest_with_image_config_verifies_clean(image) -> No
     """cosign's own .sig manifests list diffIDs of their payload layers in an image config."""
     from oci.digest import Digest
     from oci.models import MT_CONFIG, MT_MANIFEST, ImageConfig, Manifest, RootFS
-    from oci.verify import verify_layout
+    from oci.image.verify import verify_layout
 
     layout, target = image
     payload = b'{"critical":{}}'

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from oci.store import LayerStore, chain_ids
-from oci.locations import LayoutSource
+from oci.bundle.layerstore import LayerStore, chain_ids
+from oci.image.locations import LayoutSource
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -106,7 +106,7 @@ def test_prune_dry_run_removes_nothing(tmp_path: Path) -> None:
 
 
 def test_unpacked_bundles_keep_their_layers_through_prune(tmp_path: Path) -> None:
-    from oci.image import ConfigChanges, pack, unpack
+    from oci.image.build import ConfigChanges, pack, unpack
     from oci.layout import Layout
     from image_helpers import make_tree
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from oci.bundle import BundleMeta
+from oci.bundle.meta import BundleMeta
 from oci.errors import DigestMismatchError
-from oci.image import ConfigChanges, SNAPSHOT_NAME, load_image, pack, unpack
+from oci.image.build import ConfigChanges, SNAPSHOT_NAME, load_image, pack, unpack
 from oci.layout import Layout
 from oci.models import MT_INDEX, Descriptor, Index, Platform, canonical_json
-from oci.platform import host_platform
-from oci.locations import LayoutSource
+from oci.image.platforms import host_platform
+from oci.image.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root, require_tool
 from image_helpers import BUSYBOX, make_busybox_root, make_tree, runtime_schema_validator

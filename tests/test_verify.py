@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_one_line_error, require_tool
 from imagebuilder import build_image, layer_blob_paths
 
-from oci.verify import verify_layout
+from oci.image.verify import verify_layout
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"]:
-        from ..runtime.fastcli import main as run_main
+        from .fastrun import main as run_main
 
         run_main(args[1:])
         return

@@ -130,7 +130,7 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
 # that module alone, so typer builds a handful of commands instead of all of them (about
 # 50 ms of every run); anything else (help, a typo) loads them all.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "store": ("copy", "gc", "init", "inspect", "ls", "rm", "tag", "validate", "verify"),
+    "layouts": ("copy", "gc", "init", "inspect", "ls", "rm", "tag", "validate", "verify"),
     "layer": ("diff", "layer"),
     "apply": ("apply",),
     "image": ("commit", "config", "pack", "unpack"),

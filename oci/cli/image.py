@@ -38,7 +38,7 @@ def _list(values: Optional[list[str]], flag: str) -> list[str] | None:
 def _report_image(target: str, tag: str | None, desc: "Descriptor", json_out: bool) -> None:
     """Print the manifest an image command wrote: its digest, or a JSON summary."""
     if json_out:
-        from ..ref import DEFAULT_TAG, parse
+        from ..image.ref import DEFAULT_TAG, parse
 
         ref = parse(target)
         print_json({"layout": str(ref.path), "tag": tag or getattr(ref, "tag", None) or DEFAULT_TAG,  # type: ignore[union-attr]
@@ -54,7 +54,7 @@ def _progress(label: str, quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def _changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created, **clear):  # type: ignore[no-untyped-def]
-    from ..image import ConfigChanges
+    from ..image.build import ConfigChanges
 
     return ConfigChanges(
         entrypoint=_list(entrypoint, "--entrypoint"), cmd=_list(cmd, "--cmd"), env=list(env or []),
@@ -103,7 +103,7 @@ def pack(
     Example: ocikit pack ./rootfs ./layout:v1 --cmd /bin/sh --cmd -c --cmd 'echo hi' --env LANG=C.UTF-8
     Example: ocikit pack ./app ./layout:v2 --base docker-archive:base.tar
     """
-    from ..image import pack as do_pack
+    from ..image.build import pack as do_pack
     from ..models import Platform
 
     desc = do_pack(
@@ -134,7 +134,7 @@ def unpack(
     Example: ocikit unpack ./layout:v1 ./bundle && cd bundle && runc run demo
     Example: ocikit unpack docker-archive:app.tar ./bundle
     """
-    from ..image import unpack as do_unpack
+    from ..image.build import unpack as do_unpack
     from ..models import Platform
 
     rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
@@ -171,7 +171,7 @@ def commit(
 
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
-    from ..image import commit as do_commit
+    from ..image.build import commit as do_commit
 
     desc = do_commit(bundle, target, compression=compression, level=level, author=author, created=created,
                      history_comment=comment, source_date_epoch=source_date_epoch(), progress=_progress("commit", quiet))
@@ -200,7 +200,7 @@ def config(
 
     Example: ocikit config ./layout:v1 --tag v1-debug --env DEBUG=1 --cmd /bin/sh
     """
-    from ..image import edit_config
+    from ..image.build import edit_config
     from ..models import Platform
 
     desc = edit_config(

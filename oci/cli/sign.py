@@ -43,7 +43,7 @@ def keygen(
 
     Example: OCIKIT_PASSWORD=secret ocikit keygen --key ./cosign
     """
-    from ..sign import generate_key
+    from ..image.sign import generate_key
 
     password = None if no_password else _password(confirm=True)
     key_path, pub_path = generate_key(key, algorithm, password)
@@ -64,8 +64,8 @@ def sign(
 
     Example: ocikit sign ./images:latest --key cosign.key --annotation env=prod
     """
-    from ..sign import sig_tag
-    from ..sign import sign as sign_ref
+    from ..image.sign import sig_tag
+    from ..image.sign import sign as sign_ref
 
     annotations = parse_pairs(annotation, "--annotation")
     target, desc = sign_ref(ref, key, lambda: _password(confirm=False), annotations or None)
@@ -85,7 +85,7 @@ def referrers(
 
     Example: ocikit referrers ./images:latest --artifact-type application/vnd.dev.cosign.artifact.sig.v1+json
     """
-    from ..sign import find_referrers
+    from ..image.sign import find_referrers
 
     target, found = find_referrers(ref, artifact_type)
     if json_out:

@@ -443,7 +443,7 @@ def _load(bundle: str) -> dict[str, Any]:
     meta = None
     record = os.path.join(bundle, "ocikit-bundle.json")
     if os.path.exists(record):  # skip importing the record's module for plain bundles
-        from ..bundle import BundleMeta
+        from ..bundle.meta import BundleMeta
 
         meta = BundleMeta.load(bundle)
     if meta is not None and meta.layered:

@@ -116,7 +116,7 @@ def mount_bundle_rootfs(bundle: StrPath) -> Path:
     """
     from pathlib import Path
 
-    from ..bundle import BundleMeta
+    from ..bundle.meta import BundleMeta
 
     bundle = os.path.abspath(bundle)
     meta = BundleMeta.load(bundle)

@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
-from .digest import Digest
-from .errors import InvalidDigestError, UsageError
-from .layout import validate_tag
+from ..digest import Digest
+from ..errors import InvalidDigestError, UsageError
+from ..layout import validate_tag
 
 DEFAULT_TAG = "latest"
 LAYOUT = "oci"

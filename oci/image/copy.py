@@ -15,11 +15,11 @@ import io
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Callable
 
-from .digest import CHUNK, Digest
-from .errors import BlobNotFoundError, UsageError
-from .layout import Layout
+from ..digest import CHUNK, Digest
+from ..errors import BlobNotFoundError, UsageError
+from ..layout import Layout
 from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, open_sink, opened
-from .models import (
+from ..models import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MT_LAYER,
@@ -31,8 +31,8 @@ from .models import (
     canonical_json,
     media_type_for,
 )
-from .platform import resolve_manifest
-from .progress import Progress
+from .platforms import resolve_manifest
+from ..progress import Progress
 from .ref import Ref
 
 
@@ -279,7 +279,7 @@ def _store_anew(desc: Descriptor, stream: BinaryIO, sink: Sink, compression: str
         replacement = replace(desc, digest=str(Digest.from_bytes(new)), size=len(new))
         sink.put_blob(replacement, io.BytesIO(new))
         return replacement
-    from .layer.compression import open_compressor
+    from ..layer.compression import open_compressor
 
     assert compression in COMPRESSIONS and compression != "none"
     with sink.new_blob() as writer:

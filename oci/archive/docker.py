@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from . import jsontext
-from .digest import CHUNK, Digest, HashingReader, HashingWriter
-from .errors import BlobNotFoundError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError
-from .layer import tarformat as tf
-from .layer.compression import detect, open_decompressed, open_detected, read_errors
-from .layer.tarreader import read_tar
-from .layout import Layout
-from .locations import LayoutSink, LayoutSource, Sink, Source
-from .models import (
+from .. import jsontext
+from ..digest import CHUNK, Digest, HashingReader, HashingWriter
+from ..errors import BlobNotFoundError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError
+from ..layer import tarformat as tf
+from ..layer.compression import detect, open_decompressed, open_detected, read_errors
+from ..layer.tarreader import read_tar
+from ..layout import Layout
+from ..image.locations import LayoutSink, LayoutSource, Sink, Source
+from ..models import (
     LAYER_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MT_CONFIG,
@@ -55,9 +55,9 @@ from .models import (
     Manifest,
     canonical_json,
 )
-from .progress import Progress
-from .ref import DEFAULT_TAG, DockerArchiveRef
-from .scratch import scratch_file
+from ..progress import Progress
+from ..image.ref import DEFAULT_TAG, DockerArchiveRef
+from ..scratch import scratch_file
 
 _MAX_JSON = 16 << 20  # one JSON file of the archive
 _MAX_METADATA = 64 << 20  # all of them and the symlinks together
@@ -751,7 +751,7 @@ def import_archive(ref: DockerArchiveRef, layout: Layout, tag: str | None, *, co
                    progress: Progress | None = None) -> Descriptor:
     """Store the archive's image (the one ``ref.name`` names, or its only one) in ``layout``
     as an OCI image tagged ``tag`` (default: the source's); return the manifest's descriptor."""
-    from .copy import copy
+    from ..image.copy import copy
 
     with ArchiveSource(ref) as source:
         return copy(source, LayoutSink.into(layout, tag), compression=compression, progress=progress).manifest
@@ -761,6 +761,6 @@ def export_archive(layout: Layout, manifest_desc: Descriptor, ref: DockerArchive
                    progress: Progress | None = None) -> None:
     """Write the image ``manifest_desc`` names (the host's, from an index) as a docker
     archive at ``ref.path`` (replaced atomically), tagged ``ref.name`` when given."""
-    from .copy import copy
+    from ..image.copy import copy
 
     copy(LayoutSource(layout, manifest_desc), ArchiveSink(ref), progress=progress)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidDocumentError, PlatformError
-from .layout import Layout
-from .models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Manifest, Platform
+from ..errors import InvalidDocumentError, PlatformError
+from ..layout import Layout
+from ..models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Manifest, Platform
 
 _MACHINES: dict[str, tuple[str, str | None]] = {
     "x86_64": ("amd64", None),

@@ -36,7 +36,7 @@ def tag(
 
     Example: ocikit tag ./images:latest v1.0
     """
-    from ..tags import add_tag
+    from ..image.tags import add_tag
 
     root, desc = add_tag(source, new_tag)
     print(one_line(f"{root}:{new_tag} -> {desc.digest}"))
@@ -52,7 +52,7 @@ def list_tags(
     Example: ocikit ls ./images
     Example: ocikit ls oci-archive:app.tar
     """
-    from ..tags import list_tags as tags_of
+    from ..image.tags import list_tags as tags_of
 
     tags = tags_of(location)
     if json_out:
@@ -68,7 +68,7 @@ def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to 
 
     Example: ocikit rm ./images:old
     """
-    from ..tags import remove_tag
+    from ..image.tags import remove_tag
 
     name, desc = remove_tag(ref)
     print(one_line(f"removed tag {name} ({desc.digest})"))
@@ -97,7 +97,7 @@ def copy(
     Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
     Example: ocikit copy ./images:app oci-archive:app-oci.tar:1.2
     """
-    from ..copy import copy as do_copy
+    from ..image.copy import copy as do_copy
     from ..errors import print_warning
     from ..models import Platform
     from ..progress import Progress
@@ -123,7 +123,7 @@ def inspect(
     Example: ocikit inspect ./images:latest --json
     Example: ocikit inspect docker-archive:app.tar
     """
-    from ..inspect import inspect as describe
+    from ..image.describe import inspect as describe
 
     info = describe(ref)
     if json_out:
@@ -150,7 +150,7 @@ def verify(
     Example: ocikit verify docker-archive:app.tar
     """
     from ..progress import Progress
-    from ..verify import verify as run_verify
+    from ..image.verify import verify as run_verify
 
     progress = Progress("verifying", enabled=None if not (quiet or json_out) else False)
     result = run_verify(ref, keys=list(key or []), annotations=parse_pairs(annotation, "--annotation"),
@@ -203,7 +203,7 @@ def gc(
             print(f"{verb} {len(result.removed)} blobs and {result.temporary_removed} temporary files, "
                   f"{result.bytes_freed} {freed}")
     if store is not None:
-        from ..store import LayerStore
+        from ..bundle.layerstore import LayerStore
 
         pruned = LayerStore(store, create=False).prune(dry_run=dry_run)
         out["store"] = {"removed": pruned.removed, "temporary_removed": pruned.temporary_removed,

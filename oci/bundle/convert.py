@@ -12,10 +12,10 @@ import stat
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import BundleError
-from .layer.layerstack import LayerStack
-from .layer.paths import RootDir, clean
-from .models import ImageConfig
+from ..errors import BundleError
+from ..layer.layerstack import LayerStack
+from ..layer.paths import RootDir, clean
+from ..models import ImageConfig
 
 RUNTIME_SPEC_VERSION = "1.0.2"
 # The PATH a container gets when its image sets none (runc's default spec, umoci, buildah).

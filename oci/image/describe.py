@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import one_line
-from .layout import Layout
+from ..errors import one_line
+from ..layout import Layout
 from .locations import ImageLike, Source, opened
-from .models import (
+from ..models import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     MT_CONFIG,

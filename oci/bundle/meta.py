@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from . import jsontext
-from .errors import BundleError
+from .. import jsontext
+from ..errors import BundleError
 
 META_NAME = "ocikit-bundle.json"
 _FIELDS = ("layered", "layers", "upper", "work", "userxattr", "image", "version")

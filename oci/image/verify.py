@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
-from .errors import InvalidDigestError, OCIError, UsageError, one_line
-from .layout import Layout
+from ..digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
+from ..errors import InvalidDigestError, OCIError, UsageError, one_line
+from ..layout import Layout
 from .locations import ImageLike, Source, opened
-from .models import (
+from ..models import (
     INDEX_MEDIA_TYPES,
     LAYER_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -243,7 +243,7 @@ class _Verifier:
 
     def validate_document(self, subject: str, media_type: str, data: bytes) -> bool:
         try:
-            from .schema import validate
+            from ..schema import validate
         except ImportError:  # schemas not installed: the model parse below still checks shapes
             return False
         violations = validate(media_type, data, reading=True)
@@ -317,7 +317,7 @@ class _Verifier:
         """Stream one layer blob: check digest and size; return its diffIDs by algorithm (or why it failed)."""
         import hashlib
 
-        from .layer.compression import decompression_errors, is_io_error, open_decompressed
+        from ..layer.compression import decompression_errors, is_io_error, open_decompressed
 
         try:
             digest = Digest.parse(desc.digest)

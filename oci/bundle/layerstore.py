@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import jsontext
-from .digest import Digest
-from .errors import LayoutError, NotFoundError
+from .. import jsontext
+from ..digest import Digest
+from ..errors import LayoutError, NotFoundError
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

@@ -36,12 +36,12 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from . import jsontext
-from .digest import Digest
-from .errors import OCIError, SignatureError
-from .layout import Layout
+from .. import jsontext
+from ..digest import Digest
+from ..errors import OCIError, SignatureError
+from ..layout import Layout
 from .locations import ImageLike, LayoutSource, Source, layout_ref, opened
-from .models import ANNOTATION_REF_NAME, MT_EMPTY, MT_MANIFEST, Descriptor, Index, Manifest
+from ..models import ANNOTATION_REF_NAME, MT_EMPTY, MT_MANIFEST, Descriptor, Index, Manifest
 
 MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ARTIFACT_TYPE_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"

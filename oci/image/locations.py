@@ -14,7 +14,7 @@ nothing behind.
 
 Implementations: a layout directory (here), an OCI archive (here: a layout extracted to a
 temporary directory, or a temporary layout written out as the archive on commit, through
-``oci.ociarchive``), a docker archive (``oci.dockerarchive``, which explains how it takes
+``oci.archive.oci``), a docker archive (``oci.archive.docker``, which explains how it takes
 part). ``open_source`` and ``open_sink`` pick one by the reference's transport.
 """
 
@@ -28,10 +28,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Iterator, Union
 
-from .digest import Digest
-from .errors import DigestMismatchError, InvalidDocumentError, NotFoundError, TagNotFoundError, UsageError
-from .layout import MAX_JSON_SIZE, Layout, destination
-from .models import (
+from ..digest import Digest
+from ..errors import DigestMismatchError, InvalidDocumentError, NotFoundError, TagNotFoundError, UsageError
+from ..layout import MAX_JSON_SIZE, Layout, destination
+from ..models import (
     ANNOTATION_REF_NAME,
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -40,7 +40,7 @@ from .models import (
     Manifest,
 )
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, RegistryRef, as_ref
-from .scratch import scratch_dir
+from ..scratch import scratch_dir
 
 REGISTRIES_UNSUPPORTED = "registries are not supported yet"
 
@@ -270,7 +270,7 @@ class OCIArchiveSource(LayoutSource):
     kind = "an OCI archive"
 
     def __init__(self, ref: OCIArchiveRef) -> None:
-        from .ociarchive import extract_archive
+        from ..archive.oci import extract_archive
 
         path = Path(ref.path)
         with contextlib.ExitStack() as stack:
@@ -485,7 +485,7 @@ class OCIArchiveSink(_LayoutWriter):
         self._roots.append((None, desc))  # the archive's index.json names what it holds
 
     def commit(self) -> None:
-        from .ociarchive import write_archive
+        from ..archive.oci import write_archive
 
         with self._stack:
             write_archive(self.layout, self._roots, self.target)
@@ -508,7 +508,7 @@ def open_source(ref: str | Ref) -> Source:
     if isinstance(ref, OCIArchiveRef):
         return OCIArchiveSource(ref)
     if isinstance(ref, DockerArchiveRef):
-        from .dockerarchive import ArchiveSource
+        from ..archive.docker import ArchiveSource
 
         return ArchiveSource(ref)
     raise UsageError(f"{ref}: {REGISTRIES_UNSUPPORTED}")
@@ -522,7 +522,7 @@ def open_sink(ref: str | Ref) -> Sink:
     if isinstance(ref, OCIArchiveRef):
         return OCIArchiveSink(ref)
     if isinstance(ref, DockerArchiveRef):
-        from .dockerarchive import ArchiveSink
+        from ..archive.docker import ArchiveSink
 
         return ArchiveSink(ref)
     raise UsageError(f"{ref}: {REGISTRIES_UNSUPPORTED}")

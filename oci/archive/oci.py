@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .digest import CHUNK, REGISTERED, Digest
-from .errors import (
+from ..digest import CHUNK, REGISTERED, Digest
+from ..errors import (
     BlobNotFoundError,
     DigestMismatchError,
     InvalidDigestError,
@@ -27,11 +27,11 @@ from .errors import (
     OCIError,
     UsageError,
 )
-from .layer import tarformat as tf
-from .layer.compression import read_errors
-from .layer.tarreader import TarEntry, TarReader, read_tar
-from .layout import MAX_JSON_SIZE, Layout, validate_tag
-from .models import (
+from ..layer import tarformat as tf
+from ..layer.compression import read_errors
+from ..layer.tarreader import TarEntry, TarReader, read_tar
+from ..layout import MAX_JSON_SIZE, Layout, validate_tag
+from ..models import (
     ANNOTATION_REF_NAME,
     INDEX_MEDIA_TYPES,
     LAYOUT_VERSION,
@@ -41,8 +41,8 @@ from .models import (
     LayoutHeader,
     canonical_json,
 )
-from .progress import Progress
-from .scratch import scratch_file
+from ..progress import Progress
+from ..scratch import scratch_file
 
 PREFIX = "oci-archive:"
 LAYOUT_FILE = "oci-layout"

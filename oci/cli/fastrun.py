@@ -62,17 +62,17 @@ def main(argv: list[str]) -> None:
     """Run ``ocikit run`` without the full CLI when the arguments allow; exits the process."""
     parsed = parse_run_args(argv)
     if parsed is None:
-        from ..cli.app import main as full
+        from .app import main as full
 
         full(["run", *argv])
         return
     bundle, cid, root = parsed
     if _asks_for_cgroup(bundle):
-        from .cgroups import warm_up
+        from ..runtime.cgroups import warm_up
 
         warm_up()
     from ..errors import OCIError, error_line
-    from .container import run
+    from ..runtime.container import run
 
     try:
         code = run(bundle, cid, root or None)

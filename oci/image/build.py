@@ -1,7 +1,7 @@
 """Image workflows: pack a directory into an image, unpack an image into a runtime bundle
 (flat, or layered on a shared layer store), commit a bundle's changes, edit a config.
 
-Orchestration only: layers are written and applied by ``oci.layer``, config.json by ``oci.convert``.
+Orchestration only: layers are written and applied by ``oci.layer``, config.json by ``oci.bundle.convert``.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from . import jsontext
-from .bundle import BundleMeta
-from .convert import DEFAULT_PATH
-from .digest import CHUNK, Digest
-from .errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, print_warning
-from .layer.generate import write_layer
-from .layer.snapshot import TreeSnapshot, write_snapshot
-from .layout import Layout, destination
+from .. import jsontext
+from ..bundle.meta import BundleMeta
+from ..bundle.convert import DEFAULT_PATH
+from ..digest import CHUNK, Digest
+from ..errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, print_warning
+from ..layer.generate import write_layer
+from ..layer.snapshot import TreeSnapshot, write_snapshot
+from ..layout import Layout, destination
 from .locations import ImageLike, LayoutSource, Source, layout_ref, open_source, opened
-from .models import (
+from ..models import (
     MT_CONFIG,
     MT_MANIFEST,
     ContainerConfig,
@@ -37,13 +37,13 @@ from .models import (
     canonical_json,
     layer_type,
 )
-from .platform import host_platform, resolve_manifest
-from .progress import Progress
+from .platforms import host_platform, resolve_manifest
+from ..progress import Progress
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, absolute, as_ref
-from .scratch import scratch_dir
+from ..scratch import scratch_dir
 
 if TYPE_CHECKING:
-    from .layer.layertree import LayerTree
+    from ..layer.layertree import LayerTree
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -192,7 +192,7 @@ def load_image(source: Source, platform: Platform | None = None, warn: Callable[
 
 def _apply_verified(source: Source, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
     """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
-    from .layer.apply import apply_layer
+    from ..layer.apply import apply_layer
 
     with source.open_blob(layer.digest, layer.size) as stream:
         try:
@@ -261,7 +261,7 @@ def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
 def _base_tree(img: Image) -> LayerTree | None:
     """The tree ``img``'s layers unpack to, from their headers alone, each blob's digest and
     diffID checked on the way; None when a layer does what only extraction can tell."""
-    from .layer.layertree import LayerTree, Unmodelled
+    from ..layer.layertree import LayerTree, Unmodelled
 
     tree = LayerTree()
     for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
@@ -407,8 +407,8 @@ def unpack(
 
 def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bool, store: Path | None,
             rootless: bool | None, tty: bool, volumes_as_mounts: bool, progress: Progress | None) -> UnpackResult:
-    from .convert import layers_reader, rootfs_reader, runtime_config
-    from .store import LayerStore, chain_ids, default_store
+    from ..bundle.convert import layers_reader, rootfs_reader, runtime_config
+    from ..bundle.layerstore import LayerStore, chain_ids, default_store
 
     rootless = os.geteuid() != 0 if rootless is None else rootless
     warnings: list[str] = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UsageError
-from .layout import Layout
+from ..errors import UsageError
+from ..layout import Layout
 from .locations import LayoutSource, layout_ref, open_source
-from .models import Descriptor
+from ..models import Descriptor
 from .ref import Ref
 
 

@@ -6,6 +6,10 @@ print it as a single line.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow `ocikit run`
+if TYPE_CHECKING:
+    from typing import Callable
+
 # Control characters (C0, DEL, C1) from names in hostile input must not reach a terminal
 # raw: a newline would forge a second message line, an escape sequence rewrite the screen.
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -16,19 +20,25 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
-def print_warning(message: str) -> None:
-    """Print the one stderr line of a warning (the command goes on)."""
-    import sys
+def _log_warning(message: str) -> None:
+    import logging
 
-    print(f"ocikit: warning: {one_line(message)}", file=sys.stderr)
+    logging.getLogger("ocikit").warning(message)
 
 
-def error_line(exc: OSError | OCIError) -> str:
-    """The one line the command line prints for a deliberate error or a failed system call."""
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return one_line(f"ocikit: error: {where}{exc.strerror or exc}")
-    return f"ocikit: error: {one_line(str(exc))}"
+_warning_sink = _log_warning
+
+
+def warn(message: str) -> None:
+    """Report a warning (the work goes on). Library code never prints: the warning goes to
+    the ``ocikit`` logger, or to the sink the command line sets (one stderr line)."""
+    _warning_sink(message)
+
+
+def set_warning_sink(sink: "Callable[[str], None]") -> None:
+    """Send every warning to ``sink`` from now on (the command line sets its printer)."""
+    global _warning_sink
+    _warning_sink = sink
 
 
 # The exit status of a failed command (README, "Exit codes"); each error class has one.

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
-from oci.archive.docker import ArchiveRef, _sized_header, export_archive, import_archive
+from oci.archive.docker import ArchiveRef, _sized_header
+from oci.image.copy import export_archive, import_archive
 from oci.errors import DigestMismatchError, InvalidDocumentError, NotFoundError, UsageError
 from oci.image.build import ConfigChanges, load_image, pack, unpack
 from oci.layer.tarreader import TarReader

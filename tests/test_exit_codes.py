@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO, assert_one_line_error
 from image_helpers import make_tree
-from oci.archive.docker import ArchiveRef, export_archive
+from oci.archive.docker import ArchiveRef
+from oci.image.copy import export_archive
 from oci.errors import (
     EXIT_FAILURE,
     EXIT_INTERNAL,

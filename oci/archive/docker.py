@@ -39,8 +39,7 @@ from ..errors import BlobNotFoundError, DigestMismatchError, InvalidDocumentErro
 from ..layer import tarformat as tf
 from ..layer.compression import detect, open_decompressed, open_detected, read_errors
 from ..layer.tarreader import read_tar
-from ..layout import Layout
-from ..image.locations import LayoutSink, LayoutSource, Sink, Source
+from ..image.locations import Sink, Source
 from ..models import (
     LAYER_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -55,7 +54,6 @@ from ..models import (
     Manifest,
     canonical_json,
 )
-from ..progress import Progress
 from ..image.ref import DEFAULT_TAG, DockerArchiveRef
 from ..scratch import scratch_file
 
@@ -745,22 +743,3 @@ def _put_file(out: BinaryIO, name: str, data: bytes) -> None:
 
 
 # -- the layout-level calls -----------------------------------------------------------------------
-
-
-def import_archive(ref: DockerArchiveRef, layout: Layout, tag: str | None, *, compression: str | None = None,
-                   progress: Progress | None = None) -> Descriptor:
-    """Store the archive's image (the one ``ref.name`` names, or its only one) in ``layout``
-    as an OCI image tagged ``tag`` (default: the source's); return the manifest's descriptor."""
-    from ..image.copy import copy
-
-    with ArchiveSource(ref) as source:
-        return copy(source, LayoutSink.into(layout, tag), compression=compression, progress=progress).manifest
-
-
-def export_archive(layout: Layout, manifest_desc: Descriptor, ref: DockerArchiveRef,
-                   progress: Progress | None = None) -> None:
-    """Write the image ``manifest_desc`` names (the host's, from an index) as a docker
-    archive at ``ref.path`` (replaced atomically), tagged ``ref.name`` when given."""
-    from ..image.copy import copy
-
-    copy(LayoutSource(layout, manifest_desc), ArchiveSink(ref), progress=progress)

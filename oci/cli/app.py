@@ -17,9 +17,10 @@ from ..errors import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     OCIError,
-    error_line,
     one_line,
+    set_warning_sink,
 )
+from .output import error_line, print_warning
 
 
 class Command(TyperCommand):
@@ -114,7 +115,6 @@ def rootless_unless_root(rootless: bool, doing: str, consequences: str) -> bool:
 
     if rootless or os.geteuid() == 0:
         return rootless
-    from ..errors import print_warning
 
     print_warning(f"not running as root, so {doing} as with --rootless: {consequences}")
     return True
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: every failure ends as one line on stderr and the exit
     status of its kind (README, "Exit codes")."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_warning_sink(print_warning)
     _register(argv)
     debug = "--debug" in argv
     try:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import LayerError, UsageError, print_warning
+from ..errors import LayerError, UsageError
+from .output import print_warning
 from .app import app, print_json, rootless_unless_root
 
 

@@ -71,7 +71,10 @@ def main(argv: list[str]) -> None:
         from ..runtime.cgroups import warm_up
 
         warm_up()
-    from ..errors import OCIError, error_line
+    from ..errors import OCIError, set_warning_sink
+    from .output import error_line, print_warning
+
+    set_warning_sink(print_warning)
     from ..runtime.container import run
 
     try:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import UsageError, print_warning
+from ..errors import UsageError
+from .output import print_warning
 from ..sourcedate import source_date_epoch
 from .app import app, parse_pairs, print_json, rootless_unless_root
 

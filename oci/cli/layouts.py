@@ -98,7 +98,7 @@ def copy(
     Example: ocikit copy ./images:app oci-archive:app-oci.tar:1.2
     """
     from ..image.copy import copy as do_copy
-    from ..errors import print_warning
+    from .output import print_warning
     from ..models import Platform
     from ..progress import Progress
 

@@ -19,7 +19,7 @@ from .. import jsontext
 from ..bundle.meta import BundleMeta
 from ..bundle.convert import DEFAULT_PATH
 from ..digest import CHUNK, Digest
-from ..errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, print_warning
+from ..errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, warn
 from ..layer.generate import write_layer
 from ..layer.snapshot import TreeSnapshot, write_snapshot
 from ..layout import Layout, destination
@@ -167,7 +167,7 @@ class Image:
     config: ImageConfig
 
 
-def load_image(source: Source, platform: Platform | None = None, warn: Callable[[str], None] = print_warning) -> Image:
+def load_image(source: Source, platform: Platform | None = None, warn: Callable[[str], None] = warn) -> Image:
     """The image ``source`` names, for ``platform`` (default: the host) when it is an index.
 
     Every layer must have a layer media type (``warn`` hears of non-distributable ones)."""

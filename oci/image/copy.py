@@ -33,7 +33,7 @@ from ..models import (
 )
 from .platforms import resolve_manifest
 from ..progress import Progress
-from .ref import Ref
+from .ref import DockerArchiveRef, Ref
 
 
 
@@ -309,3 +309,27 @@ def _swap(desc: Descriptor, stored: dict[str, Descriptor]) -> Descriptor:
     if new is None:
         return desc
     return replace(desc, media_type=new.media_type, digest=new.digest, size=new.size)
+
+
+# -- docker archives, in one call ----------------------------------------------------------------
+
+
+def import_archive(ref: DockerArchiveRef, layout: Layout, tag: str | None, *, compression: str | None = None,
+                   progress: Progress | None = None) -> Descriptor:
+    """Store the archive's image (the one ``ref.name`` names, or its only one) in ``layout``
+    as an OCI image tagged ``tag`` (default: the source's); return the manifest's descriptor."""
+    with _docker().ArchiveSource(ref) as source:
+        return copy(source, LayoutSink.into(layout, tag), compression=compression, progress=progress).manifest
+
+
+def export_archive(layout: Layout, manifest_desc: Descriptor, ref: DockerArchiveRef,
+                   progress: Progress | None = None) -> None:
+    """Write the image ``manifest_desc`` names (the host's, from an index) as a docker
+    archive at ``ref.path`` (replaced atomically), tagged ``ref.name`` when given."""
+    copy(LayoutSource(layout, manifest_desc), _docker().ArchiveSink(ref), progress=progress)
+
+
+def _docker():  # type: ignore[no-untyped-def]
+    from ..archive import docker  # lazily: copies between layouts need none of it
+
+    return docker

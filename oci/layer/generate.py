@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from ..digest import Digest, HashingWriter
-from ..errors import LayerError, UsageError, print_warning
+from ..errors import LayerError, UsageError, warn as report_warning
 from ..models import COMPRESSIONS, media_type_for
 from ..progress import Progress
 from . import tarformat as tf
@@ -119,7 +119,7 @@ def write_layer(
         raise LayerError(f"{new}: not a directory")
     if overlay and old is not None:
         raise UsageError("an overlay upper dir is already a changeset: give no old tree with overlay")
-    warn = warn or print_warning
+    warn = warn or report_warning
     items: Iterable[_Item]
     if overlay:
         items = _depth_first(_Collector(warn, userxattr).overlay("", str(new)))

@@ -521,9 +521,9 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
         try:
             _remove_state(sdir)
         except ContainerError as exc:
-            from ..errors import print_warning
+            from ..errors import warn
 
-            print_warning(f"{exc}; 'ocikit delete {cid}' will try again")
+            warn(f"{exc}; 'ocikit delete {cid}' will try again")
 
 
 def _copy_winsize(src: int, dst: int) -> None:

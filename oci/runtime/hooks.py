@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import ContainerError, print_warning
+from ..errors import ContainerError, warn
 
 
 def run_hooks(cfg: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool = True) -> None:
@@ -31,4 +31,4 @@ def run_hooks(cfg: dict[str, Any], kind: str, state: dict[str, Any], fatal: bool
         if problem:
             if fatal:
                 raise ContainerError(f"{what} {problem}")
-            print_warning(f"{what} {problem}")
+            warn(f"{what} {problem}")

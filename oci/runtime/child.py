@@ -16,6 +16,7 @@ import struct
 
 from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
 from . import linux as L
+from .statedoc import state_document
 from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
@@ -289,4 +290,4 @@ def _open_console(ch, sock, user: dict[str, Any]) -> None:
 
 
 def _state(cfg: dict[str, Any], bundle: str, status: str) -> dict[str, Any]:
-    return {"ociVersion": "1.2.0", "id": cfg.get("_id", ""), "status": status, "pid": os.getpid(), "bundle": bundle, "annotations": cfg.get("annotations") or {}}
+    return state_document(cfg.get("_id", ""), status, bundle, cfg.get("annotations"), os.getpid())

@@ -16,6 +16,7 @@ import sys
 
 from .. import jsontext
 from ..errors import ContainerError, RuntimeSpecError, UsageError
+from .statedoc import state_document
 
 TYPE_CHECKING = False  # typing and pathlib are left out: their import would slow every container's start
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
     StrPath = str | os.PathLike[str]
 
-OCI_VERSION = "1.2.0"
 _CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
 _CGROUP = "cgroup"  # in a state directory: a symlink to the JSON record of the container's cgroup
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
@@ -131,10 +131,8 @@ def state(cid: str, root: StrPath | None = None) -> dict[str, Any]:
     rec = _read_record(sdir)
     st = _status(sdir, rec)
     rec = rec or {}
-    out = {"ociVersion": OCI_VERSION, "id": cid, "status": st, "bundle": rec.get("bundle", ""), "annotations": rec.get("annotations", {})}
-    if st in ("created", "running", "paused"):
-        out["pid"] = rec["pid"]
-    return out
+    pid = rec["pid"] if st in ("created", "running", "paused") else None
+    return state_document(cid, st, rec.get("bundle", ""), rec.get("annotations"), pid)
 
 
 def list_containers(root: StrPath | None = None) -> list[dict[str, Any]]:
@@ -207,7 +205,7 @@ def _write_record(sdir: str, rec: dict[str, Any]) -> None:
 
 
 def _public(rec: dict[str, Any], status: str) -> dict[str, Any]:
-    return {"ociVersion": OCI_VERSION, "id": rec["id"], "status": status, "pid": rec["pid"], "bundle": rec["bundle"], "annotations": rec.get("annotations", {})}
+    return state_document(rec["id"], status, rec["bundle"], rec.get("annotations"), rec["pid"])
 
 
 # --- launching -----------------------------------------------------------

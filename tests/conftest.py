@@ -15,6 +15,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 
+# The tests mirror the package (tests/layer, tests/runtime, ...); a few test modules share
+# their builders (tar entries, hostile headers) across directories, so each is importable.
+for _sub in sorted(Path(__file__).resolve().parent.iterdir()):
+    if _sub.is_dir() and any(_sub.glob("test_*.py")) and str(_sub) not in sys.path:
+        sys.path.append(str(_sub))
+
 
 @dataclass
 class Result:

@@ -22,7 +22,7 @@ from oci.image.locations import LayoutSource
 from conftest import assert_one_line_error, require_root
 from image_helpers import BUSYBOX, make_busybox_root, make_tree
 from imagebuilder import build_image, entry, tar_of
-from test_cli_diff import BAD_EPOCHS
+from test_diff_command import BAD_EPOCHS
 from treecmp import assert_trees_equal
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from oci.cli import app as cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:

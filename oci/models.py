@@ -411,6 +411,13 @@ class History(_Model):
     WHERE = "history"
 
 
+def named_by(document: "Manifest | Index", subject: bool = True) -> list[Descriptor]:
+    """The descriptors a manifest (config, layers) or an index (manifests) names; its
+    ``subject`` among them unless ``subject`` is False (referred to, not needed)."""
+    needed = [document.config, *document.layers] if isinstance(document, Manifest) else list(document.manifests)
+    return needed + [document.subject] if subject and document.subject else needed
+
+
 def _docker(key: str) -> dict[str, Any]:
     # Docker writes null for its unset arrays and objects (Cmd, Env, Labels...); every field of
     # ContainerConfig reads null as absent, strings and booleans too.

@@ -38,6 +38,7 @@ from ..models import (
     Descriptor,
     Index,
     Manifest,
+    named_by,
 )
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, RegistryRef, as_ref
 from ..scratch import scratch_dir
@@ -135,14 +136,10 @@ class Source(Location, ABC):
     def children(self, desc: Descriptor, subject: bool = True) -> list[Descriptor]:
         """What a manifest or index names (its ``subject`` too unless ``subject`` is False)."""
         if desc.media_type in MANIFEST_MEDIA_TYPES:
-            m = self.read_manifest(desc)
-            needed, named = [m.config, *m.layers], m.subject
-        elif desc.media_type in INDEX_MEDIA_TYPES:
-            idx = self.read_index_blob(desc)
-            needed, named = list(idx.manifests), idx.subject
-        else:
-            return []
-        return needed + [named] if subject and named else needed
+            return named_by(self.read_manifest(desc), subject)
+        if desc.media_type in INDEX_MEDIA_TYPES:
+            return named_by(self.read_index_blob(desc), subject)
+        return []
 
     def blobs(self, wanted: list[Descriptor], *, verify: bool = True) -> Iterator[tuple[Descriptor, BinaryIO]]:
         """Each wanted blob once with a stream of it (read it before asking for the next), in

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 from .. import jsontext
 from ..digest import Digest
 from ..errors import InvalidDocumentError, LayoutError
-from ..models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Index, Manifest
+from ..models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor, Index, Manifest, named_by
 from .blobs import BlobStore
 
 
@@ -45,14 +45,10 @@ class ImageGraph:
         """The descriptors a manifest or index refers to (empty for other blobs); its
         ``subject`` among them unless ``subject`` is False (it is referred to, not needed)."""
         if desc.media_type in MANIFEST_MEDIA_TYPES:
-            m = self.read_manifest(desc)
-            needed, named = [m.config, *m.layers], m.subject
-        elif desc.media_type in INDEX_MEDIA_TYPES:
-            idx = self.read_index_blob(desc)
-            needed, named = list(idx.manifests), idx.subject
-        else:
-            return []
-        return needed + [named] if subject and named else needed
+            return named_by(self.read_manifest(desc), subject)
+        if desc.media_type in INDEX_MEDIA_TYPES:
+            return named_by(self.read_index_blob(desc), subject)
+        return []
 
     def missing_blobs(self, desc: Descriptor) -> list[str]:
         """Blobs the image ``desc`` needs that the layout lacks (non-distributable layers,

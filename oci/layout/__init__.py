@@ -39,7 +39,6 @@ from .fs import LayoutDir, exists, is_empty_tree, open_subdir, write_replacing
 from .gc import GCResult
 from .index import DEFAULT_TAG, IndexFile, validate_tag
 from .names import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, MAX_JSON_SIZE, TMP_DIR
-from .reference import Reference
 from .referrers import ReferrersIndex
 from .temporaries import Temporaries
 from .walk import ImageGraph
@@ -55,7 +54,6 @@ __all__ = [
     "BlobWriter",
     "GCResult",
     "Layout",
-    "Reference",
     "destination",
     "validate_tag",
 ]

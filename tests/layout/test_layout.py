@@ -2,13 +2,12 @@ import io
 import json
 import multiprocessing
 import os
-from pathlib import Path
 
 import pytest
 
 from oci.digest import Digest
 from oci.errors import BlobNotFoundError, DigestMismatchError, LayoutError, TagNotFoundError, UsageError
-from oci.layout import TMP_DIR, Layout, Reference
+from oci.layout import TMP_DIR, Layout
 from oci.models import MT_MANIFEST, Descriptor
 
 from imagebuilder import build_image
@@ -174,16 +173,6 @@ def test_concurrent_taggers_lose_nothing(tmp_path):
         p.join(60)
     tags = {t for t, _ in layout.tags()}
     assert len(tags) == 1 + 4 * 25
-
-
-def test_reference_parsing():
-    assert Reference.parse("dir") == Reference(Path("dir"), "latest", None)
-    assert Reference.parse("a/b:v1.2") == Reference(Path("a/b"), "v1.2", None)
-    assert Reference.parse("./a:b/c") == Reference(Path("./a:b/c"), "latest", None)
-    d = "sha256:" + "f" * 64
-    assert Reference.parse(f"img@{d}") == Reference(Path("img"), None, d)
-    with pytest.raises(UsageError):
-        Reference.parse("img:-bad")
 
 
 def test_gc_removes_unreachable_blobs_and_stale_temporaries_only(tmp_path):

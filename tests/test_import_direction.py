@@ -81,7 +81,7 @@ def test_archives_take_only_the_location_interface_from_the_workflows() -> None:
 
 
 @pytest.mark.parametrize("primitive", ["oci.errors", "oci.digest", "oci.jsontext", "oci.progress", "oci.models",
-                                       "oci.schema", "oci.scratch", "oci.sourcedate"])
+                                       "oci.schema", "oci.scratch", "oci.sourcedate", "oci.hostplatform"])
 def test_primitives_import_only_primitives(primitive: str) -> None:
     higher = ("oci.layer", "oci.runtime", "oci.layout", "oci.archive", "oci.image", "oci.bundle", "oci.cli")
     assert _offenders(primitive, higher) == []

@@ -37,7 +37,8 @@ from ..models import (
     canonical_json,
     layer_type,
 )
-from .platforms import host_platform, resolve_manifest
+from ..hostplatform import host_platform
+from .platforms import resolve_manifest
 from ..progress import Progress
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, absolute, as_ref
 from ..scratch import scratch_dir

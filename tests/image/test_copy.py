@@ -16,7 +16,7 @@ from oci.errors import BlobNotFoundError, DigestMismatchError
 from oci.image.build import ConfigChanges, pack
 from oci.layout import Layout
 from oci.models import MT_INDEX, MT_LAYER_NONDIST_GZIP, Descriptor, Index, Manifest, Platform, canonical_json
-from oci.image.platforms import host_platform
+from oci.hostplatform import host_platform
 from oci.image.sign import generate_key, sign_image
 from treecmp import assert_trees_equal
 

@@ -16,7 +16,7 @@ from oci.layer.listing import list_layer
 from oci.layer.snapshot import walk
 from oci.layout import Layout
 from oci.models import MT_LAYER_ZSTD, Platform
-from oci.image.platforms import host_platform
+from oci.hostplatform import host_platform
 from oci.image.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root

@@ -15,7 +15,7 @@ from oci.errors import DigestMismatchError
 from oci.image.build import ConfigChanges, SNAPSHOT_NAME, load_image, pack, unpack
 from oci.layout import Layout
 from oci.models import MT_INDEX, Descriptor, Index, Platform, canonical_json
-from oci.image.platforms import host_platform
+from oci.hostplatform import host_platform
 from oci.image.locations import LayoutSource
 
 from conftest import assert_one_line_error, require_root, require_tool

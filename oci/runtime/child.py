@@ -22,6 +22,7 @@ from . import process, rootfs  # noqa: I001  (used after pivot_root, when the ho
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
 if TYPE_CHECKING:
     from typing import Any, NoReturn
+    from .launch import Launch
 
 _NS_FLAG = {"user": L.CLONE_NEWUSER, "mount": L.CLONE_NEWNS, "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME}
 
@@ -73,11 +74,11 @@ def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
     L.unshare(flags & ~made)
 
 
-def _join_cgroup(cfg: dict[str, Any]) -> None:
+def _join_cgroup(launch: Launch) -> None:
     """Enter the container's cgroup, which the parent made and limited, before anything else:
     the cgroup namespace and cgroup mounts made later are rooted in it, and all the container
     runs, its first fork included, is limited and counted."""
-    for path in cfg.get("_cgroup_procs") or ():
+    for path in launch.cgroup_procs:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -99,25 +100,25 @@ def _die_with_parent(ch) -> None:
         os._exit(1)
 
 
-def helper_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
         os.close(ch.down_w)  # first: our copy would hide the parent's end closing
         _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
-        _join_cgroup(cfg)
-        _enter_namespaces(ch, cfg["linux"].get("namespaces") or [])
+        _join_cgroup(launch)
+        _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [])
         _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
         if pid == 0:
-            init_main(cfg, bundle, ch, mode, tty_sock, fifo)
+            init_main(launch, bundle, ch, mode, tty_sock, fifo)
         ch.send_up(f"pid {pid}")
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
 
 
-def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """The container's first process when the parent forked it into a pid namespace it made:
     enter the other namespaces, then set up as ``init_main``."""
     try:
@@ -126,11 +127,11 @@ def first_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: 
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
-        _join_cgroup(cfg)
-        _enter_namespaces(ch, cfg["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
+        _join_cgroup(launch)
+        _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
-    init_main(cfg, bundle, ch, mode, tty_sock, fifo)
+    init_main(launch, bundle, ch, mode, tty_sock, fifo)
 
 
 def _loopback_up() -> None:
@@ -145,8 +146,9 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
-def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
+    cfg = launch.config
     try:
         for s in range(1, signal.NSIG):
             try:
@@ -169,12 +171,12 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         proc = cfg["process"]
         process.set_oom_score_adj(proc)
 
-        root = cfg["_rootfs"]
+        root = launch.rootfs
         prop = linux.get("rootfsPropagation")
         start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
         # Nothing mounted from here on may reach the host.
         L.mount(None, "/", None, L.MS_REC | start_prop)
-        lay = cfg.get("_layered")
+        lay = launch.layered
         if lay:
             from .overlay import mount_overlay
 
@@ -204,7 +206,7 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         if hooks.get("createContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "createContainer", _state(cfg, bundle, "created"))
+            run_hooks(cfg, "createContainer", _state(launch, bundle, "created"))
         if hooks.get("startContainer"):
             from . import hooks as _hooks  # noqa: F401
             import subprocess  # noqa: F401
@@ -242,8 +244,8 @@ def init_main(cfg: dict[str, Any], bundle: str, ch, mode: str, tty_sock, fifo: s
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "startContainer", _state(cfg, bundle, "running"))
-        filt = cfg.get("_seccomp")  # compiled by ocikit before the fork
+            run_hooks(cfg, "startContainer", _state(launch, bundle, "running"))
+        filt = launch.seccomp  # compiled by ocikit before the fork
         if filt is not None and filt.early:
             filt.load()  # while the process still holds CAP_SYS_ADMIN, which loading needs without no_new_privs
         process.become_user(proc)
@@ -289,5 +291,5 @@ def _open_console(ch, sock, user: dict[str, Any]) -> None:
     sock.close()
 
 
-def _state(cfg: dict[str, Any], bundle: str, status: str) -> dict[str, Any]:
-    return state_document(cfg.get("_id", ""), status, bundle, cfg.get("annotations"), os.getpid())
+def _state(launch: Launch, bundle: str, status: str) -> dict[str, Any]:
+    return state_document(launch.id, status, bundle, launch.config.get("annotations"), os.getpid())

@@ -16,6 +16,7 @@ import sys
 
 from .. import jsontext
 from ..errors import ContainerError, RuntimeSpecError, UsageError
+from .launch import Launch
 from .statedoc import state_document
 
 TYPE_CHECKING = False  # typing and pathlib are left out: their import would slow every container's start
@@ -281,7 +282,7 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
                 raise RuntimeSpecError(f"config.json: field 'linux.{key}' cannot be written to {name}: {exc.strerror}") from None
 
 
-def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pty_socks=None) -> tuple[int, int | None]:
+def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_socks=None) -> tuple[int, int | None]:
     """Fork the container; returns its process's pid once it is set up (or waiting in ``create``).
 
     With ``pty_socks`` (a socket pair), the container opens a pty in its own devpts and
@@ -291,7 +292,8 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
     from . import linux as L
 
     ch = _Channel()
-    cfg["_id"] = cid
+    cfg = launch.config
+    launch.id = cid
     nss = cfg["linux"].get("namespaces") or []
     # 'run' forks the container's first process itself, into a pid namespace it makes for its
     # next child, unless a user or time namespace or a pid namespace to join is asked for: those
@@ -313,7 +315,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         cgroup = Cgroup.plan(cfg["linux"], cid)
         os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
         cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
-        cfg["_cgroup_procs"] = cgroup.procs_files()
+        launch.cgroup_procs = cgroup.procs_files()
         from .cgroups import warmed_up
 
         warmed_up()
@@ -337,7 +339,7 @@ def _launch(cfg: dict[str, Any], bundle: str, cid: str, sdir: str, mode: str, pt
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
-        start(cfg, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
+        start(launch, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None
@@ -433,39 +435,41 @@ def _child_error(text: str) -> Exception:
     return RuntimeSpecError(msg) if kind == "spec" else ContainerError(msg)
 
 
-def _load(bundle: str) -> dict[str, Any]:
+def _load(bundle: str) -> Launch:
     from .spec import load_config
 
     cfg = load_config(bundle)
     rootfs = os.path.join(bundle, cfg["root"]["path"])  # an absolute root.path stands as it is
     meta = None
+    layered = None
     record = os.path.join(bundle, "ocikit-bundle.json")
     if os.path.exists(record):  # skip importing the record's module for plain bundles
         from ..bundle.meta import BundleMeta
 
         meta = BundleMeta.load(bundle)
     if meta is not None and meta.layered:
-        cfg["_layered"] = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
+        layered = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
         for p in meta.layers:
             if not os.path.isdir(p):
                 raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")
     elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
-    cfg["_rootfs"] = rootfs
-    cfg = _prepare(cfg)
+    launch = Launch(_prepare(cfg), rootfs, layered)
+    cfg = launch.config
     sec = cfg["linux"].get("seccomp")
     if sec is not None:
         from . import seccomp
 
         if seccomp.active(sec):  # compiled here, before the fork: its errors are ours, one line
-            cfg["_seccomp"] = seccomp.compile_filter(sec, cfg["process"])
-    return cfg
+            launch.seccomp = seccomp.compile_filter(sec, cfg["process"])
+    return launch
 
 
 def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) -> int:
     """Run the bundle's process in the foreground; returns its exit status (128+N for signal N)."""
     bundle = os.path.abspath(bundle)
-    cfg = _load(bundle)
+    launch = _load(bundle)
+    cfg = launch.config
     cid = cid or f"ocikit-{os.getpid()}"
     sdir = _claim(root or default_root(), cid)
     terminal = bool(cfg["process"].get("terminal"))
@@ -492,7 +496,7 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
 
         for name in _FORWARDED:
             signal.signal(getattr(signal, name), forward)
-        pid, master = _launch(cfg, bundle, cid, sdir, "run", pty_socks)
+        pid, master = _launch(launch, bundle, cid, sdir, "run", pty_socks)
         target["pid"] = pid
         for s in pending:
             os.kill(pid, s)
@@ -609,7 +613,8 @@ def create(cid: str, bundle: StrPath, root: StrPath | None = None,
     over the Unix socket ``console_socket`` (one message, SCM_RIGHTS, named /dev/ptmx).
     """
     bundle = os.path.abspath(bundle)
-    cfg = _load(bundle)
+    launch = _load(bundle)
+    cfg = launch.config
     terminal = bool(cfg["process"].get("terminal"))
     if terminal and console_socket is None:
         raise RuntimeSpecError("config.json: field 'process.terminal' is true: 'create' needs --console-socket "
@@ -623,7 +628,7 @@ def create(cid: str, bundle: StrPath, root: StrPath | None = None,
     try:
         sdir = _claim(root or default_root(), cid)
         try:
-            pid, master = _launch(cfg, bundle, cid, sdir, "create", pty_socks)
+            pid, master = _launch(launch, bundle, cid, sdir, "create", pty_socks)
             if console is not None and master is not None:
                 try:
                     socket.send_fds(console, [b"/dev/ptmx"], [master])

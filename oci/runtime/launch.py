@@ -1,0 +1,25 @@
+"""A container about to start: its ``config.json`` as the runtime-spec has it, and what
+ocikit worked out for it before the fork (kept apart, so the config stays the spec's)."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Launch:
+    """``config``: config.json, prepared. ``rootfs``: the root filesystem's host path.
+    ``layered``: a layered bundle's overlay (layers, upper, work, userxattr) or None.
+    ``seccomp``: the compiled filter or None. ``cgroup_procs``: the ``cgroup.procs`` files the
+    first process joins. ``id``: the container's id, once claimed."""
+
+    __slots__ = ("config", "rootfs", "layered", "seccomp", "cgroup_procs", "id")
+
+    def __init__(self, config: "dict[str, Any]", rootfs: str, layered: "dict[str, Any] | None" = None) -> None:
+        self.config = config
+        self.rootfs = rootfs
+        self.layered = layered
+        self.seccomp: bytes | None = None
+        self.cgroup_procs: "list[str]" = []
+        self.id = ""

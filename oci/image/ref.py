@@ -14,8 +14,9 @@ Where the colons go:
 1. A text that starts with ``/``, ``./`` or ``../`` is a layout path, whatever follows.
 2. Otherwise the text before the first ``:`` names a transport when it looks like one
    (``[a-z][a-z0-9-]*``: lowercase letters, digits and dashes). It must be one of the
-   above: ``images:v1`` and ``dir:x`` are refused, never read as a directory, so a
-   mistyped transport cannot create one. Write ``./images:v1`` (or ``oci:images:v1``).
+   above, unless the text names a directory that exists (``images:v1`` with ``./images``
+   there is that layout): ``dir:x`` and a new ``images:v1`` are refused, so a mistyped
+   transport cannot create a directory. Write ``./images:v1`` (or ``oci:images:v1``).
 3. In a layout or oci-archive reference, ``@`` followed by a digest ends the path;
    otherwise the last ``:`` starts the tag when what follows is a valid tag without ``/``.
    A path that contains a colon is therefore written with its tag: ``./my:dir:latest`` is
@@ -26,6 +27,7 @@ Where the colons go:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, replace
@@ -136,6 +138,10 @@ def parse(text: str) -> Ref:
         return _docker_archive(rest, text)
     if transport == REGISTRY:
         return _registry(rest, text)
+    with contextlib.suppress(UsageError):
+        existing = _layout(text, text)
+        if os.path.isdir(existing.path):  # a layout that is there, named without ./ (images:v1)
+            return existing
     raise UsageError(f"{text!r}: unknown transport {transport + ':'!r} (ocikit takes "
                      f"{', '.join(t + ':' for t in SUPPORTED)}; docker:// is reserved); "
                      f"a layout path is written ./{text}")

@@ -177,3 +177,15 @@ def test_a_layout_whose_name_has_a_colon_is_reached_with_its_tag(workdir: Path) 
     assert os.listdir(workdir) == ["my:dir"]
     assert run_ocikit("verify", "./my:dir:v1", cwd=workdir).code == 0
     assert run_ocikit("inspect", "oci:my:dir:v1", cwd=workdir).code == 0
+
+
+def test_an_existing_layout_named_without_dot_slash_is_read(tmp_path: Path, monkeypatch) -> None:
+    """``images:v1`` is the layout ``images`` when that directory is there; only a new one
+    must be written ``./images:v1``, so a mistyped transport cannot create a directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="unknown transport"):
+        parse("images:v1")
+    (tmp_path / "images").mkdir()
+    assert parse("images:v1") == LayoutRef(Path("images"), "v1")
+    with pytest.raises(UsageError, match="unknown transport"):
+        parse("dir:x")

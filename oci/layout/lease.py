@@ -105,12 +105,14 @@ class Lease:
         with self.cond:
             if me in self.holders:
                 raise UsageError("garbage collection cannot run inside a write to the same layout")
-            while self.count or self.exclusive_owner is not None:
-                if not wait:
-                    yield False
-                    return
+            while (self.count or self.exclusive_owner is not None) and wait:
                 self.cond.wait()
-            self.exclusive_owner = me
+            busy = bool(self.count or self.exclusive_owner is not None)
+            if not busy:
+                self.exclusive_owner = me
+        if busy:  # only without wait; yielded outside the lock, so the caller may take leases
+            yield False
+            return
         try:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

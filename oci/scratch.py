@@ -35,7 +35,7 @@ def scratch_dir(target: Path, kind: str) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     except BaseException:
-        _remove(path)
+        remove_tree(path)
         raise
     finally:
         os.close(fd)
@@ -83,7 +83,7 @@ def remove_stale(target: Path, kind: str) -> int:
         try:
             kind_of = os.fstat(fd).st_mode
             if stat.S_ISDIR(kind_of) or stat.S_ISREG(kind_of):
-                _remove(path)
+                remove_tree(path)
                 removed += 1
         finally:
             os.close(fd)
@@ -100,8 +100,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _remove(path: Path) -> None:
-    """Remove a temporary file or tree, best effort (``rmtree`` never follows a symlink)."""
+def remove_tree(path: Path) -> None:
+    """Remove a file or a tree, best effort (``rmtree`` never follows a symlink out of it).
+    Extracted trees may hold read-only directories: a failed removal makes the parent
+    writable and tries once more."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -112,11 +114,9 @@ def _remove(path: Path) -> None:
         return
 
     def retry(func, p, exc):  # type: ignore[no-untyped-def]
-        # Extracted trees may hold read-only directories: open the parent up and retry once.
-        if isinstance(exc, PermissionError):
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(p), 0o700)
-                func(p)
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
 
     if sys.version_info >= (3, 12):
         shutil.rmtree(path, onexc=retry)

@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Callable, Iterator
 from .. import jsontext
 from ..digest import Digest
 from ..errors import LayoutError, NotFoundError
+from ..scratch import remove_tree
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -96,7 +96,7 @@ class LayerStore:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(tmp, final)
             except BaseException:
-                _remove(tmp)
+                remove_tree(tmp)
                 raise
             return final, True
 
@@ -151,12 +151,12 @@ class LayerStore:
                     result.removed.append(chain_id)
                     result.bytes_freed += _size(layer)
                     if not dry_run:
-                        _remove(layer)
+                        remove_tree(layer)
             for tmp in sorted((self.root / "tmp").iterdir()):
                 result.temporary_removed += 1
                 result.bytes_freed += _size(tmp)
                 if not dry_run:
-                    _remove(tmp)
+                    remove_tree(tmp)
             if not dry_run:
                 self._remove_unused_locks()
         return result
@@ -193,13 +193,3 @@ def _size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
     return total
-
-
-def _remove(path: Path) -> None:
-    def onerror(func, p, exc):  # type: ignore[no-untyped-def]
-        # Layers may hold read-only dirs; make them writable and retry once.
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-
-    shutil.rmtree(path, onerror=onerror)

@@ -125,3 +125,15 @@ class ContainerError(OCIError):
 
 class SignatureError(OCIError):
     """Keys or signatures are malformed, unsupported or do not verify."""
+
+
+class RegistryError(OCIError):
+    """A registry refused a request, answered something malformed, or could not be reached."""
+
+
+class RegistryAuthError(RegistryError):
+    """A registry refused the credentials (or their absence) for a scope (401/403)."""
+
+
+class RegistryNotFoundError(NotFoundError, RegistryError):
+    """A registry says the repository, tag, manifest or blob named does not exist (404)."""

@@ -35,6 +35,8 @@ def cert_dir(host: str, options: RegistryOptions) -> Path | None:
         if not directory.is_dir():
             raise NotFoundError(f"--cert-dir {directory}: no such directory")
         return directory
+    if "/" in host or host in ("", ".", ".."):
+        return None  # not a host name: it must not pick another directory under a root
     for root in CERT_ROOTS:
         candidate = Path(os.path.expanduser(root)) / host
         try:

@@ -101,8 +101,11 @@ def _search(options: RegistryOptions) -> list[tuple[Path, bool]]:
         (Path(docker_config) / "config.json" if docker_config else home / ".docker" / "config.json", False),
         (home / ".dockercfg", True),
     ]
-    seen: set[Path] = set()
-    return [p for p in paths if not (p[0] in seen or seen.add(p[0]))]  # type: ignore[func-returns-value]
+    unique: list[tuple[Path, bool]] = []
+    for entry in paths:  # XDG_CONFIG_HOME may equal XDG_RUNTIME_DIR; read each file once
+        if all(entry[0] != seen for seen, _ in unique):
+            unique.append(entry)
+    return unique
 
 
 def _runtime_authfile() -> Path:
@@ -134,7 +137,8 @@ def store(host: str, creds: Credentials, options: RegistryOptions, *, repository
 
     The file is ``options.authfile`` or ``default_authfile()``; every other entry and field
     in it is kept. When it names a credential helper for ``host`` (``credHelpers``, else
-    ``credsStore``), the helper keeps the secret and the file is left as it was."""
+    ``credsStore``), the helper keeps the secret and the file is left as it was; an entry
+    for a ``repository`` (``HOST/ns/repo`` key) always goes to the file."""
     target = _target(options)
     auth = authfile.read(target)
     helper = auth.helper_for(host)

@@ -257,3 +257,10 @@ def test_only_crt_files_are_cas(roots, pki):
     system = ssl_context("h:1", RegistryOptions()).cert_store_stats()["x509_ca"]
     host_dir(roots[1], "h:1", {"README": b"x", "ca.pem": pki.ca.cert, "ca.crt.bak": pki.other_ca.cert})
     assert ssl_context("h:1", RegistryOptions()).cert_store_stats()["x509_ca"] == system
+
+
+@pytest.mark.parametrize("host", ["..", ".", "x/../.."])
+def test_a_host_that_is_a_path_finds_no_directory(roots, pki, host):
+    host_dir(roots[1], "x", {"ca.crt": pki.ca.cert})
+    (roots[1] / "ca.crt").write_bytes(pki.ca.cert)
+    assert certs.cert_dir(host, RegistryOptions()) is None

@@ -151,6 +151,13 @@ def test_default_search_order(home, tmp_path, monkeypatch):
         assert lookup(HOST, RegistryOptions()).username == f"file{n}"
 
 
+def test_a_file_named_twice_in_the_search_is_read_once(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "same"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "same"))
+    assert credentials.authfile_search(RegistryOptions())[:2] == [tmp_path / "same/containers/auth.json",
+                                                                  home / ".docker/config.json"]
+
+
 def test_files_without_the_host_are_passed_over(home, monkeypatch):
     write_json(home / ".config/containers/auth.json", {"auths": {"other.example": auth("o", "1")}})
     write_json(home / ".docker/config.json", {"auths": {HOST: auth("docker", "2")}})

@@ -26,7 +26,6 @@ INIT_DIR = "init"
 NAMES = ("hostname", "hosts", "resolv.conf")  # in /etc
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 _MAX = 1 << 20
-_TMP = ".ocikit-init.tmp"
 
 
 # -- what the files hold ---------------------------------------------------------------
@@ -183,24 +182,31 @@ def _rel_in(rootfs: str | os.PathLike[str], fd: int) -> str:
 
 def _write_files(dir_fd: int, files: dict[str, bytes], times: os.stat_result | None) -> dict[str, str]:
     """Write each file (mode 0644) into ``dir_fd`` by renaming a new one over the name (never
-    writing through a symlink or into a file hardlinked elsewhere); return their digests.
-    ``times``: the directory's atime and mtime to put back afterwards."""
+    writing through a symlink or into a file hardlinked elsewhere); return their digests. A
+    directory at a name is left alone, that file unwritten. ``times``: the directory's atime
+    and mtime to put back afterwards."""
     written: dict[str, str] = {}
+    tmp = f".ocikit-init-{os.getpid()}.tmp"  # one per process: two runs of a bundle may refresh at once
     for name, data in files.items():
         try:
-            os.unlink(_TMP, dir_fd=dir_fd)
+            os.unlink(tmp, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
-        fd = os.open(_TMP, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
         try:
-            os.fchmod(fd, 0o644)  # whatever the umask
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        try:
-            os.rename(_TMP, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, 0o644)  # whatever the umask
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError as exc:
-            os.unlink(_TMP, dir_fd=dir_fd)
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
             if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
                 continue  # a directory at the name: the image's, left as it is
             raise BundleError(f"/etc/{name}: cannot write the init layer's file: {exc.strerror}") from None

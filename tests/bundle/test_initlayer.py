@@ -316,3 +316,15 @@ def test_mount_rewrites_the_init_layer_after_a_hostname_change(image: Layout, tm
         assert (rootfs / "etc" / "hostname").read_text() == "renamed\n"
     finally:
         umount_bundle_rootfs(bundle)
+
+
+def test_a_directory_at_an_init_name_is_left_alone(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src")
+    (src / "etc" / "hosts").mkdir()
+    (src / "etc" / "hosts" / "inside").write_text("x")
+    layout = Layout.init(tmp_path / "layout")
+    pack(src, layout, "v1", config=ConfigChanges(cmd=["/bin/sh"]))
+    unpack(LayoutSource(layout, "v1"), tmp_path / "b")
+    assert (tmp_path / "b" / "rootfs" / "etc" / "hosts" / "inside").read_text() == "x"
+    assert set(BundleMeta.load(tmp_path / "b").init["files"]) == INIT_PATHS - {"etc/hosts"}
+    assert not [p for p in (tmp_path / "b" / "rootfs" / "etc").iterdir() if p.name.startswith(".ocikit")]

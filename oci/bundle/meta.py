@@ -25,9 +25,9 @@ class BundleMeta:
     ``layers`` are absolute paths of overlay-form layer directories, bottom-most first
     (empty for a flat bundle). ``upper`` and ``work`` are relative to the bundle.
     ``image``: layout, manifest digest, config digest, tag. ``init``: the init layer's
-    record, ``{"dir": DIR (layered only, relative to the bundle), "files": {PATH: DIGEST}}``
-    with PATH relative to the root filesystem; False (or None, a record from before init
-    layers) when the bundle has none. ``extra``: unknown fields, kept.
+    record, ``{"dir": DIR (layered only, relative to the bundle), "files": {PATH: DIGEST},
+    "made": [PATH] (flat only: directories ocikit had to make)}``, PATHs relative to the root
+    filesystem; False (or None, a record from before init layers) when the bundle has none. ``extra``: unknown fields, kept.
     """
 
     # A plain class on os.path, not a dataclass on pathlib: `ocikit run` of a layered bundle
@@ -111,6 +111,9 @@ def _check_init(init: object, path: str) -> None:
     files = init.get("files", {})
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise BundleError(f"{path}: field 'init.files' must map paths to digests")
-    for rel in [*files, *([init["dir"]] if "dir" in init else [])]:
+    made = init.get("made", [])
+    if not isinstance(made, list):
+        raise BundleError(f"{path}: field 'init.made' must be a list of paths")
+    for rel in [*files, *made, *([init["dir"]] if "dir" in init else [])]:
         if not isinstance(rel, str) or not rel or os.path.isabs(rel) or ".." in rel.split("/"):
             raise BundleError(f"{path}: field 'init' names {rel!r}, which is not a relative path inside the bundle")

@@ -447,8 +447,12 @@ def _load(bundle: str) -> Launch:
         from ..bundle.meta import BundleMeta
 
         meta = BundleMeta.load(bundle)
+    if meta is not None and meta.init:
+        from ..bundle.initlayer import refresh
+
+        refresh(bundle, meta, cfg, rootfs)  # before _prepare: the files follow config.json as written
     if meta is not None and meta.layered:
-        layered = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
+        layered = {"layers": meta.lower_dirs(bundle), "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
         for p in meta.layers:
             if not os.path.isdir(p):
                 raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")

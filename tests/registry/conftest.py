@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import shutil
+import subprocess
+import sys
+from typing import Callable, Iterator
 
 import pytest
 
@@ -60,3 +63,28 @@ def hostile_registry() -> Iterator[HostileRegistry]:
     server = HostileRegistry()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def small_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``oci:LAYOUT:v1``: a one-layer image packed by ocikit from a small directory."""
+    work = tmp_path_factory.mktemp("image")
+    (work / "root" / "etc").mkdir(parents=True)
+    (work / "root" / "etc" / "hello").write_text("hello from the registry tests\n")
+    subprocess.run([sys.executable, "-m", "oci", "pack", str(work / "root"), f"{work}/layout:v1"],
+                   check=True, capture_output=True)
+    return f"oci:{work}/layout:v1"
+
+
+@pytest.fixture(scope="module")
+def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess]:
+    """``skopeo(*args)``: run skopeo (text output captured, 60 s timeout) without the host's
+    auth files and signature policy."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed (.ci/run installs it from Debian's packages)")
+    authfile = tmp_path_factory.mktemp("skopeo") / "auth.json"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "REGISTRY_AUTH_FILE": str(authfile)})
+    return run

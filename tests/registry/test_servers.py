@@ -8,7 +8,6 @@ import subprocess
 import urllib.error
 import urllib.request
 
-import pytest
 
 
 def test_registry_fixture_answers_the_catalog_on_loopback(registry):

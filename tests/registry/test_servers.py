@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 
 
-
 def test_registry_fixture_answers_the_catalog_on_loopback(registry):
     assert registry.host.startswith("127.0.0.1:")
     with urllib.request.urlopen(f"{registry.url}/v2/_catalog", timeout=5) as resp:

@@ -57,6 +57,22 @@ def token_registry(_token_registry_server: RegistryServer) -> RegistryServer:
     return _token_registry_server
 
 
+@pytest.fixture(scope="module")
+def _tls_token_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = start_token_registry(tmp_path_factory.mktemp("tls-token-registry"), tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_token_registry(_tls_token_registry_server: RegistryServer) -> RegistryServer:
+    """``token_registry`` over HTTPS (``ca_file``, ``cert_dir`` as ``tls_registry``'s), as
+    public registries are; the token realm stays plain HTTP on 127.0.0.1."""
+    assert _tls_token_registry_server.token_server is not None
+    _tls_token_registry_server.token_server.reset()
+    return _tls_token_registry_server
+
+
 @pytest.fixture
 def hostile_registry() -> Iterator[HostileRegistry]:
     """A fake registry on 127.0.0.1 with content and faults the test configures."""

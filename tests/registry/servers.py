@@ -138,19 +138,26 @@ def htpasswd_line(user: str, password: str) -> str:
     return out.stdout.strip() + "\n"
 
 
-def start_tls_registry(workdir: Path, *, client_certs: bool = False, username: str = "tester",
-                       password: str = "tester-secret") -> RegistryServer:
-    """A registry on https://127.0.0.1:PORT with a certificate from a fresh test CA and
-    htpasswd Basic auth for ``username``; with ``client_certs`` the TLS handshake also
-    requires a client certificate from that CA."""
+@dataclass(frozen=True)
+class TLSFiles:
+    """What a TLS registry is started with and what its clients need."""
+
+    http_config: str  # the ``tls:`` lines under ``http:``
+    probe: ssl.SSLContext  # trusts the CA (and presents the client certificate, if any)
+    ca_file: Path
+    cert_dir: Path
+    client_cert_dir: Path | None
+
+
+def tls_files(workdir: Path, *, client_certs: bool = False) -> TLSFiles:
+    """A fresh test CA, a server certificate for 127.0.0.1 and localhost, and the
+    certificate directories clients read (``ca.crt``; ``client.cert``/``client.key``)."""
     ca = TestCA(workdir / "pki")
     server_cert = ca.issue("server", "127.0.0.1", server=True, hosts=("127.0.0.1", "localhost"))
     cert_dir = workdir / "certs"
     cert_dir.mkdir()
     shutil.copy(ca.cert, cert_dir / "ca.crt")
-    htpasswd = workdir / "htpasswd"
-    htpasswd.write_text(htpasswd_line(username, password))
-    tls = (f"  tls:\n    certificate: {server_cert.cert}\n    key: {server_cert.key}\n")
+    tls = f"  tls:\n    certificate: {server_cert.cert}\n    key: {server_cert.key}\n"
     probe = ssl.create_default_context(cafile=str(ca.cert))
     client_dir = None
     if client_certs:
@@ -162,20 +169,38 @@ def start_tls_registry(workdir: Path, *, client_certs: bool = False, username: s
         shutil.copy(client.key, client_dir / "client.key")
         tls += f"    clientcas:\n      - {ca.cert}\n"
         probe.load_cert_chain(client.cert, client.key)
+    return TLSFiles(tls, probe, ca.cert, cert_dir, client_dir)
+
+
+def start_tls_registry(workdir: Path, *, client_certs: bool = False, username: str = "tester",
+                       password: str = "tester-secret") -> RegistryServer:
+    """A registry on https://127.0.0.1:PORT with a certificate from a fresh test CA and
+    htpasswd Basic auth for ``username``; with ``client_certs`` the TLS handshake also
+    requires a client certificate from that CA."""
+    tls = tls_files(workdir, client_certs=client_certs)
+    htpasswd = workdir / "htpasswd"
+    htpasswd.write_text(htpasswd_line(username, password))
     auth = f"auth:\n  htpasswd:\n    realm: ocikit-test\n    path: {htpasswd}\n"
-    server = start_registry(workdir, http_config=tls, extra_config=auth, scheme="https", ready_status=(401,),
-                            probe=probe)
-    server.ca_file, server.cert_dir, server.client_cert_dir = ca.cert, cert_dir, client_dir
+    server = start_registry(workdir, http_config=tls.http_config, extra_config=auth, scheme="https",
+                            ready_status=(401,), probe=tls.probe)
+    server.ca_file, server.cert_dir, server.client_cert_dir = tls.ca_file, tls.cert_dir, tls.client_cert_dir
     server.username, server.password = username, password
     return server
 
 
-def start_token_registry(workdir: Path) -> RegistryServer:
-    """A plain-HTTP registry whose ``auth: token:`` realm is a fresh ``TokenServer``
-    (users, rules and answers in tokenserver.py); stopping the registry stops both."""
+def start_token_registry(workdir: Path, *, tls: bool = False) -> RegistryServer:
+    """A registry whose ``auth: token:`` realm is a fresh ``TokenServer`` (users, rules and
+    answers in tokenserver.py; its realm is plain HTTP); the registry itself speaks plain
+    HTTP, or with ``tls`` HTTPS as ``start_tls_registry``'s does. Stopping it stops both."""
     tokens = TokenServer(workdir / "token")
     try:
-        server = start_registry(workdir, extra_config=tokens.registry_config(), ready_status=(401,))
+        if tls:
+            files = tls_files(workdir)
+            server = start_registry(workdir, http_config=files.http_config, extra_config=tokens.registry_config(),
+                                    scheme="https", ready_status=(401,), probe=files.probe)
+            server.ca_file, server.cert_dir = files.ca_file, files.cert_dir
+        else:
+            server = start_registry(workdir, extra_config=tokens.registry_config(), ready_status=(401,))
     except BaseException:
         tokens.stop()
         raise

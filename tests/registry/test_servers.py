@@ -134,3 +134,11 @@ def test_token_registry_honours_exp_with_a_minute_of_leeway(token_registry):
     assert bearer_get(url, tokens.issue("alice", ["registry:catalog:*"])) == 200
     tokens.lifetime = -90
     assert bearer_get(url, tokens.issue("alice", ["registry:catalog:*"])) == 401
+
+
+def test_tls_token_registry_takes_alices_push_over_https(tls_token_registry, skopeo, small_image):
+    res = skopeo("copy", "--dest-cert-dir", str(tls_token_registry.cert_dir), "--dest-creds", "alice:alice-secret",
+                 small_image, tls_token_registry.ref("alice/tls"))
+    assert res.returncode == 0, res.stderr
+    assert tls_token_registry.url.startswith("https://")
+    assert any(r.username == "alice" for r in tls_token_registry.token_server.requests)

@@ -160,9 +160,9 @@ def upload(lib: str, base: str, digest: str, size: int, ca: str | None) -> int:
         import requests
 
         with requests.Session() as s:
-            s.verify = ca or True
-            resp = s.post(start)
-            status = s.put(put_url(resp.headers["Location"]), data=_SizedReader(size),
+            # Per request: a Session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+            resp = s.post(start, verify=ca or True)
+            status = s.put(put_url(resp.headers["Location"]), data=_SizedReader(size), verify=ca or True,
                            headers={"Content-Type": "application/octet-stream"}).status_code
     elif lib == "httpx":
         import httpx
@@ -201,7 +201,9 @@ def peak_rss_kib() -> int:
 
 def run_worker(lib: str, op: str, base: str, digest: str, size: int, ca: str | None) -> dict:
     argv = [sys.executable, __file__, "--worker", lib, op, base, digest, str(size), ca or ""]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True)
+    out = subprocess.run(argv, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{lib} {op} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout)
 
 

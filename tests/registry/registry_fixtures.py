@@ -1,5 +1,6 @@
-"""Registry fixtures: each starts a real docker-registry on 127.0.0.1 and stops it after;
-``hostile_registry`` is a fake for what a real registry cannot be made to do."""
+"""Registry fixtures, loaded as a plugin by tests/conftest.py: each starts a real
+docker-registry on 127.0.0.1 and stops it after; ``hostile_registry`` is a fake for what a
+real registry cannot be made to do."""
 
 from __future__ import annotations
 

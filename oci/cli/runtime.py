@@ -38,9 +38,9 @@ def run(
 ) -> None:
     """Run a bundle's process in new namespaces and wait for it; exits with its status.
 
-    Without --bundle, an argument naming a directory that holds config.json is the bundle
-    (ocikit's spelling); anything else is the id of a container whose bundle is the
-    current directory (runc's).
+    Without --bundle, the argument is the bundle (ocikit's spelling) when --id is given, when
+    it has a '/' (no id has), or when it is a directory holding config.json; otherwise it is
+    the id of a container whose bundle is the current directory (runc's).
 
     Example: ocikit run ./bundle --id web
     Example: ocikit run --bundle ./bundle --detach --pid-file web.pid web
@@ -55,7 +55,8 @@ def run(
         if target is not None and container_id is not None:
             raise UsageError("run: give the id either as the argument or with --id, not both")
         cid = target or container_id
-    elif target is not None and (container_id is not None or os.path.isfile(os.path.join(target, "config.json"))):
+    elif target is not None and (container_id is not None or "/" in target
+                                 or os.path.isfile(os.path.join(target, "config.json"))):
         bundle, cid = Path(target), container_id
     elif target is not None:
         bundle, cid = Path("."), target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -188,3 +189,17 @@ def test_exec_into_a_stopped_container_is_refused(box):
 
 def test_exec_with_a_terminal_and_no_console_socket_needs_a_terminal_of_its_own(box):
     assert_one_line_error(exec_in(box, "true", opts=("--tty",)), "--console-socket")
+
+
+def test_foreground_exec_forwards_signals_to_the_process(box, tmp_path):
+    cid, root, _ = box
+    with open(tmp_path / "out", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "oci", "--root", root, "exec", cid, "sh", "-c",
+                                 "trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.1; done"],
+                                stdout=out, stderr=out, cwd=REPO)
+        deadline = time.monotonic() + TIMEOUT
+        while "ready" not in (tmp_path / "out").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 9
+    assert (tmp_path / "out").read_text().split() == ["ready", "got", "TERM"]

@@ -199,12 +199,12 @@ class Transport:
         except ReadTimeoutError:
             raise RegistryError(f"{self.host}: no answer within {self.options.timeout:g} s "
                                 f"({method} {_path(url)})") from None
-        except (Urllib3Timeout,) as exc:
-            raise RegistryError(one_line(f"{self.host}: timed out ({method} {_path(url)}): {_reason(exc)}")) from None
+        except NewConnectionError as exc:  # before Urllib3Timeout: urllib3 derives it from ConnectTimeoutError
+            raise RegistryError(one_line(f"{self.host}: cannot connect: {_reason(exc)}")) from None
+        except Urllib3Timeout:
+            raise RegistryError(f"{self.host}: cannot connect within {self.options.timeout:g} s") from None
         except SSLError:
             raise
-        except NewConnectionError as exc:
-            raise RegistryError(one_line(f"{self.host}: cannot connect: {_reason(exc)}")) from None
         except MaxRetryError as exc:
             if isinstance(exc.reason, SSLError):
                 raise exc.reason from None
@@ -284,7 +284,7 @@ class _NoTLS(Exception):
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     # urllib3 puts the pool's repr first ("HTTPConnectionPool(host=...): ..."); keep the reason.
-    if "): " in text and text.startswith(("HTTPConnectionPool", "HTTPSConnectionPool", "<urllib3")):
+    if "): " in text and text.startswith(("HTTPConnection", "HTTPSConnection", "<urllib3")):
         text = text.split("): ", 1)[1]
     return text[:300]
 

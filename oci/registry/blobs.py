@@ -163,8 +163,10 @@ class _Sender:
             self.hash.update(chunk)
             self.sent += len(chunk)
             left -= len(chunk)
+            if self.sent == self.desc.size:
+                self.check()  # before the last bytes go: a registry commits what it has whole
             yield chunk
-        if self.sent == self.desc.size:
+        if self.sent == self.desc.size == 0:
             self.check()
 
     def check(self) -> None:

@@ -22,6 +22,7 @@ from ..errors import (
     InvalidDigestError,
     InvalidDocumentError,
     RegistryError,
+    RegistryNotFoundError,
     UsageError,
     one_line,
 )
@@ -140,7 +141,20 @@ class Repository:
         return f"/v2/{self.name}/{kind}/{reference}"
 
     def _error(self, reply: Reply, what: str) -> RegistryError:
+        if reply.status == 404 and not any(c == "NAME_UNKNOWN" for c, _ in reply.error_codes()) \
+                and not self._exists():
+            return RegistryNotFoundError(f"{self.host}: {what} not found: repository {self.name} is unknown "
+                                         "(it has no tags)")
         return self.registry.transport.error(reply, f"{what} in {self.name}")
+
+    def _exists(self) -> bool:
+        """Whether the repository exists (some registries answer MANIFEST_UNKNOWN or
+        BLOB_UNKNOWN for a repository that does not; its tag list says NAME_UNKNOWN)."""
+        try:
+            reply = self.registry.request("GET", f"/v2/{self.name}/tags/list?n=1", self._pull)
+        except RegistryError:
+            return True
+        return reply.status != 404
 
     # -- manifests ------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 DEFAULT_TOKEN_LIFETIME = 60  # seconds, when the token service does not say (docker's token spec)
-_EARLY = 10  # seconds before expiry a cached token is renewed
+_EARLY = 10  # seconds before expiry a cached token is renewed (half its life, when shorter)
 _MAX_TOKEN_RESPONSE = 1 << 20
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -32,7 +32,7 @@ _PARAM = re.compile(rf"\s*({_TOKEN})\s*=\s*")
 _SCHEME = re.compile(rf"\s*({_TOKEN})")
 _TOKEN68 = re.compile(r"\s*([A-Za-z0-9._~+/-]+=*)\s*(?:,|$)")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_BARE = re.compile(rf"({_TOKEN})")
+_BARE = re.compile(r"([^,\s\"]+)")  # a token, leniently: registries put URLs here unquoted
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,6 @@ def parse_challenges(header: str) -> list[Challenge]:
                     break
                 pos = rest.end()
         out.append(Challenge(scheme, params))
-        if pos < end and header[pos] not in " \t,":
-            break
     return out
 
 
@@ -145,7 +143,7 @@ class Authenticator:
             if cached is not None and cached[1] > time.monotonic():
                 return "Bearer " + cached[0]
             token, lifetime = self._fetch_token(challenge, key)
-            self._tokens[key] = (token, time.monotonic() + max(lifetime - _EARLY, 1))
+            self._tokens[key] = (token, time.monotonic() + max(lifetime - _EARLY, lifetime / 2))
             return "Bearer " + token
 
     def forget(self, scopes: Scopes) -> bool:

@@ -71,7 +71,7 @@ class BlobReader(io.RawIOBase):
         want = n if self.size is None else min(n, self.size - self.got + 1)  # one more: is the body longer?
         while True:
             try:
-                data = self._reply.raw.read(max(want, 1))
+                data = self._reply.raw.read1(max(want, 1))  # what has come: read() would drop it on a break
                 break
             except ReadTimeoutError:
                 self._drop()

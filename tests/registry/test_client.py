@@ -251,3 +251,13 @@ def test_nothing_shows_credentials(registry) -> None:
     with Registry(registry.host, options) as reg:
         shown = " ".join(repr(x) for x in (reg, reg._auth, reg.transport, reg.repository("a"), options))
     assert "s3cret" not in shown
+
+
+def test_a_refused_mount_falls_back_to_an_upload_in_the_session_it_opened(client: Registry, monkeypatch) -> None:
+    data = os.urandom(20_000)
+    target = client.repository("mount/refused")
+    methods = _upload_methods(target, monkeypatch)
+    # The source repository lacks the blob: the registry answers 202 with an upload session.
+    assert target.push_blob(_blob(data), io.BytesIO(data), mount_from="mount/nowhere") == "uploaded"
+    assert methods == ["PUT"]
+    assert target.blob_size(_blob(data).digest) == len(data)

@@ -228,3 +228,15 @@ def test_skopeo_reads_and_copies_back_what_ocikit_pushed(image, registry, tmp_pa
     subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", registry.ref("ocikit/pushed", "v1"),
                     f"oci:{tmp_path / 'theirs'}:v1"], check=True, capture_output=True)
     assert _tagged(tmp_path / "theirs") == {"v1": desc.digest}
+
+
+def test_a_docker_archive_is_pushed_with_its_layers_compressed_anew(image, registry, tmp_path: Path) -> None:
+    src, _ = image
+    archive = tmp_path / "app.tar"
+    assert run_ocikit("copy", f"{src}:t", f"docker-archive:{archive}:example/app:1").code == 0
+    pushed = _copy("--compression", "zstd", f"docker-archive:{archive}", registry.ref("archive/app", "1"))
+    _, body = Registry(registry.host, PLAIN).repository("archive/app").get_manifest("1")
+    assert [layer["mediaType"] for layer in json.loads(body)["layers"]] == ["application/vnd.oci.image.layer.v1.tar+zstd"]
+    pulled = _copy(registry.ref("archive/app", "1"), f"{tmp_path / 'back'}:1")
+    assert pulled["manifest"] == pushed["manifest"]
+    assert run_ocikit("verify", str(tmp_path / "back")).code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 from typing import Iterator
@@ -12,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from scripted import Scripted, Seen, reply, serve
+from oci.models import Descriptor
 from oci.errors import DigestMismatchError, InvalidDocumentError, RegistryAuthError, RegistryError
 from oci.registry.auth import Challenge, parse_challenges
 from oci.registry.client import Registry
@@ -305,3 +307,58 @@ def test_a_redirect_to_another_host_is_followed_without_the_authorization_header
             assert stream.read() == DATA
     assert [x.path for x in storage.seen] == ["/data/blob?sig=1"]
     assert "Authorization" not in storage.seen[0].headers
+
+
+# -- uploads and the referrers API ------------------------------------------------------------------
+
+
+def test_an_upload_follows_relative_locations_through_its_chunks(servers) -> None:
+    def answer(handler, seen):  # type: ignore[no-untyped-def]
+        if _v2(handler, seen):
+            return
+        if seen.method == "HEAD":
+            reply(handler, 404)
+        elif seen.method == "POST":
+            reply(handler, 202, b"", {"Location": "/upload/1?_state=a"})
+        elif seen.method == "PATCH":
+            step = int(seen.path.split("/")[2].split("?")[0])
+            reply(handler, 202, b"", {"Location": f"/upload/{step + 1}?_state=b", "Range": "0-1"})
+        else:
+            reply(handler, 201, b"", {"Location": f"/v2/app/blobs/{DIGEST}"})
+
+    s = _start(servers, answer)
+    with Registry(s.host, _options()) as reg:
+        repo = reg.repository("app")
+        repo.monolithic_limit, repo.chunk_size = 1000, 40_000
+        repo.push_blob(Descriptor(media_type="application/octet-stream", digest=DIGEST, size=len(DATA)),
+                       io.BytesIO(DATA))
+    sent = [(x.method, x.path.split("?")[0], len(x.body)) for x in s.seen if x.path != "/v2/"]
+    assert sent == [("HEAD", BLOB, 0), ("POST", "/v2/app/blobs/uploads/", 0), ("PATCH", "/upload/1", 40_000),
+                    ("PATCH", "/upload/2", 40_000), ("PATCH", "/upload/3", 22_400), ("PUT", "/upload/4", 0)]
+    assert b"".join(x.body for x in s.seen if x.method == "PATCH") == DATA
+    assert s.seen[-1].path.endswith(f"digest={DIGEST.replace(':', '%3A')}")
+    assert [x.headers["Content-Range"] for x in s.seen if x.method == "PATCH"] == ["0-39999", "40000-79999",
+                                                                                "80000-102399"]
+
+
+def test_the_referrers_api_is_used_where_the_registry_has_it(servers) -> None:
+    subject = "sha256:" + "a" * 64
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "b" * 64, "size": 10,
+         "artifactType": "application/vnd.example.sbom"},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "c" * 64, "size": 10,
+         "artifactType": "application/vnd.example.sig"}]}
+
+    def answer(handler, seen):  # type: ignore[no-untyped-def]
+        if not _v2(handler, seen):
+            reply(handler, 200, json.dumps(index).encode(), {"Content-Type": "application/vnd.oci.image.index.v1+json"})
+
+    s = _start(servers, answer)
+    with Registry(s.host, _options()) as reg:
+        repo = reg.repository("app")
+        assert [d.artifact_type for d in repo.referrers(subject)] == ["application/vnd.example.sbom",
+                                                                      "application/vnd.example.sig"]
+        # The server ignores the filter (no OCI-Filters-Applied): the client applies it.
+        assert [d.digest[-1] for d in repo.referrers(subject, "application/vnd.example.sig")] == ["c"]
+        assert repo.referrers_api is True
+    assert s.seen[-1].path == f"/v2/app/referrers/{subject}?artifactType=application/vnd.example.sig"

@@ -17,7 +17,7 @@ import threading
 from typing import BinaryIO, Callable, ClassVar, Iterator
 
 from ..digest import Digest, HashingWriter
-from ..errors import BlobNotFoundError, DigestMismatchError, UsageError
+from ..errors import BlobNotFoundError, DigestMismatchError, RegistryAuthError, UsageError
 from ..image.locations import Sink, Source
 from ..image.ref import RegistryRef
 from ..models import Descriptor, Index, Manifest
@@ -181,10 +181,12 @@ class RegistrySink(_RegistryLocation, Sink):
     def take_from(self, source: Source, desc: Descriptor) -> bool:
         """Mount ``desc`` from the source's repository when it is in this same registry."""
         if (not isinstance(source, RegistrySource) or source.ref.registry != self.ref.registry
-                or source.ref.repository == self.ref.repository or desc.media_type in DOCUMENT_MEDIA_TYPES
-                or source.options.creds != self.options.creds):
+                or source.ref.repository == self.ref.repository or desc.media_type in DOCUMENT_MEDIA_TYPES):
             return False
-        location = self.repo.mount_blob(desc.digest, source.ref.repository)
+        try:
+            location = self.repo.mount_blob(desc.digest, source.ref.repository)
+        except RegistryAuthError:  # no pull right on the source's repository here: copy through
+            return False
         if location is None:
             with self._lock:
                 self.mounted += 1

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-from pathlib import Path
 from typing import Iterator
 
 import pytest

@@ -21,6 +21,10 @@ for _sub in sorted(Path(__file__).resolve().parent.iterdir()):
     if _sub.is_dir() and any(_sub.glob("test_*.py")) and str(_sub) not in sys.path:
         sys.path.append(str(_sub))
 
+# The registry fixtures (real servers on 127.0.0.1) live beside their tests; a plugin, not a
+# second conftest.py, so that "from conftest import ..." keeps naming this module.
+pytest_plugins = ["registry_fixtures"]
+
 
 @dataclass
 class Result:

@@ -50,7 +50,7 @@ def test_skopeo_copies_an_ocikit_image(packed, tmp_path: Path) -> None:
     require_tool("skopeo")
     layout, src = packed
     _run("skopeo", "copy", f"oci:{layout}:v1", f"oci:{tmp_path / 'copy'}:v1")
-    unpack(LayoutSource(Layout(tmp_path / "copy"), "v1"), tmp_path / "bundle")
+    unpack(LayoutSource(Layout(tmp_path / "copy"), "v1"), tmp_path / "bundle", init_layer=False)
     assert_trees_equal(src, tmp_path / "bundle" / "rootfs")
 
 
@@ -83,7 +83,7 @@ def test_ocikit_unpacks_a_umoci_image_with_whiteouts_like_umoci(tmp_path: Path) 
     require_root()
     layout = _umoci_layered_image(tmp_path)
     _run("umoci", "unpack", "--image", f"{layout}:t", tmp_path / "by-umoci")
-    unpack(LayoutSource(Layout(layout), "t"), tmp_path / "by-ocikit")
+    unpack(LayoutSource(Layout(layout), "t"), tmp_path / "by-ocikit", init_layer=False)
     assert not (tmp_path / "by-ocikit" / "rootfs" / "gone").exists()
     assert sorted(os.listdir(tmp_path / "by-ocikit" / "rootfs" / "dir")) == ["c"]
     assert_trees_equal(tmp_path / "by-umoci" / "rootfs", tmp_path / "by-ocikit" / "rootfs")
@@ -101,7 +101,7 @@ def test_ocikit_layered_unpack_of_a_umoci_image_mounts_to_the_same_tree(tmp_path
     layout = _umoci_layered_image(tmp_path, dir_to_file=False)
     _run("umoci", "unpack", "--image", f"{layout}:t", tmp_path / "by-umoci")
     bundle = tmp_path / "layered"
-    unpack(LayoutSource(Layout(layout), "t"), bundle, layered=True, store=tmp_path / "store")
+    unpack(LayoutSource(Layout(layout), "t"), bundle, layered=True, store=tmp_path / "store", init_layer=False)
     rootfs = mount_bundle_rootfs(bundle)
     try:
         # Directory mtimes are left out: umoci's layers omit unchanged parent dirs, so an
@@ -122,7 +122,7 @@ def test_ocikit_commit_on_a_umoci_image_is_readable_by_umoci(tmp_path: Path) -> 
     require_root()
     layout = _umoci_layered_image(tmp_path)
     bundle = tmp_path / "b"
-    unpack(LayoutSource(Layout(layout), "t"), bundle)
+    unpack(LayoutSource(Layout(layout), "t"), bundle, init_layer=False)
     (bundle / "rootfs" / "dir" / "c").unlink()
     (bundle / "rootfs" / "added").write_text("added")
     from oci.image.build import commit

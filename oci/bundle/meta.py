@@ -2,7 +2,9 @@
 
 ``BUNDLE/ocikit-bundle.json`` says where the bundle came from and, for a layered
 bundle, which shared layer directories (bottom first) plus which upper and work
-directories make up its root filesystem. Runtimes other than ocikit ignore it.
+directories make up its root filesystem; and the bundle's init layer (``initlayer``):
+what ocikit wrote of /etc/hostname, /etc/hosts and /etc/resolv.conf, or ``false`` for
+none. Runtimes other than ocikit ignore it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from .. import jsontext
 from ..errors import BundleError
 
 META_NAME = "ocikit-bundle.json"
-_FIELDS = ("layered", "layers", "upper", "work", "userxattr", "image", "version")
+_FIELDS = ("layered", "layers", "upper", "work", "userxattr", "image", "init", "version")
 
 
 class BundleMeta:
@@ -22,20 +24,25 @@ class BundleMeta:
 
     ``layers`` are absolute paths of overlay-form layer directories, bottom-most first
     (empty for a flat bundle). ``upper`` and ``work`` are relative to the bundle.
-    ``image``: layout, manifest digest, config digest, tag. ``extra``: unknown fields, kept.
+    ``image``: layout, manifest digest, config digest, tag. ``init``: the init layer's
+    record, ``{"dir": DIR (layered only, relative to the bundle), "files": {PATH: DIGEST},
+    "made": [PATH] (flat only: directories ocikit had to make)}``, PATHs relative to the root
+    filesystem; False (or None, a record from before init layers) when the bundle has none. ``extra``: unknown fields, kept.
     """
 
     # A plain class on os.path, not a dataclass on pathlib: `ocikit run` of a layered bundle
     # loads this module, and those imports cost more than the rest of its Python start-up.
     def __init__(self, layered: bool = False, layers: list[str] | None = None, upper: str = "upper",
                  work: str = "work", userxattr: bool = False, image: dict[str, object] | None = None,
-                 version: int = 1, extra: dict[str, object] | None = None) -> None:
+                 init: dict[str, object] | bool | None = None, version: int = 1,
+                 extra: dict[str, object] | None = None) -> None:
         self.layered = layered
         self.layers = list(layers or [])
         self.upper = upper
         self.work = work
         self.userxattr = userxattr
         self.image = dict(image or {})
+        self.init = init
         self.version = version
         self.extra = dict(extra or {})
 
@@ -69,6 +76,7 @@ class BundleMeta:
             value = known.get(key, key)
             if not isinstance(value, str) or os.path.isabs(value) or ".." in value.split("/"):
                 raise BundleError(f"{path}: field {key!r} must be a relative path inside the bundle")
+        _check_init(known.get("init"), path)
         return cls(**known, extra={k: v for k, v in obj.items() if k not in known})
 
     def save(self, bundle: str | os.PathLike[str]) -> None:
@@ -82,3 +90,30 @@ class BundleMeta:
 
     def work_dir(self, bundle: str | os.PathLike[str]) -> str:
         return os.path.join(bundle, self.work)
+
+    def init_dir(self, bundle: str | os.PathLike[str]) -> str | None:
+        """A layered bundle's init layer directory; None when it has none."""
+        if not self.layered or not isinstance(self.init, dict) or not self.init.get("dir"):
+            return None
+        return os.path.join(bundle, str(self.init["dir"]))
+
+    def lower_dirs(self, bundle: str | os.PathLike[str]) -> list[str]:
+        """The overlay's lower directories, bottom first: the image's layers, then the init layer."""
+        init = self.init_dir(bundle)
+        return self.layers + ([init] if init else [])
+
+
+def _check_init(init: object, path: str) -> None:
+    if init is None or isinstance(init, bool):
+        return
+    if not isinstance(init, dict):
+        raise BundleError(f"{path}: field 'init' must be false or an object")
+    files = init.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise BundleError(f"{path}: field 'init.files' must map paths to digests")
+    made = init.get("made", [])
+    if not isinstance(made, list):
+        raise BundleError(f"{path}: field 'init.made' must be a list of paths")
+    for rel in [*files, *made, *([init["dir"]] if "dir" in init else [])]:
+        if not isinstance(rel, str) or not rel or os.path.isabs(rel) or ".." in rel.split("/"):
+            raise BundleError(f"{path}: field 'init' names {rel!r}, which is not a relative path inside the bundle")

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from typing import Optional
+
 import typer
 from typer.core import TyperArgument, TyperCommand
 
@@ -20,7 +22,7 @@ from ..errors import (
     one_line,
     set_warning_sink,
 )
-from .output import error_line, print_warning
+from .output import error_line, print_error, print_warning
 
 
 class Command(TyperCommand):
@@ -64,7 +66,7 @@ app = Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "root": None, "systemd_cgroup": False}
 
 
 def _print_version(value: bool) -> None:
@@ -80,6 +82,17 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback when a command fails."),
     version: bool = typer.Option(False, "--version", help="Print ocikit's version and exit.",
                                  callback=_print_version, is_eager=True),
+    root: Optional[str] = typer.Option(None, "--root", metavar="DIR",
+                                       help="Container state directory for the runtime commands (as runc's --root; "
+                                            "a command's own --root wins)."),
+    log: Optional[str] = typer.Option(None, "--log", metavar="FILE",
+                                      help="Also append warnings and errors to FILE (as runc's --log)."),
+    log_format: str = typer.Option("text", "--log-format", metavar="text|json",
+                                   help="Format of the --log lines: text, or json as conmon reads them."),
+    systemd_cgroup: bool = typer.Option(False, "--systemd-cgroup",
+                                        help="Refused by create and run: ocikit manages cgroups itself (cgroupfs)."),
+    criu: Optional[str] = typer.Option(None, "--criu", metavar="PATH",
+                                       help="Accepted for runc compatibility and ignored: ocikit has no checkpoint/restore."),
 ) -> None:
     """ocikit: a toolkit for OCI container images and runtime bundles.
 
@@ -87,8 +100,33 @@ def _root(
     or oci:LAYOUT[:TAG] for an OCI image layout; oci-archive:FILE[:TAG] for a tar of one;
     docker-archive:FILE[:NAME:TAG] for what docker save writes; docker://HOST[:PORT]/REPO[:TAG]
     or docker://HOST[:PORT]/REPO@DIGEST for an image in a registry (ocikit copy).
+
+    The global options --root, --log, --log-format and --systemd-cgroup are runc's, for
+    engines (podman, conmon) that run ocikit as their OCI runtime.
     """
+    from ..errors import UsageError
+    from .output import set_log
+
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format {log_format!r}: expected text or json")
+    set_log(log, log_format)
     _state["debug"] = debug
+    _state["root"] = root
+    _state["systemd_cgroup"] = systemd_cgroup
+
+
+def global_root(root: "Any") -> "Any":
+    """A runtime command's state directory: its own --root, else the global one, else None (the default)."""
+    return root if root is not None else _state["root"]
+
+
+def refuse_systemd_cgroup() -> None:
+    """The runtime commands that make cgroups refuse --systemd-cgroup: ocikit has no systemd driver."""
+    from ..errors import UsageError
+
+    if _state["systemd_cgroup"]:
+        raise UsageError("--systemd-cgroup is not supported: ocikit manages cgroups itself through cgroupfs "
+                         "(for podman: --cgroup-manager cgroupfs)")
 
 
 def print_json(obj: Any) -> None:
@@ -136,9 +174,11 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apply": ("apply",),
     "image": ("commit", "config", "pack", "unpack"),
     "sign": ("keygen", "referrers", "sign"),
-    "runtime": ("create", "delete", "events", "kill", "list", "mount", "pause", "ps", "resume", "run", "start", "state",
-                "umount", "update"),
+    "runtime": ("create", "delete", "events", "exec", "features", "kill", "list", "mount", "pause", "ps", "resume", "run",
+                "start", "state", "umount", "update"),
 }
+# Global options that take a value (runc's): their value is not the command's name.
+_GLOBAL_VALUES = ("--root", "--log", "--log-format", "--criu")
 
 
 def _register(argv: list[str] | None = None) -> None:
@@ -146,7 +186,12 @@ def _register(argv: list[str] | None = None) -> None:
     that owns the command ``argv`` names, when it names one."""
     import importlib
 
-    command = next((a for a in argv or [] if not a.startswith("-")), None)
+    args = list(argv or [])
+    command = None
+    for i, a in enumerate(args):
+        if not a.startswith("-") and (i == 0 or args[i - 1] not in _GLOBAL_VALUES):
+            command = a
+            break
     owner = [m for m, names in COMMAND_MODULES.items() if command in names]
     for name in owner or COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{name}")
@@ -189,16 +234,16 @@ def main(argv: list[str] | None = None) -> None:
     except OCIError as exc:
         if debug:
             _print_traceback()
-        print(error_line(exc), file=sys.stderr)
+        print_error(error_line(exc))
         sys.exit(exc.exit_code)
     except OSError as exc:
         if debug:
             _print_traceback()
-        print(error_line(exc), file=sys.stderr)
+        print_error(error_line(exc))
         sys.exit(EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_FAILURE)
     except _ClickUsageError as exc:
         if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
-            print(_usage_line(exc), file=sys.stderr)
+            print_error(_usage_line(exc))
         sys.exit(EXIT_USAGE)
     except typer.Abort:
         print("ocikit: aborted", file=sys.stderr)
@@ -209,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             _print_traceback()
-        print(one_line(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"), file=sys.stderr)
+        print_error(one_line(f"ocikit: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"))
         sys.exit(EXIT_INTERNAL)
     # A command's typer.Exit(N) comes back as N; a command that returns gives None.
     sys.exit(status if isinstance(status, int) else 0)

@@ -1,6 +1,8 @@
 """A typer-free entry for ``ocikit run``: the command's start-up cost is most of a short run.
 
-Accepts exactly ``run BUNDLE [--id ID] [--root DIR]``; prints errors as the CLI edge does.
+Accepts exactly ``run BUNDLE [--id ID] [--root DIR]`` where BUNDLE holds a config.json;
+anything else (runc's ``run [--bundle B] ID`` among them) goes to the full command line.
+Prints errors as the CLI edge does.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _exit(code: int) -> NoReturn:
 def main(argv: list[str]) -> None:
     """Run ``ocikit run`` without the full CLI when the arguments allow; exits the process."""
     parsed = parse_run_args(argv)
-    if parsed is None:
+    if parsed is None or not os.path.isfile(os.path.join(parsed[0], "config.json")):
         from .app import main as full
 
         full(["run", *argv])

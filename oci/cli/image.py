@@ -129,12 +129,16 @@ def unpack(
     rootless: bool = typer.Option(False, "--rootless", help="Unpack for an unprivileged user: skip owners and device nodes, and write a config whose user namespace maps the caller to root (the default when not root)."),
     tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
     volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
+    no_init_layer: bool = typer.Option(False, "--no-init-layer", help="Give the bundle no /etc/hostname, /etc/hosts and /etc/resolv.conf of its own (for a runtime that provides them, as podman does)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Unpack an image into a runtime bundle (config.json + rootfs) that runc can run.
 
     Every blob and layer is verified as it streams; on any failure no bundle is left.
+    The bundle gets its own /etc/hostname, /etc/hosts and /etc/resolv.conf (its init
+    layer), made from config.json and the host, rewritten when config.json's hostname
+    changes, and never committed.
 
     Example: ocikit unpack ./layout:v1 ./bundle && cd bundle && runc run demo
     Example: ocikit unpack docker-archive:app.tar ./bundle
@@ -150,7 +154,7 @@ def unpack(
     result = do_unpack(
         source, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
-        progress=_progress("unpack", quiet),
+        init_layer=not no_init_layer, progress=_progress("unpack", quiet),
     )
     for warning in result.warnings:
         print_warning(warning)

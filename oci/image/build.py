@@ -388,6 +388,7 @@ def unpack(
     rootless: bool | None = None,
     tty: bool = False,
     volumes_as_mounts: bool = False,
+    init_layer: bool = True,
     progress: Progress | None = None,
 ) -> UnpackResult:
     """Unpack ``image`` (a reference, or an opened source) into a new runtime bundle at ``bundle``.
@@ -398,16 +399,20 @@ def unpack(
     layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
     ``rootless`` (default: when not running as root): owners and device nodes are not
     applied, and config.json maps the caller to root in a user namespace.
+    ``init_layer``: give the bundle its own /etc/hostname, /etc/hosts and /etc/resolv.conf
+    (``oci.bundle.initlayer``); off for a runtime that provides them itself.
     """
     if store is not None and not layered:
         raise UsageError("--store only applies with --layered")
     with opened(image) as source:
         return _unpack(source, Path(bundle).absolute(), platform, layered, store, rootless, tty, volumes_as_mounts,
-                       progress)
+                       init_layer, progress)
 
 
 def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bool, store: Path | None,
-            rootless: bool | None, tty: bool, volumes_as_mounts: bool, progress: Progress | None) -> UnpackResult:
+            rootless: bool | None, tty: bool, volumes_as_mounts: bool, init_layer: bool,
+            progress: Progress | None) -> UnpackResult:
+    from ..bundle import initlayer
     from ..bundle.convert import layers_reader, rootfs_reader, runtime_config
     from ..bundle.layerstore import LayerStore, chain_ids, default_store
 
@@ -453,6 +458,12 @@ def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bo
             spec = runtime_config(img.config, files, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
                                   default_args=DEFAULT_ARGS)
             (tmp / CONFIG_NAME).write_text(json.dumps(spec, indent=2) + "\n")
+            if not init_layer:
+                meta.init = False
+            elif layered:
+                initlayer.write_layered(tmp, meta, spec)
+            else:
+                initlayer.write_flat(rootfs, meta, spec)  # after the snapshot: it holds the image's files
             meta.save(tmp)
             _finish_bundle(tmp, bundle)
         except BaseException:
@@ -543,7 +554,10 @@ def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src: 
     else:
         if not snapshot_path.is_file():
             raise BundleError(f"{snapshot_path}: missing, so the changes since unpack are unknown")
-        layer_desc, diff_id = _new_layer(layout, new=bundle / "rootfs", old=TreeSnapshot.load(snapshot_path),
+        from ..bundle.initlayer import hide_from_commit
+
+        old = hide_from_commit(bundle / "rootfs", meta, TreeSnapshot.load(snapshot_path))
+        layer_desc, diff_id = _new_layer(layout, new=bundle / "rootfs", old=old,
                                          compression=compression, level=level, source_date_epoch=source_date_epoch,
                                          progress=_quiet(progress, "commit"))
     _copy_blobs(src.source, layout, src.manifest.layers)

@@ -213,7 +213,10 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
         if tty_sock is not None:
             import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC) if fifo is not None else None
-        rootfs.pivot(root)
+        if launch.no_pivot:
+            rootfs.move_root(root)
+        else:
+            rootfs.pivot(root)
         if prop in ("shared", "rshared", "unbindable", "runbindable"):
             L.mount(None, "/", None, rootfs._PROPAGATION[prop])
         if cfg.get("hostname") is not None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _CREATOR = "creator"  # in a state directory: a symlink to "PID STARTTIME" of the ocikit that made it
 _CGROUP = "cgroup"  # in a state directory: a symlink to the JSON record of the container's cgroup
+_CONFIG = "config.json"  # in a state directory: the config the container was made with, for exec
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
@@ -203,6 +204,40 @@ def _write_record(sdir: str, rec: dict[str, Any]) -> None:
     with open(tmp, "w") as f:
         f.write(json.dumps(rec))
     os.replace(tmp, os.path.join(sdir, "state.json"))
+
+
+def _save_config(sdir: str, cfg: dict[str, Any]) -> None:
+    """Keep the config the container is made with: exec takes its process defaults, namespaces
+    and seccomp profile from it, whatever happens to the bundle later (runc keeps its own too)."""
+    with open(os.path.join(sdir, _CONFIG), "w") as f:
+        f.write(json.dumps(cfg))
+
+
+def lookup(cid: str, root: StrPath | None = None) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """(state directory, record, status, config) of an existing container, for exec.
+
+    The record is empty while the container is being created; the config is the one it was made with."""
+    sdir = _state_dir(root or default_root(), cid)
+    if not os.path.isdir(sdir):
+        raise ContainerError(f"container {cid!r} does not exist")
+    rec = _read_record(sdir)
+    status = _status(sdir, rec)
+    try:
+        with open(os.path.join(sdir, _CONFIG), "rb") as f:
+            cfg = jsontext.loads(f.read())
+    except FileNotFoundError:
+        raise ContainerError(f"container {cid!r} has no saved config ({sdir}/{_CONFIG}); it was made by an older ocikit") from None
+    return sdir, rec or {}, status, cfg
+
+
+def cgroup_procs_files(sdir: str) -> list[str]:
+    """The ``cgroup.procs`` files of the container whose state directory is ``sdir`` (none without a cgroup)."""
+    cg = _cgroup_record(sdir)
+    if cg is None:
+        return []
+    from .cgroups import Cgroup
+
+    return Cgroup.from_record(cg).procs_files()
 
 
 def _public(rec: dict[str, Any], status: str) -> dict[str, Any]:
@@ -447,8 +482,12 @@ def _load(bundle: str) -> Launch:
         from ..bundle.meta import BundleMeta
 
         meta = BundleMeta.load(bundle)
+    if meta is not None and meta.init:
+        from ..bundle.initlayer import refresh
+
+        refresh(bundle, meta, cfg, rootfs)  # before _prepare: the files follow config.json as written
     if meta is not None and meta.layered:
-        layered = {"layers": meta.layers, "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
+        layered = {"layers": meta.lower_dirs(bundle), "upper": os.fspath(meta.upper_dir(bundle)), "work": os.fspath(meta.work_dir(bundle)), "userxattr": meta.userxattr or os.geteuid() != 0}
         for p in meta.layers:
             if not os.path.isdir(p):
                 raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")
@@ -465,10 +504,15 @@ def _load(bundle: str) -> Launch:
     return launch
 
 
-def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) -> int:
-    """Run the bundle's process in the foreground; returns its exit status (128+N for signal N)."""
+def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None, no_pivot: bool = False,
+        pid_file: StrPath | None = None) -> int:
+    """Run the bundle's process in the foreground; returns its exit status (128+N for signal N).
+
+    ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
+    ``pid_file``: where to write the process's host pid once it exists."""
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
+    launch.no_pivot = no_pivot
     cfg = launch.config
     cid = cid or f"ocikit-{os.getpid()}"
     sdir = _claim(root or default_root(), cid)
@@ -476,6 +520,7 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
     master = None
     pty_socks = None
     try:
+        _save_config(sdir, cfg)
         if terminal:
             if not os.isatty(0):
                 raise RuntimeSpecError("config.json: field 'process.terminal' is true but stdin is not a terminal")
@@ -498,6 +543,10 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None) ->
             signal.signal(getattr(signal, name), forward)
         pid, master = _launch(launch, bundle, cid, sdir, "run", pty_socks)
         target["pid"] = pid
+        if pid_file is not None:
+            from .pidfile import write_pid_file
+
+            write_pid_file(pid_file, pid)
         for s in pending:
             os.kill(pid, s)
         if master is not None:
@@ -606,14 +655,16 @@ def _relay(master: int, wake: int) -> None:
 
 
 def create(cid: str, bundle: StrPath, root: StrPath | None = None,
-           console_socket: StrPath | None = None) -> dict[str, Any]:
+           console_socket: StrPath | None = None, no_pivot: bool = False) -> dict[str, Any]:
     """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state.
 
     A process with ``terminal: true`` gets a pty whose master is sent, as runc sends it,
     over the Unix socket ``console_socket`` (one message, SCM_RIGHTS, named /dev/ptmx).
+    ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
     """
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
+    launch.no_pivot = no_pivot
     cfg = launch.config
     terminal = bool(cfg["process"].get("terminal"))
     if terminal and console_socket is None:
@@ -628,6 +679,7 @@ def create(cid: str, bundle: StrPath, root: StrPath | None = None,
     try:
         sdir = _claim(root or default_root(), cid)
         try:
+            _save_config(sdir, cfg)
             pid, master = _launch(launch, bundle, cid, sdir, "create", pty_socks)
             if console is not None and master is not None:
                 try:
@@ -699,6 +751,16 @@ def kill(cid: str, sig: int = signal.SIGTERM, root: StrPath | None = None) -> No
     if st["status"] not in ("created", "running", "paused"):
         raise ContainerError(f"container {cid!r} is {st['status']}: nothing to signal")
     os.kill(st["pid"], sig)
+
+
+def kill_all(cid: str, sig: int = signal.SIGTERM, root: StrPath | None = None) -> None:
+    """Send ``sig`` to every process in the container's cgroup (runc's ``kill --all``): those
+    ``exec`` started, and those a container without its own pid namespace leaves behind."""
+    sdir = _state_dir(root or default_root(), cid)
+    st = state(cid, root)
+    if st["status"] not in ("created", "running", "paused"):
+        raise ContainerError(f"container {cid!r} is {st['status']}: nothing to signal")
+    _cgroup(sdir, cid).kill_all(sig)
 
 
 def delete(cid: str, root: StrPath | None = None, force: bool = False) -> None:

@@ -12,9 +12,10 @@ class Launch:
     """``config``: config.json, prepared. ``rootfs``: the root filesystem's host path.
     ``layered``: a layered bundle's overlay (layers, upper, work, userxattr) or None.
     ``seccomp``: the compiled filter or None. ``cgroup_procs``: the ``cgroup.procs`` files the
-    first process joins. ``id``: the container's id, once claimed."""
+    first process joins. ``id``: the container's id, once claimed. ``no_pivot``: enter the root
+    by moving its mount onto / and chroot instead of pivot_root (runc's --no-pivot)."""
 
-    __slots__ = ("config", "rootfs", "layered", "seccomp", "cgroup_procs", "id")
+    __slots__ = ("config", "rootfs", "layered", "seccomp", "cgroup_procs", "id", "no_pivot")
 
     def __init__(self, config: "dict[str, Any]", rootfs: str, layered: "dict[str, Any] | None" = None) -> None:
         self.config = config
@@ -23,3 +24,4 @@ class Launch:
         self.seccomp: bytes | None = None
         self.cgroup_procs: "list[str]" = []
         self.id = ""
+        self.no_pivot = False

@@ -85,6 +85,21 @@ def mount_overlay(lowers: list[StrPath], upper: StrPath | None, work: StrPath | 
         shutil.rmtree(short, ignore_errors=True)
 
 
+def _config(bundle: str) -> dict:
+    """The bundle's config.json ({} when it has none)."""
+    cfg_path = os.path.join(bundle, "config.json")
+    try:
+        with open(cfg_path, "rb") as f:
+            cfg = jsontext.loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise BundleError(f"{cfg_path}: not valid JSON") from None
+    if not isinstance(cfg, dict):
+        raise BundleError(f"{cfg_path}: expected a JSON object")
+    return cfg
+
+
 def _rootfs_path(bundle: str) -> str:
     cfg_path = os.path.join(bundle, "config.json")
     try:
@@ -126,7 +141,11 @@ def mount_bundle_rootfs(bundle: StrPath) -> Path:
     os.makedirs(target, exist_ok=True)
     if is_mountpoint(target):
         raise BundleError(f"{target}: already mounted (run 'ocikit umount {bundle}' first)")
-    mount_overlay(meta.layers, meta.upper_dir(bundle), meta.work_dir(bundle), target, meta.userxattr)
+    if meta.init:
+        from ..bundle.initlayer import refresh
+
+        refresh(bundle, meta, _config(bundle), target)
+    mount_overlay(meta.lower_dirs(bundle), meta.upper_dir(bundle), meta.work_dir(bundle), target, meta.userxattr)
     return Path(target)
 
 

@@ -220,6 +220,40 @@ def pivot(root: str) -> None:
         os.close(new)
 
 
+def move_root(root: str) -> None:
+    """Make ``root`` the root directory without pivot_root: move its mount onto / and chroot
+    into it (runc's --no-pivot, for a root on a ramdisk, where pivot_root is refused).
+
+    The old root stays underneath, reachable by a chroot escape, so every mount that is
+    neither inside ``root`` nor one of its ancestors is detached first, deepest first.
+    """
+    real = os.path.realpath(root)
+    inside = real.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        points = [_unescape(line.split()[4].decode(errors="surrogateescape")) for line in f]
+    for p in sorted(points, key=len, reverse=True):
+        if p == real or p.startswith(inside) or inside.startswith(p.rstrip("/") + "/"):
+            continue
+        try:
+            L.umount2(p, L.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno == 22:  # EINVAL: already gone with a parent detached before it
+                continue
+            if exc.errno != 1:
+                raise
+            # EPERM: locked by a less privileged user namespace; hide it instead.
+            L.mount("tmpfs", p, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
+    os.chdir(real)
+    L.mount(real, "/", None, L.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field: octal escapes of space, tab, newline and backslash undone."""
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
 def _in_root(path: str) -> str | None:
     """Container path ``path`` with its symlinks resolved inside the (pivoted) root, or None
     where it leads nowhere. Resolved here, not by the kernel: a magic link of /proc would

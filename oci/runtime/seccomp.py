@@ -247,12 +247,22 @@ def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
 
 
 def _check_flag(nr: int, flag: int, field: str, name: str) -> None:
+    if not _kernel_knows(nr, flag):
+        raise _err(field, f"{name} is not supported by this kernel")
+
+
+def _kernel_knows(nr: int, flag: int) -> bool:
     """Ask the kernel whether it knows ``flag``: with no program it says EFAULT if it does, EINVAL if not."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    if libc.syscall(ctypes.c_long(nr), ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flag), ctypes.c_void_p(None)) < 0 \
-            and ctypes.get_errno() == errno.EINVAL:
-        raise _err(field, f"{name} is not supported by this kernel")
+    return not (libc.syscall(ctypes.c_long(nr), ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flag),
+                             ctypes.c_void_p(None)) < 0 and ctypes.get_errno() == errno.EINVAL)
+
+
+def supported_flags() -> list[str]:
+    """The names in FLAGS that this kernel and libseccomp take (for the features document)."""
+    nr = _libseccomp().seccomp_syscall_resolve_name(b"seccomp")
+    return sorted(n for n, bit in FLAGS.items() if not bit or (nr >= 0 and _kernel_knows(nr, bit)))
 
 
 def _keeps_sys_admin(proc: dict[str, Any]) -> bool:

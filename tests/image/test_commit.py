@@ -38,13 +38,13 @@ def _change(rootfs: Path) -> None:
 
 
 def test_flat_commit_adds_a_layer_that_reproduces_the_changed_tree(image: Layout, tmp_path: Path) -> None:
-    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1", init_layer=False)
     _change(tmp_path / "b1" / "rootfs")
     commit(tmp_path / "b1", image, "v2")
     v1, v2 = load_image(LayoutSource(image, "v1")), load_image(LayoutSource(image, "v2"))
     assert v2.manifest.layers[:1] == v1.manifest.layers and len(v2.manifest.layers) == 2
     assert len(v2.config.rootfs.diff_ids) == 2 and v2.config.history[-1].created_by == "ocikit commit"
-    unpack(LayoutSource(image, "v2"), tmp_path / "b2")
+    unpack(LayoutSource(image, "v2"), tmp_path / "b2", init_layer=False)
     assert_trees_equal(tmp_path / "b1" / "rootfs", tmp_path / "b2" / "rootfs")
 
 
@@ -95,14 +95,14 @@ def _same_second_rewrite(p: Path) -> None:
     ids=["content-other-second", "content-same-second", "size", "chmod", "removed", "replaced-dir"],
 )
 def test_flat_commit_finds_real_edits(image: Layout, tmp_path: Path, change, expected: set[str]) -> None:
-    unpack(LayoutSource(image, "v1"), tmp_path / "b1")
+    unpack(LayoutSource(image, "v1"), tmp_path / "b1", init_layer=False)
     rootfs = tmp_path / "b1" / "rootfs"
     change(rootfs)
     commit(tmp_path / "b1", image, "v2")
     top = load_image(LayoutSource(image, "v2")).manifest.layers[-1]
     with image.open_blob(top.digest, top.size) as f:
         assert {e["name"] for e in list_layer(f)} == expected  # whiteouts by the names they delete
-    unpack(LayoutSource(image, "v2"), tmp_path / "b2")
+    unpack(LayoutSource(image, "v2"), tmp_path / "b2", init_layer=False)
     assert_trees_equal(rootfs, tmp_path / "b2" / "rootfs")
 
 
@@ -113,12 +113,12 @@ def test_layered_commit_takes_the_overlay_upper_dir(image: Layout, tmp_path: Pat
     except ImportError:
         pytest.skip("oci.runtime.overlay is not available")
     bundle = tmp_path / "b1"
-    unpack(LayoutSource(image, "v1"), bundle, layered=True, store=tmp_path / "store")
+    unpack(LayoutSource(image, "v1"), bundle, layered=True, store=tmp_path / "store", init_layer=False)
     rootfs = mount_bundle_rootfs(bundle)
     try:
         _change(rootfs)
         commit(bundle, image, "v2")
-        unpack(LayoutSource(image, "v2"), tmp_path / "b2")
+        unpack(LayoutSource(image, "v2"), tmp_path / "b2", init_layer=False)
         assert_trees_equal(rootfs, tmp_path / "b2" / "rootfs")
     finally:
         umount_bundle_rootfs(bundle)

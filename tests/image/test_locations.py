@@ -48,7 +48,8 @@ def _manifest(ref: str) -> str:
 
 
 def _tree(ref: str, where: Path) -> Path:
-    _ok("unpack", ref, where, "-q")
+    """The image's tree as a flat unpack holds it (no init layer over it)."""
+    _ok("unpack", ref, where, "-q", "--no-init-layer")
     return where / "rootfs"
 
 

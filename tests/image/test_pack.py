@@ -172,7 +172,7 @@ def test_pack_on_a_base_unpacks_to_the_new_tree(tmp_path: Path) -> None:
     (new_src / "etc" / "passwd").unlink()
     (new_src / "extra").mkdir()
     pack(new_src, layout, "child", base=LayoutSource(layout, "base"), config=ConfigChanges(cmd=["/x"]))
-    unpack(LayoutSource(layout, "child"), tmp_path / "bundle")
+    unpack(LayoutSource(layout, "child"), tmp_path / "bundle", init_layer=False)
     assert_trees_equal(new_src, tmp_path / "bundle" / "rootfs")
 
 
@@ -274,7 +274,7 @@ def test_pack_on_a_base_finds_real_edits(tmp_path: Path, change, expected: set[s
     change(src)
     pack(src, layout, "v2", base=LayoutSource(layout, "v1"))
     assert {e["name"] for e in _top_layer(layout, "v2")} == expected  # whiteouts by the names they delete
-    unpack(LayoutSource(layout, "v2"), tmp_path / "bundle")
+    unpack(LayoutSource(layout, "v2"), tmp_path / "bundle", init_layer=False)
     assert_trees_equal(src, tmp_path / "bundle" / "rootfs")
 
 
@@ -297,7 +297,7 @@ def test_pack_on_a_base_whose_layer_writes_through_a_symlink_extracts_it(tmp_pat
     lower = tar_of(entry("real/", "dir", mode=0o755), entry("ln", "symlink", linkname="real"))
     upper = tar_of(entry("ln/f", data=b"through the link"))
     layout, _ = build_image(tmp_path / "layout", "base", layers=[lower, upper])
-    unpack(LayoutSource(layout, "base"), tmp_path / "b1")
+    unpack(LayoutSource(layout, "base"), tmp_path / "b1", init_layer=False)
     rootfs = tmp_path / "b1" / "rootfs"
     assert (rootfs / "real" / "f").read_bytes() == b"through the link"
     pack(rootfs, layout, "same", base=LayoutSource(layout, "base"))

@@ -4,14 +4,12 @@ indexes, referrers, deduplication, mounts, failures that leave no tag, and skope
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_one_line_error, require_tool, run_ocikit
 from image_helpers import make_tree
 from imagebuilder import build_image
 from oci.errors import DigestMismatchError, RegistryNotFoundError
@@ -25,26 +23,6 @@ from oci.registry.options import RegistryOptions
 from oci.registry.referrers import fallback_tag
 
 PLAIN = RegistryOptions(tls_verify=False)
-
-
-# tests/conftest.py's helpers, here where ``conftest`` is this directory's
-def run_ocikit(*args: str):  # type: ignore[no-untyped-def]
-    proc = subprocess.run([sys.executable, "-m", "oci", *map(str, args)], capture_output=True, text=True,
-                          env=os.environ)
-    proc.code = proc.returncode  # type: ignore[attr-defined]
-    return proc
-
-
-def assert_one_line_error(res, *needles: str) -> None:  # type: ignore[no-untyped-def]
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode != 0 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-
-
-def require_tool(name: str) -> None:
-    if shutil.which(name) is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it from Debian's packages)")
 
 
 def _copy(*args: str) -> dict:

@@ -407,30 +407,6 @@ def _pack_into(source: Path, sink: Sink, tag: str, changes: ConfigChanges, creat
 # -- unpack -------------------------------------------------------------------------------
 
 
-@dataclass
-class UnpackResult:
-    bundle: Path
-    manifest: Descriptor
-    config: str
-    layered: bool
-    layers: list[str] = field(default_factory=list)
-    extracted: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-def _check_bundle_target(bundle: Path) -> None:
-    if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
-        raise BundleError(f"{bundle}: already exists and is not an empty directory")
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _finish_bundle(tmp: Path, bundle: Path) -> None:
-    if bundle.is_dir():
-        bundle.rmdir()
-    os.rename(tmp, bundle)
-    os.chmod(bundle, 0o700)
-
-
 def unpack(
     image: ImageLike,
     bundle: Path,

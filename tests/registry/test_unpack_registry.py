@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,30 @@ def _changed(tree: Path) -> Path:
     (tree / "opt").mkdir()
     (tree / "opt" / "new").write_text("new\n")
     return tree
+
+
+def _peak_rss_kb(*args: object) -> int:
+    """Run ``ocikit ARGS`` under /usr/bin/time -v; its peak resident set size in KiB."""
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "oci", *map(str, args)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(l for l in proc.stderr.splitlines() if "Maximum resident set size" in l)
+    return int(line.rsplit(":", 1)[1])
+
+
+def test_pack_and_unpack_of_a_256_mib_image_stay_well_under_150_mb(registry, tmp_path: Path) -> None:
+    if not os.path.exists("/usr/bin/time"):
+        pytest.skip("/usr/bin/time is not installed (Debian's time package)")
+    tree = tmp_path / "tree" / "data"
+    tree.mkdir(parents=True)
+    for i in range(32):
+        (tree / f"f{i}").write_bytes(os.urandom(8 << 20))  # incompressible: the layer is as big as the tree
+    ref = registry.ref("big/app", "v1")
+    packed = _peak_rss_kb("pack", tree.parent, ref, "--tls-verify=false", "--level", "1", "-q")
+    unpacked = _peak_rss_kb("unpack", ref, tmp_path / "bundle", "--tls-verify=false", "-q")
+    assert packed < 150_000 and unpacked < 150_000, (packed, unpacked)
+    assert _same_file(tree / "f31", tmp_path / "bundle" / "rootfs" / "data" / "f31")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()

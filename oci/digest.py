@@ -238,7 +238,10 @@ class ReadAheadHashingReader:
                 parts.append(chunk)
             return b"".join(parts)
         if not self._buf and not self._eof:
-            self._buf = memoryview(self._next())
+            chunk = self._next()
+            if len(chunk) <= n:  # the usual case: a whole chunk, handed on without a copy
+                return chunk
+            self._buf = memoryview(chunk)
         out = bytes(self._buf[:n])
         self._buf = self._buf[n:]
         return out

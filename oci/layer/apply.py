@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, TypeVar
 
-from ..digest import Digest, ReadAheadHashingReader
+from ..digest import BackgroundHasher, Digest, ReadAheadHashingReader
 from ..errors import LayerError, OCIError, UnsafePathError
 from ..progress import Progress
 from .compression import decompression_errors, is_io_error, open_detected
@@ -86,10 +86,11 @@ def apply_layer(
     warn_owners = rootless is None  # a caller asking for rootless knows owners are not applied
     rootless = os.geteuid() != 0 if rootless is None else rootless
     reader, compression = open_detected(stream)
-    # Decompression and the diffID hash run in a read-ahead thread (both release the GIL),
-    # overlapping the file creation done here.
-    plain = ReadAheadHashingReader(reader)  # type: ignore[arg-type]
-    source = _TarSource(plain)
+    # Decompression runs in a read-ahead thread and the diffID hash in another (both
+    # release the GIL), overlapping the file creation done here.
+    plain = ReadAheadHashingReader(reader, None)  # type: ignore[arg-type]
+    hasher = BackgroundHasher(["sha256"])
+    source = _TarSource(plain, hasher)
     tar = TarReader(source.read)
     try:
         with RootDir(target) as root:
@@ -101,13 +102,15 @@ def apply_layer(
             finally:
                 applier._drop_cache()
         source.drain()
+        diff_id = hasher.digests()["sha256"]
     finally:
         plain.close()
+        hasher.close()
     while stream.read(_CHUNK):  # let a verifying caller stream see its end
         pass
     if progress is not None:
         progress.done()
-    return ApplyResult(plain.digest(), compression, count, applier.warnings)
+    return ApplyResult(diff_id, compression, count, applier.warnings)
 
 
 def _extract(tar: TarReader, applier: "_Applier") -> int:
@@ -124,10 +127,12 @@ def _extract(tar: TarReader, applier: "_Applier") -> int:
 
 
 class _TarSource:
-    """The uncompressed tar, with decompression errors turned into LayerError."""
+    """The uncompressed tar, with decompression errors turned into LayerError; every byte
+    read goes to ``hasher``."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, hasher: BackgroundHasher) -> None:
         self.raw = raw
+        self.hasher = hasher
         self.pos = 0
 
     def read(self, n: int) -> bytes:
@@ -140,6 +145,8 @@ class _TarSource:
                 raise
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
         self.pos += len(data)
+        if data:
+            self.hasher.update(data)
         return data
 
     def drain(self) -> None:

@@ -293,7 +293,7 @@ class BackgroundHasher:
     one. Memory: ``depth`` chunks. Use it as a context manager so the thread always ends.
     """
 
-    def __init__(self, algorithms: Iterable[str], depth: int = 8) -> None:
+    def __init__(self, algorithms: Iterable[str], depth: int = 4) -> None:
         import queue
         import threading
 

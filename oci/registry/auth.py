@@ -96,6 +96,10 @@ def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
 
 
+def delete_scope(repository: str) -> str:
+    return f"repository:{repository}:delete"
+
+
 Scopes = tuple[str, ...]
 
 

@@ -122,6 +122,11 @@ class Authenticator:
         user = self._credentials.username if self._credentials else None
         return f"Authenticator(host={self.host!r}, user={user!r})"
 
+    @property
+    def has_credentials(self) -> bool:
+        """Whether requests carry credentials (an anonymous token carries none)."""
+        return self._credentials is not None
+
     def learn(self, header: str | None) -> bool:
         """Read a 401's ``WWW-Authenticate``; True when it offers a scheme ocikit speaks."""
         for challenge in parse_challenges(header or ""):

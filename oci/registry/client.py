@@ -107,7 +107,8 @@ class Registry:
             if reply.status in (401, 403):
                 reply.close()
                 codes = "; ".join(c for c, _ in reply.error_codes()[:2])
-                raise refused(self.host, scopes, reply.status, anonymous=auth is None, detail=codes)
+                anonymous = auth is None or not self._auth.has_credentials  # an anonymous token is no login
+                raise refused(self.host, scopes, reply.status, anonymous=anonymous, detail=codes)
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -152,3 +152,50 @@ def test_after_logout_from_a_token_service_a_pull_is_refused_as_anonymous(token_
     res = run_ocikit("copy", token_registry.ref("tokens/private", "v1"), f"{tmp_path / 'back'}:v1", *plain)
     assert_one_line_error(res, token_registry.host, "repository:tokens/private:pull", "401",
                           "without credentials (log in")
+
+
+def _on_a_terminal(args: list[str], answers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """Run ocikit with a terminal of its own; when its output shows each prompt, type the answer."""
+    import os
+    import pty
+    import select
+    import sys
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, [sys.executable, "-m", "oci", *args])
+    seen = b""
+    pending = list(answers)
+    while True:
+        ready, _, _ = select.select([fd], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and pending[0][0] in seen:
+            os.write(fd, pending.pop(0)[1] + b"\n")
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_login_asks_for_the_password_on_a_terminal_without_echoing_it(tls_registry, tmp_path: Path) -> None:
+    authfile = tmp_path / "auth.json"
+    code, shown = _on_a_terminal(["login", tls_registry.host, "-u", tls_registry.username, *_tls(tls_registry, authfile)],
+                                 [(b"Password", tls_registry.password.encode())])
+    assert code == 0, shown
+    assert tls_registry.password.encode() not in shown
+    assert _entry(authfile, tls_registry.host) == tls_registry.creds
+
+
+def test_a_wrong_password_in_creds_is_not_shown_even_with_debug(tls_registry, image, tmp_path: Path) -> None:
+    wrong = "creds-Wr0ng-secret"
+    res = run_ocikit("--debug", "copy", image, tls_registry.ref("creds/app", "v1"), "--creds",
+                     f"{tls_registry.username}:{wrong}", "--cert-dir", str(tls_registry.cert_dir),
+                     "--authfile", str(tmp_path / "none.json"))
+    assert res.code == 1 and "refused for these credentials" in res.stderr
+    assert wrong not in res.stdout + res.stderr

@@ -249,3 +249,28 @@ def test_the_help_of_each_registry_command_shows_a_registry_example(command: str
     assert res.code == 0
     examples = [line for line in res.stdout.splitlines() if "Example:" in line]
     assert any("docker://" in line or (command == "login" and "login" in line) for line in examples), res.stdout
+
+
+def test_verify_and_inspect_walk_an_index_in_a_registry(registry, tmp_path: Path) -> None:
+    from oci.image.build import pack
+    from oci.layout import Layout
+    from oci.models import Descriptor, Index, Platform, canonical_json
+
+    layout = Layout.init(tmp_path / "multi")
+    per = []
+    for arch in ("amd64", "arm64"):
+        tree = tmp_path / f"tree-{arch}"
+        tree.mkdir()
+        (tree / "arch").write_text(f"{arch} for verify\n")
+        d = pack(tree, layout, f"only-{arch}", platform=Platform(os="linux", architecture=arch), source_date_epoch=1)
+        per.append(Descriptor(media_type=d.media_type, digest=d.digest, size=d.size,
+                              platform=Platform(os="linux", architecture=arch)))
+    index = layout.put_json(canonical_json(Index(manifests=per).to_dict()), MT_INDEX)
+    layout.set_tag("multi", index)
+    ref = registry.ref("cmds/verify-index", "multi")
+    ok("copy", "--all", f"{tmp_path / 'multi'}:multi", ref)
+    report = json.loads(ok("verify", ref, "--json"))
+    assert report["ok"] and sorted(report["manifests"]) == sorted(d.digest for d in per)
+    assert report["blobs"] == 7  # the index, two manifests, two configs, two layers
+    shown = ok("inspect", ref)
+    assert "platform linux/amd64:" in shown and "platform linux/arm64:" in shown

@@ -17,9 +17,6 @@ from ..digest import CHUNK, COMPUTABLE, BackgroundHasher, Digest, ReadAheadHashi
 from ..errors import InvalidDigestError, OCIError, UsageError, one_line
 from ..layout import Layout
 from .locations import ImageLike, Source, opened
-
-if TYPE_CHECKING:
-    from ..registry.options import RegistryOptions
 from ..models import (
     INDEX_MEDIA_TYPES,
     LAYER_MEDIA_TYPES,
@@ -32,6 +29,9 @@ from ..models import (
     Index,
     Manifest,
 )
+
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 #: JSON media types whose documents are schema-validated.
 _VALIDATED = {*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, MT_CONFIG}

@@ -82,12 +82,18 @@ def write_bundle(bundle: Path, config: dict[str, Any], rootfs: bool = True) -> P
     return bundle
 
 
-def mountinfo(*under: str) -> list[str]:
+def mountinfo(*under: str | os.PathLike[str]) -> list[str]:
     """Mount points of this mount namespace, for before/after comparisons; with ``under``,
-    only those at or below these directories."""
+    only those at or below these directories, or binding one of them elsewhere (other
+    programs mount and unmount things meanwhile: a test compares what is its own)."""
+    dirs = [os.fspath(d).rstrip("/") for d in under]
+
+    def inside(p: str) -> bool:
+        return any(p == d or p.startswith(d + "/") for d in dirs)
+
     with open("/proc/self/mountinfo") as f:
-        points = sorted(line.split()[4] for line in f)
-    return [p for p in points if any(p == d or p.startswith(d.rstrip("/") + "/") for d in under)] if under else points
+        entries = [line.split()[3:5] for line in f]
+    return sorted(point for root, point in entries if not dirs or inside(point) or inside(root))
 
 
 PODMAN_PROFILE = "/usr/share/containers/seccomp.json"  # Debian's golang-github-containers-common

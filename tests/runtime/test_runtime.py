@@ -325,9 +325,9 @@ def test_sysctl_is_set_in_the_container_only(tmp_path):
 
 
 def test_no_mounts_leak_to_the_host(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     assert run_probe(tmp_path, "true").returncode == 0
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
 
 
@@ -430,10 +430,10 @@ def test_dynamic_loader_is_read_from_32_and_64_bit_elf_of_either_byte_order(wide
 
 
 def test_terminal_without_a_tty_is_one_line_error(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))
     assert_one_line_error(res_of(res), "process.terminal")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def res_of(p: subprocess.CompletedProcess):
@@ -462,10 +462,10 @@ BAD_CONFIGS = {
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_one_line_error_and_leaves_no_mount(tmp_path, case):
     mutate, field = BAD_CONFIGS[case]
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     res = run_probe(tmp_path, "true", mutate)
     assert_one_line_error(res_of(res), field)
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not any((tmp_path / "state").glob("*/state.json"))
 
 
@@ -494,14 +494,14 @@ def test_a_container_failing_at_once_reports_its_own_error(tmp_path):
 
 
 def test_missing_rootfs_is_one_line_error(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     bundle = write_bundle(tmp_path / "b", base_config(["true"]), rootfs=False)
     assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), "root.path")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     cfg = base_config(["sh", "-c", "echo ready; sleep 60"])
     bundle = write_bundle(tmp_path / "b", cfg)
     proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--id", "victim", "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -514,7 +514,7 @@ def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     write_bundle(bundle, base_config(["true"]), rootfs=False)
     again = ocikit("run", bundle, "--id", "victim", "--root", tmp_path / "state")
     assert again.returncode == 0, again.stderr

@@ -100,7 +100,7 @@ def _die_with_parent(ch) -> None:
         os._exit(1)
 
 
-def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
@@ -118,7 +118,7 @@ def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str 
         _fail(ch, exc)
 
 
-def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """The container's first process when the parent forked it into a pid namespace it made:
     enter the other namespaces, then set up as ``init_main``."""
     try:
@@ -146,7 +146,7 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
-def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
     cfg = launch.config
     try:
@@ -212,7 +212,6 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
             import subprocess  # noqa: F401
         if tty_sock is not None:
             import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC) if fifo is not None else None
         rootfs.pivot(root)
         if prop in ("shared", "rshared", "unbindable", "runbindable"):
             L.mount(None, "/", None, rootfs._PROPAGATION[prop])
@@ -234,13 +233,13 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
-        if fifo_fd is not None:
+        if fifo is not None:  # create: wait for start, on the fifo ocikit opened for us
             ch.send_up("ready")
             os.close(ch.up_w)
             ch.up_w = -1  # from here on, errors go to the container's stderr
-            if os.read(fifo_fd, 1) == b"":
+            if os.read(fifo, 1) == b"":
                 os._exit(1)
-            os.close(fifo_fd)
+            os.close(fifo)
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 

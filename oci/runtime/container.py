@@ -302,10 +302,6 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     own_pid_ns = None
     if mode == "run":
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    fifo = None
-    if mode == "create":
-        fifo = os.path.join(sdir, "exec.fifo")
-        os.mkfifo(fifo, 0o600)
     cgroup = None
     if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
         from .cgroups import Cgroup, devices_made
@@ -321,6 +317,14 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
         warmed_up()
     sys.stdout.flush()
     sys.stderr.flush()
+    fifo = None
+    if mode == "create":
+        # Opened here, by us: the container's process may have changed user (a user namespace)
+        # by the time it waits, and the state directory is ours alone. It inherits this
+        # descriptor; ``start`` opens the fifo by its path.
+        path = os.path.join(sdir, "exec.fifo")
+        os.mkfifo(path, 0o600)
+        fifo = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     if direct and any(n["type"] == "pid" for n in nss):
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -334,12 +338,16 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
         forked = os.fork()
     except BaseException:
         _restore_pid_ns(own_pid_ns)
+        if fifo is not None:
+            os.close(fifo)
         raise
     if forked == 0:
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
         start(launch, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
+    if fifo is not None:
+        os.close(fifo)  # the container's copy is the reader ``start`` writes to
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None

@@ -256,6 +256,9 @@ def _prepare(cfg: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeSpecError("config.json: field 'hostname' needs a 'uts' entry in linux.namespaces")
     if cfg.get("process") is None:
         raise RuntimeSpecError("config.json: field 'process' is required to start a container")
+    from .process import check_capabilities
+
+    check_capabilities(cfg["process"])
     if os.geteuid() != 0:
         if "user" not in types:
             nss.insert(0, {"type": "user"})

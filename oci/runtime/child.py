@@ -17,14 +17,13 @@ import struct
 from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
 from . import linux as L
 from .statedoc import state_document
-from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
+from . import namespaces, process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
 if TYPE_CHECKING:
     from typing import Any, NoReturn
     from .launch import Launch
 
-_NS_FLAG = {"user": L.CLONE_NEWUSER, "mount": L.CLONE_NEWNS, "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME}
 
 
 def _fail(ch, exc: BaseException) -> NoReturn:
@@ -44,34 +43,13 @@ def _fail(ch, exc: BaseException) -> NoReturn:
 
 
 def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
-    """Join the namespaces given by path and create the others, the user namespace first.
+    """Join and create the config's namespaces; the parent writes a new user namespace's maps."""
 
-    ``made`` holds the flags of namespaces the parent has already made for us.
-    """
-    joined = {}
-    for i, ns in enumerate(nss):
-        if ns.get("path"):
-            try:
-                joined[ns["type"]] = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise RuntimeSpecError(f"config.json: field 'linux.namespaces[{i}].path' cannot be opened: {exc.strerror}") from None
-    if "user" in joined:
-        L.setns(joined.pop("user"), L.CLONE_NEWUSER)
-    if any(n["type"] == "user" and not n.get("path") for n in nss):
-        L.unshare(L.CLONE_NEWUSER)
+    def new_user() -> None:
         ch.send_up("userns")
         ch.wait_down()
-    for t, fd in joined.items():
-        try:
-            L.setns(fd, _NS_FLAG[t])
-        except OSError as exc:
-            raise RuntimeSpecError(f"config.json: field 'linux.namespaces' cannot join the {t} namespace: {exc.strerror}") from None
-        os.close(fd)
-    flags = 0
-    for n in nss:
-        if n["type"] != "user" and not n.get("path"):
-            flags |= _NS_FLAG[n["type"]]
-    L.unshare(flags & ~made)
+
+    namespaces.enter(nss, made, new_user)
 
 
 def _join_cgroup(launch: Launch) -> None:
@@ -173,23 +151,11 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
 
         root = launch.rootfs
         prop = linux.get("rootfsPropagation")
-        start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
-        # Nothing mounted from here on may reach the host.
-        L.mount(None, "/", None, L.MS_REC | start_prop)
-        lay = launch.layered
-        if lay:
-            from .overlay import mount_overlay
-
-            os.makedirs(root, exist_ok=True)
-            mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
-        else:
-            L.mount(root, root, None, L.MS_BIND | L.MS_REC)
-        for i, m in enumerate(cfg.get("mounts") or []):
-            rootfs.mount_one(root, m, i, bundle)
-        rootfs.make_devices(root, linux.get("devices") or [], user_ns)
-        cwd_host = rootfs.resolve_in_root(root, proc["cwd"])
-        if not os.path.isdir(cwd_host):
-            os.makedirs(cwd_host, exist_ok=True)
+        # Without a mount namespace of its own, the container shares the host's mount table:
+        # nothing is mounted or made (namespaces.check_config refused what would need it).
+        own_mounts = "mount" in types
+        if own_mounts:
+            _build_rootfs(launch, bundle, prop, user_ns)
         # The mounts above were made while the parent recorded our pid; nothing seen from
         # outside (hooks, the program) may happen before it has, so wait for its word.
         if ch.wait_down() != "go":
@@ -212,7 +178,11 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             import subprocess  # noqa: F401
         if tty_sock is not None:
             import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
-        rootfs.pivot(root)
+        if own_mounts:
+            rootfs.pivot(root)
+        else:
+            os.chroot(root)  # as runc does without a mount namespace
+            os.chdir("/")
         if prop in ("shared", "rshared", "unbindable", "runbindable"):
             L.mount(None, "/", None, rootfs._PROPAGATION[prop])
         if cfg.get("hostname") is not None:
@@ -226,7 +196,10 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             rootfs.readonly_root()
         if tty_sock is not None:
             _open_console(ch, tty_sock, proc["user"])
-        os.chdir(proc["cwd"])
+        try:
+            os.chdir(proc["cwd"])
+        except OSError as exc:
+            raise RuntimeSpecError(f"config.json: field 'process.cwd' ({proc['cwd']}) cannot be entered: {exc.strerror}") from None
         process.set_rlimits(proc)
         program = process.find_program(proc)
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
@@ -266,6 +239,30 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             finally:
                 os._exit(127)
         _fail(ch, exc)
+
+
+def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) -> None:
+    """In the container's own mount namespace: the root, ``mounts``, devices and the cwd."""
+    cfg = launch.config
+    linux = cfg["linux"]
+    root = launch.rootfs
+    start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
+    # Nothing mounted from here on may reach the host.
+    L.mount(None, "/", None, L.MS_REC | start_prop)
+    lay = launch.layered
+    if lay:
+        from .overlay import mount_overlay
+
+        os.makedirs(root, exist_ok=True)
+        mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
+    else:
+        L.mount(root, root, None, L.MS_BIND | L.MS_REC)
+    for i, m in enumerate(cfg.get("mounts") or []):
+        rootfs.mount_one(root, m, i, bundle)
+    rootfs.make_devices(root, linux.get("devices") or [], user_ns)
+    cwd_host = rootfs.resolve_in_root(root, cfg["process"]["cwd"])
+    if not os.path.isdir(cwd_host):
+        os.makedirs(cwd_host, exist_ok=True)
 
 
 def _open_console(ch, sock, user: dict[str, Any]) -> None:

@@ -250,10 +250,6 @@ def _prepare(cfg: dict[str, Any]) -> dict[str, Any]:
     linux = cfg.setdefault("linux", {})
     nss = linux.setdefault("namespaces", [])
     types = {n["type"] for n in nss}
-    if "mount" not in types:
-        raise RuntimeSpecError("config.json: field 'linux.namespaces' must include a 'mount' namespace (ocikit always pivots into the rootfs)")
-    if cfg.get("hostname") and "uts" not in types:
-        raise RuntimeSpecError("config.json: field 'hostname' needs a 'uts' entry in linux.namespaces")
     if cfg.get("process") is None:
         raise RuntimeSpecError("config.json: field 'process' is required to start a container")
     from .process import check_capabilities
@@ -465,6 +461,9 @@ def _load(bundle: str) -> Launch:
                 raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")
     elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
+    from .namespaces import check_config
+
+    check_config(cfg, layered is not None)
     launch = Launch(_prepare(cfg), rootfs, layered)
     cfg = launch.config
     sec = cfg["linux"].get("seccomp")

@@ -26,6 +26,16 @@ def _mask(names: list[str] | None) -> int:
 
 
 _GRANTED = ("effective", "permitted", "inheritable")
+_last_cap: list[int] = []
+
+
+def last_cap() -> int:
+    """The kernel's highest capability number; read once, while /proc is the host's (the
+    container's root may have none)."""
+    if not _last_cap:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            _last_cap.append(int(f.read()))
+    return _last_cap[0]
 
 
 def check_capabilities(proc: dict[str, Any]) -> None:
@@ -44,8 +54,7 @@ def check_capabilities(proc: dict[str, Any]) -> None:
         return
     from ..errors import warn
 
-    with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-        last = int(f.read())
+    last = last_cap()
     with open("/proc/self/status", "rb") as f:
         bounding = next(int(line.split()[1], 16) for line in f if line.startswith(b"CapBnd:"))
     for kind in ("bounding", *_GRANTED, "ambient"):
@@ -169,9 +178,7 @@ def become_user(proc: dict[str, Any]) -> None:
     caps = proc.get("capabilities")
     if caps is not None:
         bounding = _mask(caps.get("bounding"))
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-        for cap in range(last + 1):
+        for cap in range(last_cap() + 1):
             if not bounding & (1 << cap):
                 L.prctl(L.PR_CAPBSET_DROP, cap)
         L.prctl(L.PR_SET_KEEPCAPS, 1)

@@ -111,6 +111,126 @@ def test_joins_an_existing_namespace_by_path(tmp_path):
     assert res.stdout == "joined-ns\n", res.stderr
 
 
+def _holder(*unshare_args: str) -> tuple[subprocess.Popen, int]:
+    """A process sleeping in new namespaces (``unshare --fork`` ARGS): (the unshare, the sleeper's pid)."""
+    holder = subprocess.Popen(["unshare", *unshare_args, "--fork", "sleep", "30"])
+    for _ in range(200):
+        kids = Path(f"/proc/{holder.pid}/task/{holder.pid}/children").read_text().split()
+        if kids and os.readlink(f"/proc/{kids[0]}/exe").endswith("sleep"):
+            return holder, int(kids[0])
+        time.sleep(0.01)
+    holder.kill()
+    raise AssertionError("the namespace holder did not start")
+
+
+def _runc(bundle: Path, tmp_path: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"{name}-{os.getpid()}"],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("kind,name", [("pid", "pid"), ("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("cgroup", "cgroup")])
+def test_a_namespace_type_not_listed_is_inherited_from_the_runtime(tmp_path, kind, name):
+    # config-linux.md: "If a namespace type is not specified in the namespaces array, the
+    # container MUST inherit the runtime namespace of that type."
+    cfg = base_config(["readlink", f"/proc/self/ns/{name}"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != kind]
+    if kind == "uts":
+        del cfg["hostname"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, os.readlink(f"/proc/self/ns/{name}") + "\n"), res.stderr
+    if shutil.which("runc"):
+        assert _runc(bundle, tmp_path, "inherit").stdout == res.stdout
+
+
+def _shared_mount_table_config(args: list[str], root: str) -> dict:
+    cfg = base_config(args)
+    cfg.update(mounts=[], root={"path": root})
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    del cfg["linux"]["maskedPaths"], cfg["linux"]["readonlyPaths"]
+    return cfg
+
+
+# Not compared with runc: without a mount namespace, runc bind-mounts the rootfs on itself
+# and makes the config's mounts in the host's mount table (for root.path "/", a bind of / on
+# /, after which the kernel takes every process for a chrooted one and refuses it new user
+# namespaces).
+
+def test_without_a_mount_namespace_the_container_shares_the_runtime_mount_table(tmp_path):
+    bundle = write_bundle(tmp_path / "b", _shared_mount_table_config(["readlink", "/proc/self/ns/mnt"], "/"), rootfs=False)
+    before = mountinfo("/")
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, os.readlink("/proc/self/ns/mnt") + "\n"), res.stderr
+    assert mountinfo("/")[:1] == before[:1]  # nothing stacked on the host's root
+
+
+def test_without_a_mount_namespace_a_rootfs_is_entered_with_chroot_and_left_unchanged(tmp_path):
+    bundle = write_bundle(tmp_path / "b", _shared_mount_table_config(["sh", "-c", "ls /; ls /dev | wc -l"], "rootfs"))
+    before = mountinfo(tmp_path)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == sorted(os.listdir(bundle / "rootfs")) + ["0"]
+    assert mountinfo(tmp_path) == before
+    assert os.listdir(bundle / "rootfs" / "dev") == []  # no device node made in the host's filesystem
+
+
+@pytest.mark.parametrize("case", ["maskedPaths", "readonlyPaths", "devices", "readonly"])
+def test_without_a_mount_namespace_what_would_change_the_host_is_refused(tmp_path, case):
+    cfg = _shared_mount_table_config(["true"], "rootfs")
+    field = {"maskedPaths": "linux.maskedPaths", "readonlyPaths": "linux.readonlyPaths", "devices": "linux.devices", "readonly": "root.readonly"}[case]
+    if case == "readonly":
+        cfg["root"]["readonly"] = True
+    elif case == "devices":
+        cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    else:
+        cfg["linux"][case] = ["/proc/kcore"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), field, "'mount'")
+    assert os.listdir(bundle / "rootfs" / "dev") == []
+
+
+def test_joins_user_and_pid_namespaces_by_path(tmp_path):
+    holder, pid = _holder("--user", "--map-root-user", "--pid")
+    try:
+        def join(cfg):
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+            cfg["linux"]["namespaces"] += [{"type": t, "path": f"/proc/{pid}/ns/{t}"} for t in ("user", "pid")]
+        for d in (tmp_path, *tmp_path.parents[:2]):
+            d.chmod(0o755)  # the joined namespace's root is the host's root, but be safe
+        res = run_probe(tmp_path, "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; echo $$", join)
+        want = [os.readlink(f"/proc/{pid}/ns/user"), os.readlink(f"/proc/{pid}/ns/pid")]
+    finally:
+        holder.kill()
+        holder.wait()
+    out = res.stdout.split()
+    assert out[:2] == want, res.stderr
+    assert out[2] != "1"  # the holder's sleep is pid 1 there
+
+
+def test_namespaces_to_join_are_joined_before_a_new_user_namespace_is_made(tmp_path):
+    # runc joins every namespace given by path first, then makes the new ones: the host's
+    # root can join a uts namespace of the host's, which a new user namespace could not.
+    holder, pid = _holder("--uts")
+    try:
+        def join(cfg):
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
+            cfg["linux"]["namespaces"] += [{"type": "uts", "path": f"/proc/{pid}/ns/uts"}, {"type": "user"}]
+            cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+            del cfg["hostname"]
+        for d in (tmp_path, *tmp_path.parents[:2]):
+            d.chmod(0o755)  # the mapped root must reach the bundle
+        res = run_probe(tmp_path, "readlink /proc/self/ns/uts", join)
+        if shutil.which("runc"):
+            theirs = _runc(tmp_path / "b", tmp_path, "joinfirst")
+            assert theirs.stdout == res.stdout, theirs.stderr
+        want = os.readlink(f"/proc/{pid}/ns/uts")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.stdout == want + "\n", res.stderr
+
+
 def test_cgroup_namespace_roots_the_cgroup_paths(tmp_path):
     res = run_probe(tmp_path, "cut -d: -f3 /proc/self/cgroup | sort -u", lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}))
     assert res.stdout == "/\n", res.stderr
@@ -521,7 +641,10 @@ BAD_CONFIGS = {
     "relative_mount_destination": (lambda c: c["mounts"].append({"destination": "data", "type": "tmpfs"}), "mounts[6].destination"),
     "missing_bind_source": (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]}), "mounts[6].source"),
     "unknown_rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
-    "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
+    "mounts_without_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "mounts"),
+    "net_sysctl_without_network_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}, {"type": "uts"}], sysctl={"net.ipv4.ip_forward": "1"}), "linux.sysctl.net.ipv4.ip_forward"),
+    "host_wide_sysctl": (lambda c: c["linux"].update(sysctl={"vm.swappiness": "10"}), "linux.sysctl.vm.swappiness"),
+    "domainname_without_uts": (lambda c: (c.update(domainname="example"), c.pop("hostname"), c["linux"].update(namespaces=[{"type": "mount"}])), "domainname"),
     "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
     "hostname_without_uts": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname"),
     "seccomp_unknown_action": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_SOMETIMES"}), "linux.seccomp.defaultAction"),

@@ -154,8 +154,7 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         # Without a mount namespace of its own, the container shares the host's mount table:
         # nothing is mounted or made (namespaces.check_config refused what would need it).
         own_mounts = "mount" in types
-        if own_mounts:
-            _build_rootfs(launch, bundle, prop, user_ns)
+        rootdir = _build_rootfs(launch, bundle, prop, user_ns) if own_mounts else rootfs.Root("/")
         # The mounts above were made while the parent recorded our pid; nothing seen from
         # outside (hooks, the program) may happen before it has, so wait for its word.
         if ch.wait_down() != "go":
@@ -178,6 +177,11 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             import subprocess  # noqa: F401
         if tty_sock is not None:
             import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
+        # Through the root's descriptor, before the pivot: sysctls, masked and read-only paths.
+        rootfs.set_sysctls(rootdir, linux.get("sysctl") or {})
+        rootfs.mask_paths(rootdir, linux.get("maskedPaths") or [])
+        rootfs.readonly_paths(rootdir, linux.get("readonlyPaths") or [])
+        rootdir.close()
         if own_mounts:
             rootfs.pivot(root)
         else:
@@ -189,9 +193,6 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             L.sethostname(cfg["hostname"])
         if cfg.get("domainname") is not None:
             L.setdomainname(cfg["domainname"])
-        rootfs.set_sysctls(linux.get("sysctl") or {})
-        rootfs.mask_paths(linux.get("maskedPaths") or [])
-        rootfs.readonly_paths(linux.get("readonlyPaths") or [])
         if cfg["root"].get("readonly"):
             rootfs.readonly_root()
         if tty_sock is not None:
@@ -241,8 +242,9 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         _fail(ch, exc)
 
 
-def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) -> None:
-    """In the container's own mount namespace: the root, ``mounts``, devices and the cwd."""
+def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) -> rootfs.Root:
+    """In the container's own mount namespace: the root, ``mounts``, devices and the cwd.
+    Returns the root, open (the mount of the root itself, not the directory it covers)."""
     cfg = launch.config
     linux = cfg["linux"]
     root = launch.rootfs
@@ -257,12 +259,12 @@ def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) 
         mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
     else:
         L.mount(root, root, None, L.MS_BIND | L.MS_REC)
+    rootdir = rootfs.Root(root)
     for i, m in enumerate(cfg.get("mounts") or []):
-        rootfs.mount_one(root, m, i, bundle)
-    rootfs.make_devices(root, linux.get("devices") or [], user_ns)
-    cwd_host = rootfs.resolve_in_root(root, cfg["process"]["cwd"])
-    if not os.path.isdir(cwd_host):
-        os.makedirs(cwd_host, exist_ok=True)
+        rootfs.mount_one(rootdir, m, i, bundle)
+    rootfs.make_devices(rootdir, linux.get("devices") or [], user_ns)
+    rootfs.make_cwd(rootdir, cfg["process"]["cwd"])
+    return rootdir
 
 
 def _open_console(ch, sock, user: dict[str, Any]) -> None:

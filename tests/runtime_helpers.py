@@ -23,6 +23,19 @@ def needs_root_and_busybox():
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed (/bin/busybox)")
 
+@pytest.fixture
+def public_tmp():
+    """A directory every user can traverse, for bundles a container's mapped root (a host uid
+    other than 0) must reach: pytest's own tmp tree is private to root, and any pytest session
+    starting meanwhile makes it so again."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="ocikit-userns-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 

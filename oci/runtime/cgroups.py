@@ -7,7 +7,8 @@ controllers v1 left to it); the container gets a directory in each, and each res
 goes to the hierarchy that holds its controller. A resource the host cannot enforce is
 refused naming its field: nothing in ``linux.resources`` is ignored.
 
-Imported only for configs that have ``linux.resources`` or ``linux.cgroupsPath``.
+Imported when a container gets a cgroup: every container root runs, and those whose config
+has ``linux.resources`` or ``linux.cgroupsPath``.
 """
 
 from __future__ import annotations

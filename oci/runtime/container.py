@@ -301,19 +301,7 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     own_pid_ns = None
     if mode == "run":
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    cgroup = None
-    if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
-        from .cgroups import Cgroup, devices_made
-
-        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
-        # On failure, removing the state directory removes it: the record names it from the start.
-        cgroup = Cgroup.plan(cfg["linux"], cid)
-        os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
-        cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
-        launch.cgroup_procs = cgroup.procs_files()
-        from .cgroups import warmed_up
-
-        warmed_up()
+    _make_cgroup(launch, cid, sdir)
     sys.stdout.flush()
     sys.stderr.flush()
     fifo = None
@@ -424,6 +412,38 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     if not pid:
         raise ContainerError("the container's setup process exited without reporting")
     return pid, master
+
+
+def _make_cgroup(launch: Launch, cid: str, sdir: str) -> None:
+    """Make the container's cgroup, as runc does for every container: ``ps``, ``pause``,
+    ``events --stats`` and killing all its processes need one. At ``linux.cgroupsPath``, or
+    ocikit/ID below ours; without ``linux.resources`` it limits only devices (the defaults
+    and ``linux.devices``, as runc). Unasked for (no resources, no cgroupsPath), it is made
+    only by root, and skipped where the cgroup file system refuses it (a read-only one).
+
+    Made and limited before the fork; the child joins it first thing (child._join_cgroup).
+    On failure, removing the state directory removes it: the record names it from the start.
+    """
+    linux = launch.config["linux"]
+    asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
+    if not asked and os.geteuid() != 0:
+        return
+    from .cgroups import Cgroup, devices_made, hierarchies, warmed_up
+
+    if not asked and not hierarchies():
+        return
+    cgroup = Cgroup.plan(linux, cid)
+    record = os.path.join(sdir, _CGROUP)
+    os.symlink(json.dumps(cgroup.record()), record)  # one atomic call, as the creator
+    try:
+        cgroup.create(linux.get("resources"), devices_made(linux))
+    except ContainerError:
+        if asked:
+            raise
+        os.unlink(record)
+        return
+    launch.cgroup_procs = cgroup.procs_files()
+    warmed_up()
 
 
 def _restore_pid_ns(fd: int | None) -> None:
@@ -759,8 +779,8 @@ def _cgroup(sdir: str, cid: str):
 
     cg = _cgroup_record(sdir)
     if cg is None:
-        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
-                             "linux.resources or linux.cgroupsPath)")
+        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one as root, or when config.json has "
+                             "linux.resources or linux.cgroupsPath, where the host's cgroups allow it)")
     return Cgroup.from_record(cg)
 
 

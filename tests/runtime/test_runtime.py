@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, assert_one_line_error, require_tool
-from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
+from runtime_helpers import needs_root_and_busybox, public_tmp, base_config, mountinfo, write_bundle  # noqa: F401  (fixtures)
 
 TIMEOUT = 30
 
@@ -82,7 +82,7 @@ def test_network_namespace_has_only_loopback_and_it_is_up(tmp_path):
     assert res.stdout.split() == ["lo", "0x9"]
 
 
-def test_user_namespace_maps_ids(tmp_path):
+def test_user_namespace_maps_ids(public_tmp):
     def userns(cfg):
         cfg["linux"]["namespaces"].append({"type": "user"})
         cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -90,9 +90,7 @@ def test_user_namespace_maps_ids(tmp_path):
         cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
 
     # The mapped root (host uid 100000) must be able to reach the bundle, as with runc.
-    for d in (tmp_path, *tmp_path.parents[:2]):
-        d.chmod(0o755)
-    res = run_probe(tmp_path, "cat /proc/self/uid_map /proc/self/gid_map; id -u", userns)
+    res = run_probe(public_tmp, "cat /proc/self/uid_map /proc/self/gid_map; id -u", userns)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["0", "100000", "65536", "0", "100000", "65536", "0"]
 
@@ -195,8 +193,6 @@ def test_joins_user_and_pid_namespaces_by_path(tmp_path):
         def join(cfg):
             cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
             cfg["linux"]["namespaces"] += [{"type": t, "path": f"/proc/{pid}/ns/{t}"} for t in ("user", "pid")]
-        for d in (tmp_path, *tmp_path.parents[:2]):
-            d.chmod(0o755)  # the joined namespace's root is the host's root, but be safe
         res = run_probe(tmp_path, "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; echo $$", join)
         want = [os.readlink(f"/proc/{pid}/ns/user"), os.readlink(f"/proc/{pid}/ns/pid")]
     finally:
@@ -207,7 +203,7 @@ def test_joins_user_and_pid_namespaces_by_path(tmp_path):
     assert out[2] != "1"  # the holder's sleep is pid 1 there
 
 
-def test_namespaces_to_join_are_joined_before_a_new_user_namespace_is_made(tmp_path):
+def test_namespaces_to_join_are_joined_before_a_new_user_namespace_is_made(public_tmp):
     # runc joins every namespace given by path first, then makes the new ones: the host's
     # root can join a uts namespace of the host's, which a new user namespace could not.
     holder, pid = _holder("--uts")
@@ -218,11 +214,9 @@ def test_namespaces_to_join_are_joined_before_a_new_user_namespace_is_made(tmp_p
             cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
             del cfg["hostname"]
-        for d in (tmp_path, *tmp_path.parents[:2]):
-            d.chmod(0o755)  # the mapped root must reach the bundle
-        res = run_probe(tmp_path, "readlink /proc/self/ns/uts", join)
+        res = run_probe(public_tmp, "readlink /proc/self/ns/uts", join)  # the mapped root must reach the bundle
         if shutil.which("runc"):
-            theirs = _runc(tmp_path / "b", tmp_path, "joinfirst")
+            theirs = _runc(public_tmp / "b", public_tmp, "joinfirst")
             assert theirs.stdout == res.stdout, theirs.stderr
         want = os.readlink(f"/proc/{pid}/ns/uts")
     finally:

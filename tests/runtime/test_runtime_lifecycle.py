@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Result, assert_one_line_error, require_tool
-from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
+from runtime_helpers import needs_root_and_busybox, public_tmp, base_config, mountinfo, write_bundle  # noqa: F401  (fixtures)
 
 TIMEOUT = 30
 
@@ -86,21 +86,18 @@ def test_created_process_gets_home_from_the_containers_passwd(env, tmp_path):
     assert (tmp_path / "h1.out").read_text() == "/root\n"
 
 
-def test_create_start_state_delete_with_a_user_namespace_and_a_non_root_user(env, tmp_path):
+def test_create_start_state_delete_with_a_user_namespace_and_a_non_root_user(env, tmp_path, public_tmp):
     # runtime.md: create, then start runs the process. The process changes user (mapped root,
     # then uid 1000) before it waits for start, so the wait cannot depend on it opening files
     # of the root-only state directory.
-    make, root = env
-    b = make(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map | tr -s ' '"])
-    cfg = json.loads((b / "config.json").read_text())
+    _, root = env
+    cfg = base_config(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map | tr -s ' '"])
     cfg["linux"]["namespaces"].append({"type": "user"})
     cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
     cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
-    (b / "config.json").write_text(json.dumps(cfg))
-    for d in (tmp_path, *tmp_path.parents[:2]):  # the mapped root must reach the bundle, as with runc
-        d.chmod(0o755)
+    b = write_bundle(public_tmp / "b", cfg)  # the mapped root must reach the bundle, as with runc
     res = create("u1", b, root, tmp_path)
     assert res.code == 0, res.stderr
     assert status("u1", root) == "created"

@@ -409,18 +409,20 @@ def _unescape(field: str) -> str:
 
 # --- warming up -------------------------------------------------------------
 # The first move of a process between cgroups makes the kernel wait for an RCU grace
-# period (10 to 15 ms measured); moves soon after it are quick. ``ocikit run`` starts a
-# move of itself into its own cgroup (a no-op, but it takes the same lock) in a thread
-# before it loads its modules, and waits for it before forking the container: the wait
-# then overlaps that work instead of delaying the container's start.
+# period (10 to 15 ms measured); moves within about one grace period after it are quick.
+# ``ocikit run`` starts a move of itself into its own cgroup (a no-op, but it takes the same
+# lock) in a thread before it loads its modules, and the container's process joins its
+# cgroup only after its set-up (child._join_cgroup): the wait overlaps that work instead of
+# delaying the container's start. The fork does not wait for the thread: the child copies
+# only the forking thread, and uses nothing the other one holds.
 
-_warming = None  # the lock the warm-up thread holds until its move is done
+_warming = False  # whether the warm-up move was started
 
 
 def warm_up() -> None:
     """Start the warm-up move in a thread (once; never an error)."""
     global _warming
-    if _warming is not None or os.geteuid() != 0:
+    if _warming or os.geteuid() != 0:
         return
     try:
         h = hierarchies()[0]
@@ -429,27 +431,14 @@ def warm_up() -> None:
         return
     import _thread
 
-    lock = _thread.allocate_lock()
-    lock.acquire()
-
     def move() -> None:
         try:
             _write(procs, str(os.getpid()))
         except (OSError, ContainerError):
             pass
-        finally:
-            lock.release()
 
     _thread.start_new_thread(move, ())
-    _warming = lock
-
-
-def warmed_up() -> None:
-    """Wait for the warm-up move, if one was started: then no other thread is in a system
-    call when the caller forks."""
-    if _warming is not None:
-        _warming.acquire()
-        _warming.release()
+    _warming = True
 
 
 # --- the container's cgroup -------------------------------------------------

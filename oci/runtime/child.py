@@ -53,10 +53,13 @@ def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
 
 
 def _join_cgroup(launch: Launch) -> None:
-    """Enter the container's cgroup, which the parent made and limited, before anything else:
-    the cgroup namespace and cgroup mounts made later are rooted in it, and all the container
-    runs, its first fork included, is limited and counted."""
-    for path in launch.cgroup_procs:
+    """Enter the container's cgroup, which the parent made and limited (once; later calls do
+    nothing). Before a new cgroup namespace or a cgroup mount, which are rooted in it, and
+    before anything of the container's runs; otherwise as late as that allows, since the
+    first move of a run between cgroups waits for an RCU grace period (see cgroups.warm_up),
+    which the set-up before it then overlaps."""
+    procs, launch.cgroup_procs = launch.cgroup_procs, []
+    for path in procs:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -65,6 +68,14 @@ def _join_cgroup(launch: Launch) -> None:
                 os.close(fd)
         except OSError as exc:
             raise ContainerError(f"cannot join the container's cgroup {os.path.dirname(path)}: {exc.strerror}") from None
+
+
+def _join_cgroup_for_namespace(launch: Launch) -> None:
+    """Join now, before entering namespaces, if one of them needs it: a new cgroup namespace
+    is rooted where we are, and in a user namespace we lose the right to the host's cgroup files."""
+    nss = launch.config["linux"].get("namespaces") or []
+    if any(n["type"] == "user" or (n["type"] == "cgroup" and not n.get("path")) for n in nss):
+        _join_cgroup(launch)
 
 
 def _die_with_parent(ch) -> None:
@@ -84,7 +95,7 @@ def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int 
         os.close(ch.up_r)
         os.close(ch.down_w)  # first: our copy would hide the parent's end closing
         _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
-        _join_cgroup(launch)
+        _join_cgroup_for_namespace(launch)
         _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [])
         _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
@@ -105,7 +116,7 @@ def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int |
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
-        _join_cgroup(launch)
+        _join_cgroup_for_namespace(launch)
         _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
@@ -155,6 +166,7 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         # nothing is mounted or made (namespaces.check_config refused what would need it).
         own_mounts = "mount" in types
         rootdir = _build_rootfs(launch, bundle, prop, user_ns) if own_mounts else rootfs.Root("/")
+        _join_cgroup(launch)
         # The mounts above were made while the parent recorded our pid; nothing seen from
         # outside (hooks, the program) may happen before it has, so wait for its word.
         if ch.wait_down() != "go":
@@ -261,6 +273,8 @@ def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) 
         L.mount(root, root, None, L.MS_BIND | L.MS_REC)
     rootdir = rootfs.Root(root)
     for i, m in enumerate(cfg.get("mounts") or []):
+        if m.get("type") == "cgroup":
+            _join_cgroup(launch)  # it shows our own cgroup
         rootfs.mount_one(rootdir, m, i, bundle)
     rootfs.make_devices(rootdir, linux.get("devices") or [], user_ns)
     rootfs.make_cwd(rootdir, cfg["process"]["cwd"])

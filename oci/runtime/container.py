@@ -428,7 +428,7 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str) -> None:
     asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
     if not asked and os.geteuid() != 0:
         return
-    from .cgroups import Cgroup, devices_made, hierarchies, warmed_up
+    from .cgroups import Cgroup, devices_made, hierarchies
 
     if not asked and not hierarchies():
         return
@@ -442,8 +442,9 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str) -> None:
             raise
         os.unlink(record)
         return
+    # Not waiting for cgroups.warm_up's move: the container joins after its set-up, which
+    # thus overlaps the rest of the move's wait.
     launch.cgroup_procs = cgroup.procs_files()
-    warmed_up()
 
 
 def _restore_pid_ns(fd: int | None) -> None:

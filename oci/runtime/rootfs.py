@@ -12,6 +12,7 @@ opened before it names: what follows a mount opens the path again.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -97,7 +98,7 @@ class Root:
         try:
             return open_in_root(self.fd, path, make=make, flags=flags)
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP: a loop, or a magic link of /proc
+            if exc.errno == errno.ELOOP:  # a loop, or a magic link of /proc
                 raise RuntimeSpecError(f"config.json: field '{field}' ({path}) leads through a symlink loop "
                                        "or a /proc magic link") from None
             raise RuntimeSpecError(f"config.json: field '{field}' ({path}) cannot be resolved in the "

@@ -509,6 +509,17 @@ class Cgroup:
             return d, True
         return (d, True) if controller in _v2_available(d) else None
 
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup (in every hierarchy). A process already gone is
+        left alone: whoever waits for it learns why it ended."""
+        for path in self.procs_files():
+            try:
+                _write(path, str(pid))
+            except ProcessLookupError:
+                return
+            except OSError as exc:
+                raise ContainerError(f"cannot move the container's process into its cgroup {os.path.dirname(path)}: {exc.strerror}") from None
+
     def procs_files(self) -> list[str]:
         """The file to write a pid into to join the cgroup, in each hierarchy."""
         return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]

@@ -165,17 +165,9 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         # Without a mount namespace of its own, the container shares the host's mount table:
         # nothing is mounted or made (namespaces.check_config refused what would need it).
         own_mounts = "mount" in types
-        rootdir = _build_rootfs(launch, bundle, prop, user_ns) if own_mounts else rootfs.Root("/")
-        _join_cgroup(launch)
-        # The mounts above were made while the parent recorded our pid; nothing seen from
-        # outside (hooks, the program) may happen before it has, so wait for its word.
-        if ch.wait_down() != "go":
-            os._exit(1)
-        if mode == "run":
-            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Forked by
-            # a helper, we can only now: the setting is tied to the parent of the moment, and
-            # ocikit waited for the helper to exit (making itself our parent) before "go".
-            _die_with_parent(ch)
+        ready = _Ready(launch, ch, mode)
+        rootdir = _build_rootfs(launch, bundle, prop, user_ns, ready) if own_mounts else rootfs.Root("/")
+        ready()
         hooks = cfg.get("hooks") or {}
         if hooks.get("prestart") or hooks.get("createRuntime"):
             ch.send_up("hooks")
@@ -254,7 +246,30 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         _fail(ch, exc)
 
 
-def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) -> rootfs.Root:
+class _Ready:
+    """Called once the container needs its cgroup, and at the latest after its root filesystem
+    is built (later calls do nothing): join the cgroup if it is ours to join, and wait for the
+    parent's "go". The parent has then recorded our pid, and has moved us into the cgroup if
+    that was its to do; nothing seen from outside (hooks, the program) may happen before."""
+
+    def __init__(self, launch: Launch, ch, mode: str) -> None:
+        self.launch, self.ch, self.mode, self.done = launch, ch, mode, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        _join_cgroup(self.launch)
+        if self.ch.wait_down() != "go":
+            os._exit(1)
+        if self.mode == "run":
+            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Forked by
+            # a helper, we can only now: the setting is tied to the parent of the moment, and
+            # ocikit waited for the helper to exit (making itself our parent) before "go".
+            _die_with_parent(self.ch)
+
+
+def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool, ready: _Ready) -> rootfs.Root:
     """In the container's own mount namespace: the root, ``mounts``, devices and the cwd.
     Returns the root, open (the mount of the root itself, not the directory it covers)."""
     cfg = launch.config
@@ -274,7 +289,7 @@ def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool) 
     rootdir = rootfs.Root(root)
     for i, m in enumerate(cfg.get("mounts") or []):
         if m.get("type") == "cgroup":
-            _join_cgroup(launch)  # it shows our own cgroup
+            ready()  # it shows our own cgroup
         rootfs.mount_one(rootdir, m, i, bundle)
     rootfs.make_devices(rootdir, linux.get("devices") or [], user_ns)
     rootfs.make_cwd(rootdir, cfg["process"]["cwd"])

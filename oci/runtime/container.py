@@ -301,7 +301,13 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     own_pid_ns = None
     if mode == "run":
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    _make_cgroup(launch, cid, sdir)
+    # The cgroup is made before the fork and joined by the container, unless 'run' forks the
+    # container directly and no new cgroup namespace is rooted in it: then ocikit makes it and
+    # moves the container's process into it after the fork, while the container builds its
+    # root filesystem (it waits for "go" before anything that needs its cgroup).
+    late = direct and not any(n["type"] == "cgroup" and not n.get("path") for n in nss)
+    if not late:
+        _make_cgroup(launch, cid, sdir)
     sys.stdout.flush()
     sys.stderr.flush()
     fifo = None
@@ -360,6 +366,8 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
 
     try:
         if direct:
+            if late:
+                _make_cgroup(launch, cid, sdir, pid)
             record_and_go()
         while True:
             raw = up.readline()
@@ -414,15 +422,16 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     return pid, master
 
 
-def _make_cgroup(launch: Launch, cid: str, sdir: str) -> None:
+def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
     """Make the container's cgroup, as runc does for every container: ``ps``, ``pause``,
     ``events --stats`` and killing all its processes need one. At ``linux.cgroupsPath``, or
     ocikit/ID below ours; without ``linux.resources`` it limits only devices (the defaults
     and ``linux.devices``, as runc). Unasked for (no resources, no cgroupsPath), it is made
     only by root, and skipped where the cgroup file system refuses it (a read-only one).
 
-    Made and limited before the fork; the child joins it first thing (child._join_cgroup).
-    On failure, removing the state directory removes it: the record names it from the start.
+    With ``pid``, that process is moved into it; otherwise the container's process joins it
+    (child._join_cgroup). On failure, removing the state directory removes it: the record
+    names it from the start.
     """
     linux = launch.config["linux"]
     asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
@@ -442,9 +451,10 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str) -> None:
             raise
         os.unlink(record)
         return
-    # Not waiting for cgroups.warm_up's move: the container joins after its set-up, which
-    # thus overlaps the rest of the move's wait.
-    launch.cgroup_procs = cgroup.procs_files()
+    if pid:
+        cgroup.add(pid)
+    else:
+        launch.cgroup_procs = cgroup.procs_files()
 
 
 def _restore_pid_ns(fd: int | None) -> None:

@@ -408,19 +408,23 @@ def _unescape(field: str) -> str:
 
 
 # --- warming up -------------------------------------------------------------
-# The first move of a process between cgroups makes the kernel wait for an RCU grace
-# period (10 to 15 ms measured); moves within about one grace period after it are quick.
-# ``ocikit run`` starts a move of itself into its own cgroup (a no-op, but it takes the same
-# lock) in a thread before it loads its modules, and the container's process joins its
-# cgroup only after its set-up (child._join_cgroup): the wait overlaps that work instead of
-# delaying the container's start. The fork does not wait for the thread: the child copies
-# only the forking thread, and uses nothing the other one holds.
+# A move of a process between cgroups takes a lock every fork and exit on the system reads;
+# the kernel makes its writer wait for an RCU grace period (10 to 15 ms measured, far more
+# on a loaded machine) unless another writer came within about a grace period before.
+# ``ocikit run`` starts a thread before it loads its modules that moves this process into
+# its own cgroup (a no-op, but it takes the same lock), then again every 2 ms until the
+# container's process is in its cgroup (warm_down): the first wait overlaps our start-up,
+# and the container's move finds the fast path open. The fork does not wait for the thread:
+# the child copies only the forking thread, and uses nothing the other one holds.
 
-_warming = False  # whether the warm-up move was started
+_warming = False  # whether the warm-up thread was started
+_cooled = False  # set by warm_down: the thread's loop ends
+_WARM_PERIOD = 0.002
+_WARM_LIMIT = 5.0  # seconds: a set-up that takes longer pays the wait once more
 
 
 def warm_up() -> None:
-    """Start the warm-up move in a thread (once; never an error)."""
+    """Start the warm-up thread (once; never an error)."""
     global _warming
     if _warming or os.geteuid() != 0:
         return
@@ -432,13 +436,23 @@ def warm_up() -> None:
     import _thread
 
     def move() -> None:
-        try:
-            _write(procs, str(os.getpid()))
-        except (OSError, ContainerError):
-            pass
+        deadline = time.monotonic() + _WARM_LIMIT
+        me = str(os.getpid())
+        while not _cooled and time.monotonic() < deadline:
+            try:
+                _write(procs, me)
+            except (OSError, ContainerError):
+                return
+            time.sleep(_WARM_PERIOD)
 
     _thread.start_new_thread(move, ())
     _warming = True
+
+
+def warm_down() -> None:
+    """End the warm-up thread's loop: the container is in its cgroup."""
+    global _cooled
+    _cooled = True
 
 
 # --- the container's cgroup -------------------------------------------------

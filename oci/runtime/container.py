@@ -417,6 +417,10 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     finally:
         up.close()
         os.close(ch.down_w)
+    if launch.cgroup_procs:
+        from .cgroups import warm_down
+
+        warm_down()  # the container has joined its cgroup by now
     if not pid:
         raise ContainerError("the container's setup process exited without reporting")
     return pid, master
@@ -437,7 +441,7 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
     asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
     if not asked and os.geteuid() != 0:
         return
-    from .cgroups import Cgroup, devices_made, hierarchies
+    from .cgroups import Cgroup, devices_made, hierarchies, warm_down
 
     if not asked and not hierarchies():
         return
@@ -453,6 +457,7 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
         return
     if pid:
         cgroup.add(pid)
+        warm_down()
     else:
         launch.cgroup_procs = cgroup.procs_files()
 

@@ -488,14 +488,14 @@ class Cgroup:
 
     # placement ------------------------------------------------------------
     @classmethod
-    def plan(cls, linux: dict[str, Any], cid: str) -> Cgroup:
+    def plan(cls, linux: dict[str, Any], cid: str, hs: list[Hierarchy] | None = None) -> Cgroup:
         """Where the container's cgroup goes: ``linux.cgroupsPath`` (absolute: from each
         hierarchy's root; relative: below our own cgroup, as runc does), else ``ocikit/ID``
         below our own cgroup. On v2, 'our own' is its parent, as for runc: ours has
         processes, and v2 enables no controller below a cgroup that has."""
         path = linux.get("cgroupsPath") or f"ocikit/{cid}"
         check_path(path)
-        hs = hierarchies()
+        hs = hierarchies() if hs is None else hs
         if not hs:
             raise RuntimeSpecError("config.json: field 'linux.resources' needs cgroups, and this host has no cgroup hierarchy mounted")
         if os.geteuid() != 0:

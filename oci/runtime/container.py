@@ -443,9 +443,10 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
         return
     from .cgroups import Cgroup, devices_made, hierarchies, warm_down
 
-    if not asked and not hierarchies():
+    hs = hierarchies()
+    if not asked and not hs:
         return
-    cgroup = Cgroup.plan(linux, cid)
+    cgroup = Cgroup.plan(linux, cid, hs)
     record = os.path.join(sdir, _CGROUP)
     os.symlink(json.dumps(cgroup.record()), record)  # one atomic call, as the creator
     try:
@@ -454,6 +455,7 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
         if asked:
             raise
         os.unlink(record)
+        warm_down()
         return
     if pid:
         cgroup.add(pid)

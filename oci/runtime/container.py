@@ -287,10 +287,6 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     With ``pty_socks`` (a socket pair), the container opens a pty in its own devpts and
     passes the master back; it is returned as the second item.
     """
-    from . import child
-    from . import linux as L
-
-    ch = _Channel()
     cfg = launch.config
     launch.id = cid
     nss = cfg["linux"].get("namespaces") or []
@@ -298,16 +294,40 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     # next child, unless a user or time namespace or a pid namespace to join is asked for: those
     # must be entered by a helper that then forks. One process and one handshake fewer.
     direct = mode == "run" and not any(n["type"] in ("user", "time") or (n["type"] == "pid" and n.get("path")) for n in nss)
+    # The cgroup is made before the fork and joined by the container, unless 'run' forks the
+    # container directly and no new cgroup namespace is rooted in it: then a thread makes it
+    # meanwhile, and ocikit moves the container's process into it after the fork, while the
+    # container builds its root filesystem (it waits for "go" before anything needing it).
+    late = direct and not any(n["type"] == "cgroup" and not n.get("path") for n in nss)
+    making = None
+    linux = cfg["linux"]
+    if late and (os.geteuid() == 0 or linux.get("resources") is not None or linux.get("cgroupsPath") is not None):
+        # Imported here: a fork amid an import by another thread could leave the child a
+        # module lock held by no one.
+        from . import cgroups  # noqa: F401
+
+        making = _Background(_make_cgroup, launch, cid, sdir)
+    elif not late:
+        cgroup = _make_cgroup(launch, cid, sdir)
+        launch.cgroup_procs = cgroup.procs_files() if cgroup is not None else []
+    try:
+        return _fork_and_set_up(launch, bundle, cid, sdir, mode, pty_socks, direct, making)
+    finally:
+        if making is not None:
+            making.wait()  # on any failure before the move too: the thread may still write the record
+
+
+def _fork_and_set_up(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_socks,
+                     direct: bool, making: _Background | None) -> tuple[int, int | None]:
+    from . import child
+    from . import linux as L
+
+    ch = _Channel()
+    cfg = launch.config
+    nss = cfg["linux"].get("namespaces") or []
     own_pid_ns = None
     if mode == "run":
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    # The cgroup is made before the fork and joined by the container, unless 'run' forks the
-    # container directly and no new cgroup namespace is rooted in it: then ocikit makes it and
-    # moves the container's process into it after the fork, while the container builds its
-    # root filesystem (it waits for "go" before anything that needs its cgroup).
-    late = direct and not any(n["type"] == "cgroup" and not n.get("path") for n in nss)
-    if not late:
-        _make_cgroup(launch, cid, sdir)
     sys.stdout.flush()
     sys.stderr.flush()
     fifo = None
@@ -366,8 +386,13 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
 
     try:
         if direct:
-            if late:
-                _make_cgroup(launch, cid, sdir, pid)
+            if making is not None:
+                cgroup = making.result()
+                if cgroup is not None:
+                    cgroup.add(pid)
+                from .cgroups import warm_down
+
+                warm_down()
             record_and_go()
         while True:
             raw = up.readline()
@@ -426,26 +451,56 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     return pid, master
 
 
-def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
+class _Background:
+    """``fn(*args)`` run in a thread; ``result()`` waits and returns its value or raises its error."""
+
+    def __init__(self, fn, *args) -> None:
+        import _thread
+
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._value = self._error = None
+
+        def run() -> None:
+            try:
+                self._value = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to result()'s caller
+                self._error = exc
+            finally:
+                self._done.release()
+
+        _thread.start_new_thread(run, ())
+
+    def wait(self) -> None:
+        self._done.acquire()
+        self._done.release()
+
+    def result(self):
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _make_cgroup(launch: Launch, cid: str, sdir: str):
     """Make the container's cgroup, as runc does for every container: ``ps``, ``pause``,
     ``events --stats`` and killing all its processes need one. At ``linux.cgroupsPath``, or
     ocikit/ID below ours; without ``linux.resources`` it limits only devices (the defaults
     and ``linux.devices``, as runc). Unasked for (no resources, no cgroupsPath), it is made
     only by root, and skipped where the cgroup file system refuses it (a read-only one).
 
-    With ``pid``, that process is moved into it; otherwise the container's process joins it
-    (child._join_cgroup). On failure, removing the state directory removes it: the record
-    names it from the start.
+    Returns it (a cgroups.Cgroup), or None when there is none. On failure, removing the
+    state directory removes it: the record names it from the start.
     """
     linux = launch.config["linux"]
     asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
     if not asked and os.geteuid() != 0:
-        return
-    from .cgroups import Cgroup, devices_made, hierarchies, warm_down
+        return None
+    from .cgroups import Cgroup, devices_made, hierarchies
 
     hs = hierarchies()
     if not asked and not hs:
-        return
+        return None
     cgroup = Cgroup.plan(linux, cid, hs)
     record = os.path.join(sdir, _CGROUP)
     os.symlink(json.dumps(cgroup.record()), record)  # one atomic call, as the creator
@@ -455,13 +510,8 @@ def _make_cgroup(launch: Launch, cid: str, sdir: str, pid: int = 0) -> None:
         if asked:
             raise
         os.unlink(record)
-        warm_down()
-        return
-    if pid:
-        cgroup.add(pid)
-        warm_down()
-    else:
-        launch.cgroup_procs = cgroup.procs_files()
+        return None
+    return cgroup
 
 
 def _restore_pid_ns(fd: int | None) -> None:

@@ -226,6 +226,20 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
     return result
 
 
+def store_blob(source: Source, sink: Sink, desc: Descriptor) -> str:
+    """Put the blob ``desc`` of ``source`` in ``sink`` unless it is there: mounted when the
+    sink can take it without reading it, else streamed through. Returns "present",
+    "mounted" or "copied"."""
+    if sink.holds(desc):
+        return "present"
+    if sink.take_from(source, desc):
+        return "mounted"
+    # The sink hashes what it stores; the source is read on another thread meanwhile.
+    with source.open_descriptor(desc, verify=False) as stream, _read_ahead(stream, desc) as ahead:
+        sink.put_blob(desc, ahead)
+    return "copied"
+
+
 def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Progress | None, jobs: int) -> None:
     """Store the plan's blobs ``jobs`` at a time: every leaf (layer, config) first, then
     the documents one by one in the plan's children-first order. The first failure stops
@@ -233,15 +247,7 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     lock = threading.Lock()
 
     def one(desc: Descriptor) -> None:
-        if sink.holds(desc):
-            outcome = "present"
-        elif sink.take_from(plan.source, desc):
-            outcome = "mounted"
-        else:
-            # The sink hashes what it stores; the source is read on another thread meanwhile.
-            with plan.source.open_descriptor(desc, verify=False) as stream, _read_ahead(stream, desc) as ahead:
-                sink.put_blob(desc, ahead)
-            outcome = "copied"
+        outcome = store_blob(plan.source, sink, desc)
         with lock:
             if outcome == "copied":
                 result.copied += 1

@@ -16,7 +16,6 @@ Each transfer streams, so memory stays bounded whatever the blob sizes.
 from __future__ import annotations
 
 import io
-import queue
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -207,8 +206,7 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
             if desc.digest in plan.rewrite:
                 stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
             else:
-                with _read_ahead(stream, desc) as ahead:
-                    sink.put_blob(desc, ahead)
+                sink.put_blob(desc, stream)
             result.copied += 1
             result.bytes += desc.size
             if progress is not None:
@@ -234,9 +232,8 @@ def store_blob(source: Source, sink: Sink, desc: Descriptor) -> str:
         return "present"
     if sink.take_from(source, desc):
         return "mounted"
-    # The sink hashes what it stores; the source is read on another thread meanwhile.
-    with source.open_descriptor(desc, verify=False) as stream, _read_ahead(stream, desc) as ahead:
-        sink.put_blob(desc, ahead)
+    with source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
+        sink.put_blob(desc, stream)
     return "copied"
 
 
@@ -275,103 +272,6 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     for desc in plan.blobs:
         if desc.media_type in documents:
             one(desc)
-
-
-#: Chunks of CHUNK bytes a blob's source may be read ahead of its sink (per transfer).
-READ_AHEAD = 4
-#: Blobs from this size are read on a thread of their own; smaller ones are not worth one.
-READ_AHEAD_FROM = 4 * CHUNK
-
-
-def _read_ahead(stream: BinaryIO, desc: Descriptor) -> BinaryIO:
-    """``stream``, read ahead on a thread of its own when ``desc`` is large: the source's
-    I/O (receiving, reading a file) then runs while the sink hashes, writes or sends what
-    came before (all of them release the GIL for large buffers)."""
-    if desc.size < READ_AHEAD_FROM:
-        return _NotClosing(stream)  # type: ignore[return-value]
-    return _ReadAhead(stream)  # type: ignore[return-value]
-
-
-class _NotClosing(io.RawIOBase):
-    """``stream`` as it is, in a ``with`` that leaves closing it to its owner."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        return self._stream.read(n)
-
-
-class _ReadAhead(io.RawIOBase):
-    """The chunks of ``stream``, read by a thread up to READ_AHEAD chunks ahead (memory
-    stays bounded); the reader's error is raised to the caller. Closing stops the thread
-    (after the read it is in) but leaves ``stream`` to its owner."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__()
-        self._stream = stream
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(READ_AHEAD)
-        self._stop = threading.Event()
-        self._pending = b""
-        self._ended = False
-        self._thread = threading.Thread(target=self._fill, name="ocikit-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _fill(self) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = self._stream.read(CHUNK)
-                self._queue.put(chunk)
-                if not chunk:
-                    return
-        except BaseException as exc:  # handed to the reader, who raises it
-            self._queue.put(exc)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            parts = []
-            while chunk := self.read(CHUNK):
-                parts.append(chunk)
-            return b"".join(parts)
-        if not self._pending:
-            if self._ended:
-                return b""
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            if not item:
-                self._ended = True
-                return b""
-            self._pending = item
-        if n >= len(self._pending):
-            data, self._pending = self._pending, b""
-            return data
-        data, self._pending = self._pending[:n], self._pending[n:]
-        return data
-
-    def close(self) -> None:
-        if not self.closed:
-            self._stop.set()
-            while self._thread.is_alive():  # make room for the put it may be blocked in
-                try:
-                    self._queue.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            self._thread.join()
-        super().close()
 
 
 def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, platform: Platform | None = None,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import queue
-import threading
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
@@ -143,38 +141,6 @@ class BlobReader(io.RawIOBase):
 # -- upload -------------------------------------------------------------------------------------------
 
 
-#: Blobs from this size are hashed on a thread of their own while they are sent.
-HASH_BEHIND_FROM = 4 << 20
-HASH_BEHIND = 8  # chunks the hashing thread may lag behind the sending
-
-
-class _HashBehind:
-    """A hash fed on a thread of its own, so hashing a chunk overlaps with sending it
-    (hashlib releases the GIL for large buffers); ``hexdigest`` waits for the last chunk."""
-
-    def __init__(self, algorithm: str) -> None:
-        self._hash = hashlib.new(algorithm)
-        self._queue: queue.Queue[bytes | None] = queue.Queue(HASH_BEHIND)
-        self._thread = threading.Thread(target=self._run, name="ocikit-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
-
-
 class _Sender:
     """The bytes of ``stream`` sent as a blob: hashed and counted; ``part(n)`` yields the
     next ``n`` bytes (an upload body of known length)."""
@@ -184,14 +150,8 @@ class _Sender:
         self.expected = Digest.parse(desc.digest)
         self.stream = stream
         self.where = where
-        self.hash: "hashlib._Hash | _HashBehind" = (_HashBehind(self.expected.algorithm)
-                                                    if desc.size >= HASH_BEHIND_FROM
-                                                    else hashlib.new(self.expected.algorithm))
+        self.hash = hashlib.new(self.expected.algorithm)
         self.sent = 0
-
-    def close(self) -> None:
-        if isinstance(self.hash, _HashBehind):
-            self.hash.close()
 
     def part(self, n: int) -> Iterator[bytes]:
         left = n
@@ -224,13 +184,6 @@ def upload(repo: "Repository", desc: Descriptor, stream: BinaryIO, location: str
     session is open already): one PUT up to ``repo.monolithic_limit`` bytes, PATCH chunks
     of ``repo.chunk_size`` above."""
     sender = _Sender(desc, stream, repo.where)
-    try:
-        _send(repo, desc, sender, location)
-    finally:
-        sender.close()
-
-
-def _send(repo: "Repository", desc: Descriptor, sender: _Sender, location: str | None) -> None:
     if location is None:
         location = repo._start_upload()
     try:

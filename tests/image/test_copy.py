@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import threading
 import subprocess
 from pathlib import Path
 
@@ -275,54 +272,3 @@ def test_an_export_target_is_checked_before_anything_is_written(image, tmp_path:
     res = run_ocikit("copy", f"{src}:t", f"docker-archive:{tmp_path}/{target}" if target else f"docker-archive:{tmp_path}")
     assert_one_line_error(res, message)
     assert not list(tmp_path.glob(".*.tar.*"))
-
-
-class _Failing(io.RawIOBase):
-    """A source stream that gives ``good`` bytes, then fails as a dropped connection would."""
-
-    def __init__(self, good: bytes) -> None:
-        super().__init__()
-        self.left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if not self.left:
-            raise OSError("connection dropped")
-        data, self.left = self.left[:n], self.left[n:]
-        return data
-
-
-def _big(size: int) -> Descriptor:
-    return Descriptor(media_type="application/octet-stream", digest="sha256:" + "0" * 64, size=size)
-
-
-def test_a_large_blob_is_read_ahead_whole_and_in_order() -> None:
-    from oci.image.copy import READ_AHEAD_FROM, _read_ahead
-
-    data = os.urandom(READ_AHEAD_FROM * 3 + 17)
-    with _read_ahead(io.BytesIO(data), _big(len(data))) as ahead:
-        got = b"".join(iter(lambda: ahead.read(1000_003), b""))
-    assert got == data
-
-
-def test_a_read_ahead_raises_the_error_of_its_source_to_the_reader() -> None:
-    from oci.image.copy import READ_AHEAD_FROM, _read_ahead
-
-    data = os.urandom(READ_AHEAD_FROM)
-    with _read_ahead(_Failing(data), _big(2 * len(data))) as ahead:
-        got = b""
-        with pytest.raises(OSError, match="connection dropped"):
-            while chunk := ahead.read(1 << 20):
-                got += chunk
-    assert got == data
-
-
-def test_a_read_ahead_closed_early_stops_its_thread() -> None:
-    from oci.image.copy import READ_AHEAD_FROM, _read_ahead
-
-    data = os.urandom(READ_AHEAD_FROM * 8)
-    with _read_ahead(io.BytesIO(data), _big(len(data))) as ahead:
-        ahead.read(10)
-    assert not [t for t in threading.enumerate() if t.name == "ocikit-read-ahead"]

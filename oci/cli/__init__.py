@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from .app import main as full_main
 
-    full_main(args)
+    full_main(None if argv is None else args)
 
 
 def __getattr__(name: str) -> Any:

@@ -120,3 +120,12 @@ def test_each_command_loads_only_the_libraries_its_work_needs(tmp_path: Path) ->
     for (args, allowed), result in zip(_WORK, _loaded(lines, tmp_path)):
         assert result["code"] == 0, args
         assert _heavy(result["modules"]) <= allowed, args
+
+
+def test_version_prints_what_the_global_option_prints_without_loading_typer(ocikit, tmp_path: Path) -> None:
+    assert ocikit("--version", check=True).stdout == ocikit("--debug", "--version", check=True).stdout  # typer's path
+    probe = "import sys\nfrom oci.cli import main\nmain(['--version'])\nprint(sorted(sys.modules))"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    modules = res.stdout.splitlines()[-1]
+    assert "'typer'" not in modules and "'oci.cli.app'" not in modules

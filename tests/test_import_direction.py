@@ -80,6 +80,23 @@ def test_archives_take_only_the_location_interface_from_the_workflows() -> None:
     assert bad == []
 
 
+def test_the_registry_takes_only_the_location_interface_from_the_workflows() -> None:
+    """The registry client speaks the protocol with primitives alone; its location
+    (``oci.registry.location``) implements the source/sink interface, as an archive does."""
+    interface = ("oci.image.locations", "oci.image.ref", "oci.image")
+    bad = [o for o in _offenders("oci.registry", ("oci.image", "oci.archive", "oci.layout", "oci.bundle", "oci.cli",
+                                                 "oci.layer", "oci.runtime"))
+           if o.rpartition(" imports ")[2] not in interface]
+    assert bad == []
+
+
+def test_the_registry_protocol_client_imports_no_image_workflow() -> None:
+    client = [m for m in MODULES if _within(m, "oci.registry") and m != "oci.registry.location"]
+    bad = [f"{m} imports {t}" for m in client for t in sorted(_imports(MODULES[m]))
+           if _within(t, "oci.image") and t in MODULES]
+    assert bad == []
+
+
 @pytest.mark.parametrize("primitive", ["oci.errors", "oci.digest", "oci.jsontext", "oci.progress", "oci.models",
                                        "oci.schema", "oci.scratch", "oci.sourcedate", "oci.hostplatform"])
 def test_primitives_import_only_primitives(primitive: str) -> None:

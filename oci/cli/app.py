@@ -120,7 +120,8 @@ def _root(
 
     Images are named by reference: LAYOUT[:TAG] (default tag: latest), LAYOUT@DIGEST
     or oci:LAYOUT[:TAG] for an OCI image layout; oci-archive:FILE[:TAG] for a tar of one;
-    docker-archive:FILE[:NAME:TAG] for what docker save writes.
+    docker-archive:FILE[:NAME:TAG] for what docker save writes; docker://HOST[:PORT]/REPO[:TAG]
+    or docker://HOST[:PORT]/REPO@DIGEST for an image in a registry (ocikit copy).
 
     The global options --root, --log, --log-format and --systemd-cgroup are runc's, for
     engines (podman, conmon) that run ocikit as their OCI runtime.
@@ -280,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
             gc.enable()
     debug = "--debug" in argv
     try:
+        from .registry import bool_values  # --tls-verify=false, as skopeo users write it
+
+        argv = bool_values(argv)
         status = command.main(args=argv, prog_name="ocikit", standalone_mode=False)
     except OCIError as exc:
         if debug:

@@ -106,6 +106,10 @@ def pack(
     """
     from ..image.build import pack as do_pack
     from ..models import Platform
+    from .registry import refuse_registry
+
+    refuse_registry(target, "pack")
+    refuse_registry(base, "pack --base")
 
     desc = do_pack(
         directory, target, compression=compression, level=level, platform=Platform.parse(platform) if platform else None,
@@ -141,6 +145,9 @@ def unpack(
     """
     from ..image.build import unpack as do_unpack
     from ..models import Platform
+    from .registry import refuse_registry
+
+    refuse_registry(source, "unpack")
 
     rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
                                     "config.json maps you to root in a user namespace")
@@ -177,6 +184,9 @@ def commit(
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
     from ..image.build import commit as do_commit
+    from .registry import refuse_registry
+
+    refuse_registry(target, "commit")
 
     desc = do_commit(bundle, target, compression=compression, level=level, author=author, created=created,
                      history_comment=comment, source_date_epoch=source_date_epoch(), progress=_progress("commit", quiet))
@@ -206,6 +216,9 @@ def config(
     Example: ocikit config ./layout:v1 --tag v1-debug --env DEBUG=1 --cmd /bin/sh
     """
     from ..image.build import edit_config
+    from .registry import refuse_registry
+
+    refuse_registry(source, "config")
     from ..models import Platform
 
     desc = edit_config(

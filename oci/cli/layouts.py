@@ -10,6 +10,8 @@ import typer
 
 from ..errors import one_line
 from .app import app, parse_pairs, print_json
+from .registry import (AUTHFILE, CERT_DIR, CREDS, DEST_CERT_DIR, DEST_CREDS, DEST_TLS_VERIFY, JOBS, SRC_CERT_DIR,
+                       SRC_CREDS, SRC_TLS_VERIFY, TIMEOUT, TLS_VERIFY, refuse_registry, registry_options)
 
 
 @app.command()
@@ -25,6 +27,7 @@ def init(layout: Path = typer.Argument(..., help="Directory to create (must not 
 
 
 _REF = "LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]"
+_REGISTRY_REF = "docker://HOST[:PORT]/REPO[:TAG|@DIGEST]"
 
 
 @app.command()
@@ -37,6 +40,8 @@ def tag(
     Example: ocikit tag ./images:latest v1.0
     """
     from ..image.tags import add_tag
+
+    refuse_registry(source, "tag")
 
     root, desc = add_tag(source, new_tag)
     print(one_line(f"{root}:{new_tag} -> {desc.digest}"))
@@ -54,6 +59,7 @@ def list_tags(
     """
     from ..image.tags import list_tags as tags_of
 
+    refuse_registry(location, "ls")
     tags = tags_of(location)
     if json_out:
         print_json([{"tag": t, "digest": d.digest, "mediaType": d.media_type, "size": d.size} for t, d in tags])
@@ -70,45 +76,67 @@ def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to 
     """
     from ..image.tags import remove_tag
 
+    refuse_registry(ref, "rm")
+
     name, desc = remove_tag(ref)
     print(one_line(f"removed tag {name} ({desc.digest})"))
 
 
 @app.command()
 def copy(
-    source: str = typer.Argument(..., metavar="SOURCE", help=f"The image to copy: {_REF}."),
+    source: str = typer.Argument(..., metavar="SOURCE", help=f"The image to copy: {_REF} or {_REGISTRY_REF}."),
     destination: str = typer.Argument(..., metavar="DEST", help="Where to: LAYOUT[:TAG] (created if needed), "
-                                      "oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (written anew). "
-                                      "Default tag: SOURCE's."),
+                                      "oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (written anew), "
+                                      "docker://HOST[:PORT]/REPO[:TAG]. Default tag: SOURCE's."),
     all_platforms: bool = typer.Option(False, "--all", help="Copy an index whole, every platform's image."),
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT to take from an index (default: this host)."),
     referrers: bool = typer.Option(False, "--referrers", help="Also copy signatures, SBOMs and other referrers, with their tags."),
     compression: Optional[str] = typer.Option(None, "--compression", help="From a docker archive: store its plain layers as none, gzip or zstd (default: as they are)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    creds: Optional[str] = CREDS,
+    src_creds: Optional[str] = SRC_CREDS,
+    dest_creds: Optional[str] = DEST_CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    src_cert_dir: Optional[Path] = SRC_CERT_DIR,
+    dest_cert_dir: Optional[Path] = DEST_CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    src_tls_verify: Optional[bool] = SRC_TLS_VERIFY,
+    dest_tls_verify: Optional[bool] = DEST_TLS_VERIFY,
+    timeout: float = TIMEOUT,
+    jobs: int = JOBS,
 ) -> None:
-    """Copy an image between image layouts, OCI archives and docker archives; every blob verified.
+    """Copy an image between image layouts, OCI archives, docker archives and registries; every blob verified.
 
-    As with skopeo copy, an index gives the host's image unless --all (or --platform) says otherwise, and blobs the destination has are not copied again. An OCI archive (oci-archive:) is a tar of an image layout; a docker archive (docker-archive:) is what docker save writes and docker load reads. Registries (docker://) are not supported yet.
+    As with skopeo copy, an index gives the host's image unless --all (or --platform) says otherwise, and blobs the destination has are not copied again. An OCI archive (oci-archive:) is a tar of an image layout; a docker archive (docker-archive:) is what docker save writes and docker load reads; docker://HOST/REPO:TAG is an image in a registry (https unless --tls-verify=false; blobs move --jobs at a time, and one in another repository of the same registry is mounted, not copied).
 
     Example: ocikit copy ./build:app ./release:app-1.2
     Example: ocikit copy --all --referrers ./images:multi /mnt/usb/images
     Example: ocikit copy docker-archive:app.tar ./images:app --compression gzip
     Example: ocikit copy ./images:app docker-archive:app.tar:example/app:1.2
     Example: ocikit copy ./images:app oci-archive:app-oci.tar:1.2
+    Example: ocikit copy ./images:app docker://registry.example:5000/team/app:1.2 --authfile auth.json
+    Example: ocikit copy --all docker://localhost:5000/app:1.2 ./images:app --tls-verify=false
     """
     from ..image.copy import copy as do_copy
     from .output import print_warning
     from ..models import Platform
     from ..progress import Progress
 
+    def side(own_creds: Optional[str], own_cert_dir: Optional[Path], own_tls: Optional[bool]):  # type: ignore[no-untyped-def]
+        return registry_options(own_creds or creds, authfile, own_cert_dir or cert_dir,
+                                own_tls if own_tls is not None else tls_verify, timeout, jobs)
+
     result = do_copy(source, destination, platform=Platform.parse(platform) if platform else None,
                      all_platforms=all_platforms, referrers=referrers, compression=compression,
-                     progress=Progress("copy", enabled=False if quiet else None), warn=print_warning)
+                     progress=Progress("copy", enabled=False if quiet else None), warn=print_warning,
+                     src_options=side(src_creds, src_cert_dir, src_tls_verify),
+                     dst_options=side(dest_creds, dest_cert_dir, dest_tls_verify), jobs=jobs)
     if json_out:
         print_json({"manifest": result.manifest.digest, "mediaType": result.manifest.media_type, "tags": result.tags,
-                    "copied": result.copied, "present": result.present, "bytes": result.bytes,
-                    "skipped": result.skipped})
+                    "copied": result.copied, "present": result.present, "mounted": result.mounted,
+                    "bytes": result.bytes, "skipped": result.skipped})
     else:
         print(one_line(f"{result.where} -> {result.manifest.digest}"))
 
@@ -125,6 +153,7 @@ def inspect(
     """
     from ..image.describe import inspect as describe
 
+    refuse_registry(ref, "inspect")
     info = describe(ref)
     if json_out:
         print_json(info.to_dict())
@@ -152,6 +181,7 @@ def verify(
     from ..progress import Progress
     from ..image.verify import verify as run_verify
 
+    refuse_registry(ref, "verify")
     progress = Progress("verifying", enabled=None if not (quiet or json_out) else False)
     result = run_verify(ref, keys=list(key or []), annotations=parse_pairs(annotation, "--annotation"),
                         on_blob=lambda n: progress.advance(n, 1 if n else 0))

@@ -66,7 +66,9 @@ def sign(
     """
     from ..image.sign import sig_tag
     from ..image.sign import sign as sign_ref
+    from .registry import refuse_registry
 
+    refuse_registry(ref, "sign")
     annotations = parse_pairs(annotation, "--annotation")
     target, desc = sign_ref(ref, key, lambda: _password(confirm=False), annotations or None)
     if json_out:
@@ -86,6 +88,9 @@ def referrers(
     Example: ocikit referrers ./images:latest --artifact-type application/vnd.dev.cosign.artifact.sig.v1+json
     """
     from ..image.sign import find_referrers
+    from .registry import refuse_registry
+
+    refuse_registry(ref, "referrers")
 
     target, found = find_referrers(ref, artifact_type)
     if json_out:

@@ -1,5 +1,5 @@
-"""Copy images between any two locations (layouts, OCI archives, docker archives), as
-``skopeo copy`` does: one code path for every pair.
+"""Copy images between any two locations (layouts, OCI archives, docker archives,
+registries), as ``skopeo copy`` does: one code path for every pair.
 
 The copy is planned from the source alone (every document read and checked, every blob
 the image needs known to be there) before the destination is created. Then every blob
@@ -7,13 +7,19 @@ is copied once, verified on the way, and blobs the destination already holds are
 copied again. Children are stored before the documents that name them and the tag is
 set last, so a destination that is interrupted midway holds nothing that refers to a
 missing blob; a destination the copy created is removed again when it fails.
+
+When both ends allow it (``concurrent``), blobs move in parallel, ``jobs`` at a time: the
+leaves (layers, configs) first, then the documents in children-first order, the tag last.
+Each transfer streams, so memory stays bounded whatever the blob sizes.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from ..digest import CHUNK, Digest
 from ..errors import BlobNotFoundError, UsageError
@@ -35,6 +41,8 @@ from .platforms import resolve_manifest
 from ..progress import Progress
 from .ref import DockerArchiveRef, Ref
 
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 
 @dataclass
@@ -44,6 +52,7 @@ class CopyResult:
     manifest: Descriptor
     copied: int = 0  # blobs written to the destination
     present: int = 0  # blobs the destination already had
+    mounted: int = 0  # blobs the destination took from another repository of its registry
     bytes: int = 0  # bytes read from the source for the blobs written
     skipped: list[str] = field(default_factory=list)  # blobs left out (absent, and not needed)
     tags: list[str] = field(default_factory=list)  # names set in the destination
@@ -74,6 +83,10 @@ def copy(
     compression: str | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    options: "RegistryOptions | None" = None,
+    src_options: "RegistryOptions | None" = None,
+    dst_options: "RegistryOptions | None" = None,
+    jobs: int | None = None,
 ) -> CopyResult:
     """Copy the image ``source`` names to ``destination`` (a reference, or a sink).
 
@@ -82,16 +95,26 @@ def copy(
     signatures, SBOMs and other referrers come too, with their companion tags.
     ``compression`` (none, gzip, zstd) stores a docker archive's plain layers so. A pair or
     an option that cannot work is a UsageError before anything is read or written.
+    ``options`` say how to reach registries (``src_options``/``dst_options``: one side's,
+    as skopeo's ``--src-creds``/``--dest-creds``); ``jobs`` blobs move at once (default:
+    the options', else 4).
     """
-    sink = destination if isinstance(destination, Sink) else open_sink(destination)  # checked, not created
-    with opened(source) as src:
+    src_options = src_options or options
+    dst_options = dst_options or options
+    if jobs is None:
+        from ..registry.options import DEFAULT_JOBS
+
+        given = dst_options or src_options
+        jobs = given.jobs if given is not None else DEFAULT_JOBS
+    sink = destination if isinstance(destination, Sink) else open_sink(destination, dst_options)  # checked, not created
+    with opened(source, src_options) as src:
         check_options(src, sink, platform=platform, all_platforms=all_platforms, referrers=referrers,
                       compression=compression)
         plan = plan_copy(src, platform=platform, all_platforms=all_platforms, referrers=referrers,
                          compression=compression, one_image=not sink.holds_index, warn=warn)
         sink.check(src, plan.root)
         with sink:
-            return run_copy(plan, sink, progress)
+            return run_copy(plan, sink, progress, jobs=jobs)
 
 
 def check_options(source: Source, sink: Sink, *, platform: Platform | None = None, all_platforms: bool = False,
@@ -134,20 +157,21 @@ def plan_copy(
     ref = source.resolve()
     narrow = one_image or not all_platforms
     root = resolve_manifest(source, ref, platform)[0] if narrow and ref.media_type in INDEX_MEDIA_TYPES else ref
-    related: dict[str, list[Descriptor]] = {}  # digest -> what refers to it, when asked for
+    related: dict[str, list[Descriptor]] = {}  # digest -> companion-tagged images naming it
+    lookup: Callable[[Descriptor], list[Descriptor]] | None = None  # what refers to a blob, when asked for
     companions: list[tuple[str, str, Descriptor]] = []  # (tag, digest it names, what it tags)
     if referrers:
         from .sign import companion_of  # lazily: sign loads cryptography
 
-        related = {k: list(v) for k, v in source.subject_map().items()}
-        for name, desc in source.tags():
+        lookup = source.referrer_lookup()
+        for name, desc in source.tags_where(lambda tag: companion_of(tag) is not None):
             named = companion_of(name)
-            if named:
-                companions.append((name, named, desc))
-                related.setdefault(named, []).append(desc)
+            assert named is not None
+            companions.append((name, named, desc))
+            related.setdefault(named, []).append(desc)
     skipped: list[str] = []
     came: list[Descriptor] = []
-    blobs = _children_first(source, root, related, skipped, came, warn)
+    blobs = _children_first(source, root, lookup, related, skipped, came, warn)
     copied = {d.digest for d in blobs}
     carried = [(name, desc) for name, named, desc in companions if named in copied and desc.digest in copied]
     tagged = {desc.digest for _, desc in carried}
@@ -158,27 +182,35 @@ def plan_copy(
     return plan
 
 
-def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None) -> CopyResult:
+def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jobs: int = 1) -> CopyResult:
     """Store ``plan``'s blobs in the opened ``sink`` (those it has are not copied again),
-    then name the root there, and the referrers' tags after it."""
+    then name the root there, and the referrers' tags after it. ``jobs`` > 1: blobs move
+    in parallel when both ends allow it."""
     result = CopyResult(manifest=plan.root, skipped=list(plan.skipped))
-    todo: list[Descriptor] = []
-    for desc in plan.blobs:
-        if desc.digest not in plan.rewrite and sink.has_blob(desc.digest):
-            result.present += 1
-        else:
-            todo.append(desc)
     stored: dict[str, Descriptor] = {}  # digest -> the descriptor of what replaced it
-    # The sink hashes what it stores as it is; what is stored in a new form is checked as read.
-    for desc, stream in plan.source.blobs(todo, verify=bool(plan.rewrite)):
-        if desc.digest in plan.rewrite:
-            stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
-        else:
-            sink.put_blob(desc, stream)
-        result.copied += 1
-        result.bytes += desc.size
-        if progress is not None:
-            progress.advance(desc.size, files=1)
+    if jobs > 1 and not plan.rewrite and plan.source.concurrent and sink.concurrent:
+        _store_parallel(plan, sink, result, progress, jobs)
+    else:
+        todo: list[Descriptor] = []
+        for desc in plan.blobs:
+            if desc.digest in plan.rewrite:
+                todo.append(desc)
+            elif sink.holds(desc):
+                result.present += 1
+            elif sink.take_from(plan.source, desc):
+                result.mounted += 1
+            else:
+                todo.append(desc)
+        # The sink hashes what it stores as it is; what is stored in a new form is checked as read.
+        for desc, stream in plan.source.blobs(todo, verify=bool(plan.rewrite)):
+            if desc.digest in plan.rewrite:
+                stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
+            else:
+                sink.put_blob(desc, stream)
+            result.copied += 1
+            result.bytes += desc.size
+            if progress is not None:
+                progress.advance(desc.size, files=1)
     root = _swap(plan.root, stored)
     name = sink.set_tag(sink.tag_for(plan.source), root)
     result.manifest, result.tags, result.where = root, [name] if name else [], sink.describe(name)
@@ -190,6 +222,50 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None) -> Co
     if progress is not None:
         progress.done()
     return result
+
+
+def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Progress | None, jobs: int) -> None:
+    """Store the plan's blobs ``jobs`` at a time: every leaf (layer, config) first, then
+    the documents one by one in the plan's children-first order. The first failure stops
+    what has not started and is raised once the running transfers end."""
+    lock = threading.Lock()
+
+    def one(desc: Descriptor) -> None:
+        if sink.holds(desc):
+            outcome = "present"
+        elif sink.take_from(plan.source, desc):
+            outcome = "mounted"
+        else:
+            with plan.source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
+                sink.put_blob(desc, stream)
+            outcome = "copied"
+        with lock:
+            if outcome == "copied":
+                result.copied += 1
+                result.bytes += desc.size
+                if progress is not None:
+                    progress.advance(desc.size, files=1)
+            elif outcome == "mounted":
+                result.mounted += 1
+            else:
+                result.present += 1
+
+    documents = MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES
+    leaves = [d for d in plan.blobs if d.media_type not in documents]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ocikit-copy") as pool:
+        futures: list[Future] = [pool.submit(one, desc) for desc in leaves]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    for desc in plan.blobs:
+        if desc.media_type in documents:
+            one(desc)
 
 
 def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, platform: Platform | None = None,
@@ -204,11 +280,13 @@ def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, pl
 # -- planning -------------------------------------------------------------------------------------
 
 
-def _children_first(src: Source, root: Descriptor, related: dict[str, list[Descriptor]], skipped: list[str],
-                    came: list[Descriptor], warn: Callable[[str], None] | None) -> list[Descriptor]:
+def _children_first(src: Source, root: Descriptor, lookup: Callable[[Descriptor], list[Descriptor]] | None,
+                    related: dict[str, list[Descriptor]], skipped: list[str], came: list[Descriptor],
+                    warn: Callable[[str], None] | None) -> list[Descriptor]:
     """Every blob to copy, each after all the blobs it names (post-order, no repeats); then
-    what refers to a copied blob (and to those), each after the blob it refers to. The
-    referrers that come along are added to ``came``."""
+    what refers to a copied blob (``lookup``, and the companion-tagged ``related``; and to
+    those), each after the blob it refers to. The referrers that come along are added to
+    ``came``."""
     order: list[Descriptor] = []
     seen: set[str] = set()
 
@@ -224,7 +302,7 @@ def _children_first(src: Source, root: Descriptor, related: dict[str, list[Descr
             if desc.digest in seen or desc.digest in met:
                 continue
             met.add(desc.digest)
-            if not src.has_blob(desc.digest):
+            if not src.holds(desc):
                 if desc.urls and "nondistributable" in desc.media_type:
                     skipped.append(desc.digest)
                     if warn is not None:
@@ -248,7 +326,8 @@ def _children_first(src: Source, root: Descriptor, related: dict[str, list[Descr
     walk(root)
     done = 0
     while done < len(order):
-        for referrer in related.get(order[done].digest, ()):
+        here = order[done]
+        for referrer in [*(lookup(here) if lookup is not None else []), *related.get(here.digest, ())]:
             walk(referrer, optional=True)
         done += 1
     return order

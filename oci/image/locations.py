@@ -15,7 +15,12 @@ nothing behind.
 Implementations: a layout directory (here), an OCI archive (here: a layout extracted to a
 temporary directory, or a temporary layout written out as the archive on commit, through
 ``oci.archive.oci``), a docker archive (``oci.archive.docker``, which explains how it takes
-part). ``open_source`` and ``open_sink`` pick one by the reference's transport.
+part), a registry repository (``oci.registry.location``). ``open_source`` and ``open_sink``
+pick one by the reference's transport.
+
+A copy moves blobs in parallel when both ends are ``concurrent`` (their calls are
+thread-safe and a blob can be opened by its descriptor at any time); a location that is
+read or written in one pass (a docker archive) is not.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Iterator, Union
+from typing import TYPE_CHECKING, BinaryIO, Callable, ClassVar, Iterator, Union
 
 from ..digest import Digest
 from ..errors import DigestMismatchError, InvalidDocumentError, NotFoundError, TagNotFoundError, UsageError
@@ -43,7 +48,8 @@ from ..models import (
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, RegistryRef, as_ref
 from ..scratch import scratch_dir
 
-REGISTRIES_UNSUPPORTED = "registries are not supported yet"
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 
 class Location:
@@ -55,6 +61,8 @@ class Location:
     holds_index: ClassVar[bool] = True
     #: Whether it can hold referrers (signatures, SBOMs) of an image.
     holds_referrers: ClassVar[bool] = True
+    #: Whether a copy may call it from several threads at once, for different blobs.
+    concurrent: ClassVar[bool] = False
 
     def __init__(self, ref: LayoutRef | OCIArchiveRef | DockerArchiveRef) -> None:
         self.ref: Ref = ref
@@ -96,6 +104,11 @@ class Source(Location, ABC):
     def has_blob(self, digest: str | Digest) -> bool:
         """Whether the location holds the blob."""
 
+    def holds(self, desc: Descriptor) -> bool:
+        """Whether the location holds what ``desc`` describes (a registry keeps manifests
+        apart from other blobs, so it looks at the media type)."""
+        return self.has_blob(desc.digest)
+
     @abstractmethod
     def blob_size(self, digest: str | Digest) -> int:
         """The blob's size; BlobNotFoundError when it is absent."""
@@ -105,6 +118,10 @@ class Source(Location, ABC):
         """A stream of the blob that fails at its end unless the bytes match ``digest`` (and
         ``size``). ``verify=False``: the caller hashes the bytes itself (a sink storing them
         does), so the stream need not; checks the caller cannot make still happen."""
+
+    def open_descriptor(self, desc: Descriptor, *, verify: bool = True) -> BinaryIO:
+        """A stream of what ``desc`` describes, as ``open_blob`` gives it."""
+        return self.open_blob(desc.digest, desc.size, verify=verify)
 
     def open_blob_unverified(self, digest: str | Digest) -> BinaryIO:
         """The blob's bytes for a caller that checks them itself."""
@@ -152,6 +169,10 @@ class Source(Location, ABC):
         """The location's tags and what they name."""
         raise self.cannot("holds no tags")
 
+    def tags_where(self, keep: Callable[[str], bool]) -> list[tuple[str, Descriptor]]:
+        """The tags ``keep`` accepts and what they name (a registry resolves only those)."""
+        return [(name, desc) for name, desc in self.tags() if keep(name)]
+
     def index(self) -> Index:
         """The location's index.json (every image it names)."""
         raise self.cannot("has no index.json")
@@ -162,6 +183,12 @@ class Source(Location, ABC):
 
     def referrers(self, digest: str) -> list[Descriptor]:
         return self.subject_map().get(digest, [])
+
+    def referrer_lookup(self) -> Callable[[Descriptor], list[Descriptor]]:
+        """What refers to a descriptor's blob, for a copy that brings referrers along (a
+        layout answers from one scan of its blobs; a registry asks per manifest)."""
+        found = self.subject_map()
+        return lambda desc: found.get(desc.digest, [])
 
     def close(self) -> None:
         """Release what the source holds (a temporary extraction is removed)."""
@@ -180,6 +207,7 @@ class LayoutSource(Source):
     for what ``ref`` says (default: the tag ``latest``)."""
 
     kind = "an image layout"
+    concurrent = True
 
     def __init__(self, layout: Layout, image: str | Descriptor | None = None, *, ref: LayoutRef | None = None,
                  owned: bool = False) -> None:
@@ -336,6 +364,15 @@ class Sink(Location, ABC):
     def has_blob(self, digest: str) -> bool:
         """Whether the blob is stored already."""
 
+    def holds(self, desc: Descriptor) -> bool:
+        """Whether what ``desc`` describes is stored already."""
+        return self.has_blob(desc.digest)
+
+    def take_from(self, source: Source, desc: Descriptor) -> bool:
+        """Store ``desc`` without reading it through the copy, when this sink can (a registry
+        mounts a blob from another repository of its own); True when it did."""
+        return False
+
     @abstractmethod
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         """Store the blob ``desc`` describes from ``stream``, checked against its digest and
@@ -377,6 +414,7 @@ class _LayoutWriter(Sink):
     """A sink that stores into a Layout (``self.layout``, set by ``open``)."""
 
     layout: Layout
+    concurrent = True  # each blob is written to a temporary file of its own, then renamed
 
     def has_blob(self, digest: str) -> bool:
         return self.layout.has_blob(digest)
@@ -497,8 +535,9 @@ class OCIArchiveSink(_LayoutWriter):
 ImageLike = Union[str, Ref, Source]
 
 
-def open_source(ref: str | Ref) -> Source:
-    """The source the reference names, opened (close it, or use it in a ``with``)."""
+def open_source(ref: str | Ref, options: "RegistryOptions | None" = None) -> Source:
+    """The source the reference names, opened (close it, or use it in a ``with``);
+    ``options`` say how to reach a registry."""
     ref = as_ref(ref)
     if isinstance(ref, LayoutRef):
         return LayoutSource(Layout(ref.path), ref=ref, owned=True)
@@ -508,11 +547,14 @@ def open_source(ref: str | Ref) -> Source:
         from ..archive.docker import ArchiveSource
 
         return ArchiveSource(ref)
-    raise UsageError(f"{ref}: {REGISTRIES_UNSUPPORTED}")
+    from ..registry.location import RegistrySource  # lazily: urllib3 only when a registry is named
+
+    return RegistrySource(ref, options)
 
 
-def open_sink(ref: str | Ref) -> Sink:
-    """The sink the reference names, checked but not created yet (enter it to create it)."""
+def open_sink(ref: str | Ref, options: "RegistryOptions | None" = None) -> Sink:
+    """The sink the reference names, checked but not created yet (enter it to create it);
+    ``options`` say how to reach a registry."""
     ref = as_ref(ref)
     if isinstance(ref, LayoutRef):
         return LayoutSink(ref)
@@ -522,17 +564,19 @@ def open_sink(ref: str | Ref) -> Sink:
         from ..archive.docker import ArchiveSink
 
         return ArchiveSink(ref)
-    raise UsageError(f"{ref}: {REGISTRIES_UNSUPPORTED}")
+    from ..registry.location import RegistrySink
+
+    return RegistrySink(ref, options)
 
 
 @contextlib.contextmanager
-def opened(image: ImageLike) -> Iterator[Source]:
+def opened(image: ImageLike, options: "RegistryOptions | None" = None) -> Iterator[Source]:
     """``image`` as a source: a source given is used as it is (its owner closes it); a
     reference is opened here and closed when the block ends."""
     if isinstance(image, Source):
         yield image
         return
-    with open_source(image) as source:
+    with open_source(image, options) as source:
         yield source
 
 
@@ -543,8 +587,9 @@ def layout_ref(ref: str | Ref, action: str) -> LayoutRef:
     if isinstance(ref, LayoutRef):
         return ref
     if isinstance(ref, RegistryRef):
-        raise UsageError(f"{ref}: {REGISTRIES_UNSUPPORTED}")
-    kind = OCIArchiveSource.kind if isinstance(ref, OCIArchiveRef) else "a docker archive"
+        kind = "a registry"
+    else:
+        kind = OCIArchiveSource.kind if isinstance(ref, OCIArchiveRef) else "a docker archive"
     raise UsageError(f"{ref}: {action} needs an image layout, and this is {kind} "
                      f"(copy it into a layout first: ocikit copy {ref} ./LAYOUT:TAG)")
 

@@ -6,7 +6,8 @@
 ``oci-archive:FILE[:TAG]``, ``…@DIGEST``      a tar of an OCI image layout (skopeo's)
 ``docker-archive:FILE[:NAME[:TAG]]``          what ``docker save`` writes; ``FILE:@N``
                                               is its N-th image
-``docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]`` a registry: parsed, not supported yet
+``docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]`` an image in a registry (default tag
+                                              ``latest``; ``docker.io`` when no HOST)
 ==========================================  =============================================
 
 Where the colons go:
@@ -102,8 +103,7 @@ class DockerArchiveRef:
 @dataclass(frozen=True)
 class RegistryRef:
     """An image in a registry, normalized as skopeo reads ``docker://`` (``busybox`` is
-    ``docker.io/library/busybox:latest``). Parsed so that every command can say plainly
-    that registries are not supported yet."""
+    ``docker.io/library/busybox:latest``)."""
 
     registry: str
     repository: str
@@ -143,7 +143,7 @@ def parse(text: str) -> Ref:
         if os.path.isdir(existing.path):  # a layout that is there, named without ./ (images:v1)
             return existing
     raise UsageError(f"{text!r}: unknown transport {transport + ':'!r} (ocikit takes "
-                     f"{', '.join(t + ':' for t in SUPPORTED)}; docker:// is reserved); "
+                     f"{', '.join(t + ':' for t in SUPPORTED)} and docker://); "
                      f"a layout path is written ./{text}")
 
 

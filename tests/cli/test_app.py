@@ -38,8 +38,10 @@ def test_a_command_loads_only_its_own_module() -> None:
     )
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert "Usage: ocikit tag" in res.stdout
-    # app and output (one-line messages) always; of the command modules, only the one naming `tag`
-    assert res.stdout.strip().splitlines()[-1] == "['oci.cli.app', 'oci.cli.layouts', 'oci.cli.output']"
+    # app, output (one-line messages) and registry (the registry options, and --tls-verify=false read as
+    # skopeo users write it) always; of the command modules, only the one naming `tag`
+    assert res.stdout.strip().splitlines()[-1] == ("['oci.cli.app', 'oci.cli.layouts', 'oci.cli.output', "
+                                                   "'oci.cli.registry']")
 
 
 def test_help_still_lists_every_command(ocikit) -> None:

@@ -148,11 +148,25 @@ def _quiet_and_untouched(res, tmp: Path, cwd: Path, *needles: str) -> None:
 
 
 @pytest.mark.parametrize("ref", ["docker://localhost:5000/app:v1"])
-def test_every_command_says_registries_are_not_supported_and_creates_nothing(workdir: Path, ref: str) -> None:
+def test_every_command_but_copy_says_registries_are_not_supported_and_creates_nothing(workdir: Path, ref: str) -> None:
     tmp = workdir.parent
     for args in _commands(tmp, ref):
+        if args[0] == "copy":
+            continue
         res = run_ocikit(*args, cwd=workdir)
         _quiet_and_untouched(res, tmp, workdir, "registries are not supported yet")
+
+
+def test_copy_with_an_unreachable_registry_fails_in_one_line_and_creates_nothing(workdir: Path) -> None:
+    from servers import free_port  # tests/registry: a port nothing listens on
+
+    tmp = workdir.parent
+    ref = f"docker://127.0.0.1:{free_port()}/app:v1"
+    for args in (["copy", str(tmp / "img") + ":t", ref], ["copy", ref, str(tmp / "dst") + ":t"]):
+        res = run_ocikit(*args, "--tls-verify=false", cwd=workdir)
+        assert_one_line_error(res, "127.0.0.1:", "cannot connect")
+        assert res.code == 1
+        assert sorted(os.listdir(tmp)) == ["cwd", "img", "rootfs"]
 
 
 @pytest.mark.parametrize("ref", ["docker-daemon:app:latest", "out:v1"])

@@ -68,9 +68,8 @@ class Command(TyperCommand):
 class Typer(typer.Typer):
     """typer.Typer whose commands are ``Command``s, with plain help.
 
-    Plain help (click's formatter) rather than rich's panels: importing rich took more
-    than the rest of a command's start-up together (0.15 s of the 0.24 s of CPU
-    ``ocikit --help`` took).
+    Plain help (click's formatter) rather than rich's panels: importing rich alone took
+    about 0.1 s of CPU, more than the rest of a command's start-up together.
     """
 
     def __init__(self, *args: Any, rich_markup_mode: Any = None, **kwargs: Any) -> None:

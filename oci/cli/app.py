@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> None:
         print_error(error_line(exc))
         sys.exit(EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_FAILURE)
     except _ClickUsageError as exc:
-        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `ocikit`, `ocikit layer`: the help, on stdout
+            typer.echo(exc.format_message())  # as --help writes it
+        else:
             print_error(_usage_line(exc))
         sys.exit(EXIT_USAGE)
     except typer.Abort:

@@ -91,3 +91,11 @@ def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
 
 def test_help_keeps_its_examples(ocikit) -> None:
     assert "Example: ocikit pack ./rootfs" in ocikit("pack", "--help", env={"COLUMNS": "300"}, check=True).stdout
+
+
+def test_a_command_line_without_a_command_prints_the_help_and_fails_as_a_usage_error(ocikit) -> None:
+    for args, usage in (((), "Usage: ocikit [OPTIONS] COMMAND [ARGS]..."), (("layer",), "Usage: ocikit layer [OPTIONS] COMMAND")):
+        res = ocikit(*args)
+        assert res.code == 2, args
+        assert res.stdout.startswith(usage) and "Commands:" in res.stdout, args
+        assert res.stderr == "", args

@@ -99,3 +99,36 @@ def test_a_command_line_without_a_command_prints_the_help_and_fails_as_a_usage_e
         assert res.code == 2, args
         assert res.stdout.startswith(usage) and "Commands:" in res.stdout, args
         assert res.stderr == "", args
+
+
+def test_every_example_in_a_docstring_stays_one_line_of_its_command_help() -> None:
+    probe = (
+        "import contextlib, inspect, io, json\n"
+        "from oci.cli import app as cli\n"
+        "cli._register([])\n"
+        "out = {}\n"
+        "groups = [([], cli.app)] + [([g.name], g.typer_instance) for g in cli.app.registered_groups]\n"
+        "for prefix, typer_app in groups:\n"
+        "    for c in typer_app.registered_commands:\n"
+        "        name = [*prefix, c.name or c.callback.__name__.replace('_', '-')]\n"
+        "        buf = io.StringIO()\n"
+        "        with contextlib.redirect_stdout(buf):\n"
+        "            try:\n"
+        "                cli.main([*name, '--help'])\n"
+        "            except SystemExit:\n"
+        "                pass\n"
+        "        out[' '.join(name)] = [inspect.getdoc(c.callback) or '', buf.getvalue()]\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "COLUMNS": "80"})
+    helps = json.loads(res.stdout)
+    assert len(helps) >= 30
+    examples = 0
+    for name, (doc, text) in helps.items():
+        shown = {line.strip() for line in text.splitlines()}
+        for line in doc.splitlines():
+            if line.strip().startswith("Example:"):
+                examples += 1
+                assert line.strip() in shown, (name, line)
+    assert examples >= 40

@@ -11,9 +11,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
+from ..digest import CHUNK, COMPUTABLE, BackgroundHasher, Digest, ReadAheadHashingReader, cannot_compute
 from ..errors import InvalidDigestError, OCIError, UsageError, one_line
 from ..layout import Layout
 from .locations import ImageLike, Source, opened
@@ -29,6 +29,9 @@ from ..models import (
     Index,
     Manifest,
 )
+
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 #: JSON media types whose documents are schema-validated.
 _VALIDATED = {*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, MT_CONFIG}
@@ -108,13 +111,15 @@ def verify(
     annotations: dict[str, str] | None = None,
     workers: int | None = None,
     on_blob: Callable[[int], None] | None = None,
+    options: "RegistryOptions | None" = None,
 ) -> ImageVerification:
     """Verify the image a reference (or an opened source) names, or everything in a layout
     named without a tag; with ``keys``, also require a valid signature by one of them
-    (whose payload carries ``annotations``) for each image checked."""
+    (whose payload carries ``annotations``) for each image checked. An image in a registry
+    is verified as it streams (``options`` say how to reach it): nothing is stored."""
     if annotations and not keys:
         raise UsageError("--annotation applies to signatures: give --key too")
-    with opened(image) as source:
+    with opened(image, options) as source:
         if keys and not source.holds_referrers:
             raise source.cannot("holds no signatures to check with a key")
         roots = None if source.whole else [source.resolve()]
@@ -211,12 +216,14 @@ class _Verifier:
     def read_small(self, desc: Descriptor, digest: Digest) -> bytes | None:
         """Read and check a non-layer blob; None (after recording why) when it is unusable."""
         self.checked[desc.digest] = False
-        if not self.layout.has_blob(digest):
+        source = self.layout if isinstance(self.layout, Source) else None
+        if not (source.holds(desc) if source is not None else self.layout.has_blob(digest)):
             where = " (non-distributable; fetched from its urls)" if desc.urls else ""
             self.problem(desc.digest, f"{self.layout.absent_blob_reason(digest)}{where}")
             return None
         try:
-            data = self.layout.read_blob(digest, desc.size)
+            # a source reads documents where it keeps them (a registry: manifests apart from blobs)
+            data = source.read_document(desc) if source is not None else self.layout.read_blob(digest, desc.size)
         except OCIError as exc:
             self.problem(desc.digest, _strip_subject(str(exc), desc.digest))
             return None
@@ -315,8 +322,6 @@ class _Verifier:
 
     def hash_layer(self, desc: Descriptor) -> dict[str, Digest] | str:
         """Stream one layer blob: check digest and size; return its diffIDs by algorithm (or why it failed)."""
-        import hashlib
-
         from ..layer.compression import decompression_errors, is_io_error, open_decompressed
 
         try:
@@ -329,14 +334,15 @@ class _Verifier:
             if size != desc.size:
                 return f"size {size} does not match the declared {desc.size}"
             compression = LAYER_MEDIA_TYPES[desc.media_type].compression
-            with self.layout.open_blob_unverified(digest) as raw:
+            # Three stages on their own threads: reading and hashing the blob, decompressing
+            # (here), hashing the uncompressed tar for its diffIDs.
+            with self.layout.open_blob_unverified(digest) as raw, \
+                    BackgroundHasher(self.algorithms.get(desc.digest, {"sha256"})) as hashers:
                 compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]
-                hashers = {a: hashlib.new(a) for a in self.algorithms.get(desc.digest, {"sha256"})}
                 try:
                     while chunk := plain.read(CHUNK):
-                        for h in hashers.values():
-                            h.update(chunk)
+                        hashers.update(chunk)
                         if self.on_blob:
                             self.on_blob(0)
                 except decompression_errors() as exc:
@@ -351,9 +357,10 @@ class _Verifier:
                 compressed.drain()
                 if self.on_blob:
                     self.on_blob(size)
+                diff_ids = hashers.digests()
             if compressed.digest() != digest:
                 return f"content hashes to {compressed.digest()}"
-            return {a: Digest(a, h.hexdigest()) for a, h in hashers.items()}
+            return diff_ids
         except OCIError as exc:
             return str(exc)
         except OSError as exc:

@@ -96,6 +96,10 @@ def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
 
 
+def delete_scope(repository: str) -> str:
+    return f"repository:{repository}:delete"
+
+
 Scopes = tuple[str, ...]
 
 
@@ -117,6 +121,11 @@ class Authenticator:
     def __repr__(self) -> str:
         user = self._credentials.username if self._credentials else None
         return f"Authenticator(host={self.host!r}, user={user!r})"
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether requests carry credentials (an anonymous token carries none)."""
+        return self._credentials is not None
 
     def learn(self, header: str | None) -> bool:
         """Read a 401's ``WWW-Authenticate``; True when it offers a scheme ocikit speaks."""

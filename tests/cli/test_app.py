@@ -81,7 +81,7 @@ def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
     for name, line in usage.items():
         assert line.startswith(f"Usage: ocikit {name} [OPTIONS]"), (name, line)
         assert "{" not in line and "}" not in line, line
-    assert usage["pack"] == "Usage: ocikit pack [OPTIONS] DIR LAYOUT:TAG"
+    assert usage["pack"] == "Usage: ocikit pack [OPTIONS] DIR TARGET"
     assert usage["unpack"] == "Usage: ocikit unpack [OPTIONS] IMAGE BUNDLE"
     assert usage["copy"] == "Usage: ocikit copy [OPTIONS] SOURCE DEST"
     assert usage["diff"] == "Usage: ocikit diff [OPTIONS] [OLD] NEW"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-from common import installed_like_env, shebang_python  # noqa: E402
+from common import shebang_python  # noqa: E402
 
 # One command of each command module, for --help (oci/cli/app.py's COMMAND_MODULES).
 HELP_OF = ("ls", "diff", "apply", "pack", "sign", "create")
@@ -81,7 +81,9 @@ def main() -> None:
     ap.add_argument("--ocikit", action="append", default=[], metavar="SCRIPT", help="an installed ocikit console script (repeatable)")
     ap.add_argument("--every-help", action="store_true", help="time 'CMD --help' for every command, not one per module")
     opts = ap.parse_args()
-    env = installed_like_env()
+    # The installed bytecode as pip compiled it (installed_like_env's cache prefix would
+    # have Python look elsewhere), and bytecode written where any is missing.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         work = Path(tmp)
         scripts = opts.ocikit or [install(work / "venv")]
@@ -104,6 +106,8 @@ def main() -> None:
             for argv in lines:
                 cmds[f"{script} {' '.join(argv)}"] = ([script, *argv], data)
         bare = {k for k in cmds if k.endswith(" -c pass")}
+        # each command's baseline: its own interpreter's -c pass (read now: a venv made here goes with tmp)
+        base_of = {k: k if k in bare else f"{shebang_python(argv[0])} -c pass" for k, (argv, _) in cmds.items()}
         for argv, cwd in cmds.values():
             timed(argv, cwd, env)
         wall: dict[str, list[float]] = {k: [] for k in cmds}
@@ -120,8 +124,7 @@ def main() -> None:
     width = max(map(len, cmds))
     print(f"{'command':<{width}}  {'wall med':>8} {'min':>6} {'over':>6}  {'cpu med':>7} {'over':>6}")
     for name in cmds:
-        argv = cmds[name][0]
-        py = f"{shebang_python(argv[0])} -c pass" if name not in bare else name
+        py = base_of[name]
         over_wall = statistics.median(wall[name]) - statistics.median(wall[py])
         over_cpu = statistics.median(cpu[name]) - statistics.median(cpu[py])
         print(f"{name:<{width}}  {statistics.median(wall[name]) * 1000:8.1f} {min(wall[name]) * 1000:6.1f} "

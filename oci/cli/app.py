@@ -229,9 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     _register(argv)
     debug = "--debug" in argv
     try:
-        from .registry import bool_values  # --tls-verify=false, as skopeo users write it
+        from .registry import bool_values, refuse_before_command
 
-        argv = bool_values(argv)
+        refuse_before_command(argv, _GLOBAL_VALUES)
+        argv = bool_values(argv)  # --tls-verify=false, as skopeo users write it
         status = app(args=argv, prog_name="ocikit", standalone_mode=False)
     except OCIError as exc:
         if debug:

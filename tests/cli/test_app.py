@@ -91,3 +91,16 @@ def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
 
 def test_help_keeps_its_examples(ocikit) -> None:
     assert "Example: ocikit pack ./rootfs" in ocikit("pack", "--help", env={"COLUMNS": "300"}, check=True).stdout
+
+
+def test_a_registry_option_before_the_command_says_where_it_goes() -> None:
+    from conftest import assert_one_line_error, run_ocikit
+
+    res = run_ocikit("--tls-verify=false", "ls", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--tls-verify=false is an option of the command", "(ocikit ls ... --tls-verify=false)")
+    assert res.code == 2
+    res = run_ocikit("--root", "/run/x", "--creds", "alice:secret", "inspect", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--creds is an option of the command", "(ocikit inspect ... --creds)")
+    assert "secret" not in res.stderr  # the value may be a password
+    res = run_ocikit("--no-tls-verify")
+    assert_one_line_error(res, "--no-tls-verify is an option of the command", "ocikit COMMAND")

@@ -168,7 +168,7 @@ def copy(
 
     result = do_copy(source, destination, platform=Platform.parse(platform) if platform else None,
                      all_platforms=all_platforms, referrers=referrers, compression=compression,
-                     progress=Progress("copy", enabled=False if quiet else None), warn=print_warning,
+                     progress=Progress("copy", enabled=False if quiet else None, unit="blobs"), warn=print_warning,
                      src_options=side(src_creds, src_cert_dir, src_tls_verify),
                      dst_options=side(dest_creds, dest_cert_dir, dest_tls_verify), jobs=jobs)
     if json_out:

@@ -300,3 +300,10 @@ def test_progress_counts_a_large_blobs_bytes_while_it_is_copied(tmp_path: Path) 
         assert (progress.files, progress.bytes) == (3, result.bytes)
         # some of the layer's 5 MiB were counted before any blob of that size was done
         assert any(b > 1 << 20 and b < 5 << 20 for b, _ in seen), (jobs, seen)
+
+
+def test_copy_json_names_the_destination_it_wrote(image, tmp_path: Path) -> None:
+    src, desc = image
+    res = run_ocikit("copy", f"{src}:t", f"{tmp_path / 'dst'}:v1", "--json")
+    assert res.code == 0, res.stderr
+    assert json.loads(res.stdout)["destination"] == f"{tmp_path / 'dst'}:v1"

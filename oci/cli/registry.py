@@ -18,7 +18,7 @@ import typer
 from ..errors import UsageError
 from ..registry.options import DEFAULT_JOBS, DEFAULT_TIMEOUT, RegistryOptions
 
-CREDS = typer.Option(None, "--creds", metavar="USER[:PASS]", help="Credentials for the registry (both sides of a copy).")
+CREDS = typer.Option(None, "--creds", metavar="USER[:PASS]", help="Credentials for the registry (for copy: for both sides).")
 AUTHFILE = typer.Option(None, "--authfile", help="Auth file to read credentials from (docker config.json format).")
 CERT_DIR = typer.Option(None, "--cert-dir", help="Directory of CA certificates (*.crt) and client keys for the registry.")
 TLS_VERIFY = typer.Option(None, "--tls-verify/--no-tls-verify", show_default=False,

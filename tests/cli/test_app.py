@@ -104,3 +104,9 @@ def test_a_registry_option_before_the_command_says_where_it_goes() -> None:
     assert "secret" not in res.stderr  # the value may be a password
     res = run_ocikit("--no-tls-verify")
     assert_one_line_error(res, "--no-tls-verify is an option of the command", "ocikit COMMAND")
+
+
+def test_the_creds_help_of_a_command_that_is_not_copy_speaks_of_no_copy(ocikit) -> None:
+    for command in ("unpack", "inspect", "ls"):
+        text = " ".join(ocikit(command, "--help", env={"COLUMNS": "300"}, check=True).stdout.split())
+        assert "(both sides of a copy)" not in text, command

@@ -9,6 +9,18 @@ import time
 from typing import BinaryIO, TextIO
 
 
+_open: "list[Progress]" = []  # the progress line drawn on a terminal and not ended yet
+
+
+def end_line() -> None:
+    """End the progress line left open on the terminal, so that an error or a warning
+    printed now starts a line of its own."""
+    while _open:
+        progress = _open.pop()
+        progress.stream.write("\n")
+        progress.stream.flush()
+
+
 class Progress:
     """Counts bytes and files (or ``unit``: blobs); redraws one stderr line at most 10 times
     a second when enabled. Threads may advance it at once."""
@@ -43,12 +55,16 @@ class Progress:
             f"\r{self.label}: {self.files} {self.unit}, {_human(self.bytes)} ({_human(rate)}/s)\033[K"
         )
         self.stream.flush()
+        if self not in _open:
+            _open.append(self)
 
     def done(self) -> None:
         if self.enabled:
             self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
+            if self in _open:
+                _open.remove(self)
 
 
 def _human(n: float) -> str:

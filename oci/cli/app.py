@@ -25,6 +25,10 @@ from ..errors import (
 from .output import error_line, print_error, print_warning
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a command (KeyboardInterrupt, carried past typer's own handling)."""
+
+
 class Command(TyperCommand):
     """A command whose usage line names its arguments by metavar, as ``DIR LAYOUT:TAG``.
 
@@ -38,6 +42,13 @@ class Command(TyperCommand):
         for param in self.params:
             if isinstance(param, TyperArgument) and param.metavar is None and param.name:
                 param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns Ctrl-C into a silent exit 130; main says "interrupted" under any progress line.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -251,8 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("ocikit: aborted", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
-    except KeyboardInterrupt:
-        print("ocikit: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted):
+        print_error("ocikit: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:

@@ -35,6 +35,10 @@ def _keep_example_lines(text: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a command (KeyboardInterrupt, carried past typer's own handling)."""
+
+
 class Command(TyperCommand):
     """A command whose usage line names its arguments by metavar, as ``DIR LAYOUT:TAG``,
     and whose help keeps its examples one a line.
@@ -53,6 +57,13 @@ class Command(TyperCommand):
         for param in self.params:
             if isinstance(param, TyperArgument) and param.metavar is None and param.name:
                 param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns Ctrl-C into a silent exit 130; main says "interrupted" under any progress line.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -283,9 +294,10 @@ def main(argv: list[str] | None = None) -> None:
             gc.enable()
     debug = "--debug" in argv
     try:
-        from .registry import bool_values  # --tls-verify=false, as skopeo users write it
+        from .registry import bool_values, refuse_before_command
 
-        argv = bool_values(argv)
+        refuse_before_command(argv, _GLOBAL_VALUES)
+        argv = bool_values(argv)  # --tls-verify=false, as skopeo users write it
         status = command.main(args=argv, prog_name="ocikit", standalone_mode=False)
     except OCIError as exc:
         if debug:
@@ -306,8 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("ocikit: aborted", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
-    except KeyboardInterrupt:
-        print("ocikit: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted):
+        print_error("ocikit: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:

@@ -132,3 +132,22 @@ def test_every_example_in_a_docstring_stays_one_line_of_its_command_help() -> No
                 examples += 1
                 assert line.strip() in shown, (name, line)
     assert examples >= 40
+
+
+def test_a_registry_option_before_the_command_says_where_it_goes() -> None:
+    from conftest import assert_one_line_error, run_ocikit
+
+    res = run_ocikit("--tls-verify=false", "ls", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--tls-verify=false is an option of the command", "(ocikit ls ... --tls-verify=false)")
+    assert res.code == 2
+    res = run_ocikit("--root", "/run/x", "--creds", "alice:secret", "inspect", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--creds is an option of the command", "(ocikit inspect ... --creds)")
+    assert "secret" not in res.stderr  # the value may be a password
+    res = run_ocikit("--no-tls-verify")
+    assert_one_line_error(res, "--no-tls-verify is an option of the command", "ocikit COMMAND")
+
+
+def test_the_creds_help_of_a_command_that_is_not_copy_speaks_of_no_copy(ocikit) -> None:
+    for command in ("unpack", "inspect", "ls"):
+        text = " ".join(ocikit(command, "--help", env={"COLUMNS": "300"}, check=True).stdout.split())
+        assert "(both sides of a copy)" not in text, command

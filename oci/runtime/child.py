@@ -175,7 +175,9 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         if hooks.get("createContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "createContainer", _state(launch, bundle, "created"))
+            # Still "creating" (runtime.md: "created" once the create operation has finished),
+            # as runc gives it; the pid is ours as the container sees it, as runc's too.
+            run_hooks(cfg, "createContainer", _state(launch, bundle, "creating"))
         if hooks.get("startContainer"):
             from . import hooks as _hooks  # noqa: F401
             import subprocess  # noqa: F401
@@ -224,7 +226,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "startContainer", _state(launch, bundle, "running"))
+            # "created": the program has not been executed yet, which "running" means; runc agrees.
+            run_hooks(cfg, "startContainer", _state(launch, bundle, "created"))
         filt = launch.seccomp  # compiled by ocikit before the fork
         if filt is not None and filt.early:
             filt.load()  # while the process still holds CAP_SYS_ADMIN, which loading needs without no_new_privs

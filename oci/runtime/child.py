@@ -222,7 +222,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             ch.up_w = -1  # from here on, errors go to the container's stderr
             if os.read(fifo, 1) == b"":
                 os._exit(1)
-            os.close(fifo)
+            # Kept open: its closing by the execve (close-on-exec) tells ``start`` that the
+            # program runs, when poststart hooks may run.
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 

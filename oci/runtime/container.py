@@ -810,24 +810,42 @@ def _connect_console(path: StrPath | None) -> "socket.socket":
 
 
 def start(cid: str, root: StrPath | None = None) -> None:
-    """Let a created container execute its process, then run the poststart hooks."""
+    """Let a created container execute its process; once it has, run the poststart hooks.
+
+    The container's process waits reading the fifo, whose only reader it is, through a
+    close-on-exec descriptor: after writing the byte it waits for, we hold our writing end
+    until the kernel reports no reader left (POLLERR), which is when its execve (or its
+    death) closed that descriptor. Then the state reads "running" (runtime.md: the
+    user-specified program has been executed), and the poststart hooks see the program.
+    """
+    import select
+
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     if st["status"] != "created":
         raise ContainerError(f"container {cid!r} is {st['status']}, not created")
+    fifo = os.path.join(sdir, "exec.fifo")
     try:
-        fd = os.open(os.path.join(sdir, "exec.fifo"), os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ContainerError(f"container {cid!r} is not waiting to start ({exc.strerror})") from None
     try:
-        os.write(fd, b"0")
+        try:
+            os.write(fd, b"0")
+        except BrokenPipeError:
+            raise ContainerError(f"container {cid!r} stopped before it could start") from None
+        waiter = select.poll()
+        waiter.register(fd, 0)  # no event asked for: POLLERR is always reported
+        waiter.poll()
     finally:
         os.close(fd)
-    os.unlink(os.path.join(sdir, "exec.fifo"))
+    os.unlink(fifo)
     rec = _read_record(sdir) or {}
     if rec.get("config_hooks", {}).get("poststart"):
         from .hooks import run_hooks
 
+        # runc 1.1 runs them during create, with the state "created"; runc's main branch
+        # moved them after the program's start in 2026 (runc PR 5186), as here.
         run_hooks({"hooks": rec["config_hooks"]}, "poststart", _public(rec, "running"), fatal=False)
 
 

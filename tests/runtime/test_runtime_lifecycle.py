@@ -322,6 +322,36 @@ def test_hooks_get_the_status_runc_gives_them(env, tmp_path):
     assert theirs_status == {k: v for k, v in ours.items() if k != "poststart"}
 
 
+@pytest.mark.parametrize("how", ["create-start", "run"])
+def test_poststart_hooks_run_once_the_program_is_executed(env, tmp_path, how):
+    # runtime.md: poststart hooks run after the user-specified process is executed, before
+    # start returns. A slow startContainer hook leaves ocikit's own code running in the
+    # container's process meanwhile: the hook must not see it.
+    make, root = env
+    log = tmp_path / "cmdline"
+    look = f"pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); tr '\\0' ' ' < /proc/$pid/cmdline > {log}"
+    hooks = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", look]}],
+             "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "1"]}]}
+    b = make(["sleep", "7"], hooks)
+    cid = _unique("ps")
+    if how == "run":
+        proc = subprocess.Popen([sys.executable, "-m", "oci", "run", b, "--id", cid, "--root", root], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                if log.exists() and log.read_text():
+                    break
+                time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+    else:
+        assert create(cid, b, root, tmp_path).code == 0
+        assert ocikit("start", cid, "--root", root).code == 0
+        assert status(cid, root) == "running"
+    assert log.read_text() == "sleep 7 "
+
+
 # -- a terminal for a created container: the pty master goes over --console-socket, as runc sends it
 
 

@@ -188,6 +188,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         rootfs.mask_paths(rootdir, linux.get("maskedPaths") or [])
         rootfs.readonly_paths(rootdir, linux.get("readonlyPaths") or [])
         rootdir.close()
+        # While the host's /proc is still ours to list (the container may mount none).
+        process.close_on_exec_from(3 + launch.kept_fds)
         if own_mounts:
             if launch.no_pivot:
                 rootfs.move_root(root)
@@ -215,6 +217,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
+        if launch.listen_fds:  # systemd's socket activation, passed on as runc passes it
+            env["LISTEN_FDS"], env["LISTEN_PID"] = str(launch.listen_fds), "1"
         os.umask(0o022)
         if fifo is not None:  # create: wait for start, on the fifo ocikit opened for us
             ch.send_up("ready")

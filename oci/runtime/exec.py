@@ -14,7 +14,7 @@ from __future__ import annotations
 # host's library directories are out of reach (and the container's must never be used).
 import fcntl
 import os
-import resource  # noqa: F401  (process.set_rlimits)
+import resource  # noqa: F401  (process.set_rlimits, process.close_on_exec_from)
 import signal
 import socket
 import struct
@@ -365,7 +365,7 @@ def _process(up_w: int, proc: dict[str, Any], filt: Any, tty_sock: socket.socket
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
-        _close_on_exec_from(3 + preserve_fds)
+        process.close_on_exec_from(3 + preserve_fds)
         if filt is not None and filt.early:
             filt.load()
         process.become_user(proc)
@@ -386,20 +386,6 @@ def _find_program(proc: dict[str, Any]) -> str:
         if "/" in name:
             raise ContainerError(f"exec {name}: no such file or directory in the container") from None
         raise ContainerError(f"exec {name!r}: executable file not found in $PATH") from None
-
-
-def _close_on_exec_from(first: int) -> None:
-    """Let no descriptor from ``first`` on reach the program (those ocikit inherited from its caller)."""
-    try:
-        fds = [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc in the container
-        fds = list(range(first, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
-    for fd in fds:
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
 
 
 def _open_terminal(sock: socket.socket, user: dict[str, Any]) -> None:

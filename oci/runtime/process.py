@@ -166,6 +166,25 @@ def set_rlimits(proc: dict[str, Any]) -> None:
             raise RuntimeSpecError(f"config.json: field 'process.rlimits[{i}]' cannot be applied: {exc}") from None
 
 
+def close_on_exec_from(first: int) -> None:
+    """Let no descriptor from ``first`` on reach the program: those ocikit inherited from its
+    caller and was not asked to pass on (runc's --preserve-fds), the rule for ``create``,
+    ``run`` and ``exec`` alike. Marked close-on-exec rather than closed: ocikit's own
+    descriptors (its pipes to the parent) must live until the execve."""
+    import resource
+
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc in the container
+        fds = list(range(first, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in fds:
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own descriptor, closed since
+
+
 def set_oom_score_adj(proc: dict[str, Any]) -> None:
     if proc.get("oomScoreAdj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:

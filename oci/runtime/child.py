@@ -155,6 +155,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
                 os.setresuid(0, 0, 0)
             except OSError:
                 pass  # root is not mapped: stay as the overflow id; setup may still work
+        if launch.new_keyring:  # first, as runc: the hooks run inside see it too
+            process.new_session_keyring(launch.id, user_ns)
         if "network" in types and not types["network"].get("path"):
             _loopback_up()
         proc = cfg["process"]

@@ -565,16 +565,18 @@ def _child_error(text: str) -> Exception:
     return RuntimeSpecError(msg) if kind == "spec" else ContainerError(msg)
 
 
-def _inherit(launch: Launch, preserve_fds: int) -> None:
-    """Which inherited descriptors the container's process keeps, as runc decides: those
+def _inherit(launch: Launch, preserve_fds: int, no_new_keyring: bool) -> None:
+    """What the container's process takes from ocikit's caller, as runc decides: the descriptors
     systemd's socket activation gave ocikit itself (LISTEN_FDS, when LISTEN_PID is ours), which
-    the process gets as 3 onwards with LISTEN_FDS and LISTEN_PID=1, then ``preserve_fds`` more."""
+    the process gets as 3 onwards with LISTEN_FDS and LISTEN_PID=1, then ``preserve_fds`` more;
+    and the session keyring only with ``no_new_keyring``."""
     if preserve_fds < 0:
         raise UsageError(f"--preserve-fds {preserve_fds}: expected 0 or more")
     listen = os.environ.get("LISTEN_FDS", "")
     if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
         launch.listen_fds = int(listen)
     launch.kept_fds = launch.listen_fds + preserve_fds
+    launch.new_keyring = not no_new_keyring
 
 
 def _load(bundle: str) -> Launch:
@@ -615,16 +617,16 @@ def _load(bundle: str) -> Launch:
 
 
 def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None, no_pivot: bool = False,
-        pid_file: StrPath | None = None, preserve_fds: int = 0) -> int:
+        pid_file: StrPath | None = None, preserve_fds: int = 0, no_new_keyring: bool = False) -> int:
     """Run the bundle's process in the foreground; returns its exit status (128+N for signal N).
 
     ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
     ``pid_file``: where to write the process's host pid once it exists.
-    ``preserve_fds``: as for ``create``."""
+    ``preserve_fds``, ``no_new_keyring``: as for ``create``."""
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
     launch.no_pivot = no_pivot
-    _inherit(launch, preserve_fds)
+    _inherit(launch, preserve_fds, no_new_keyring)
     cfg = launch.config
     cid = cid or f"ocikit-{os.getpid()}"
     sdir = _claim(root or default_root(), cid)
@@ -767,19 +769,21 @@ def _relay(master: int, wake: int) -> None:
 
 
 def create(cid: str, bundle: StrPath, root: StrPath | None = None,
-           console_socket: StrPath | None = None, no_pivot: bool = False, preserve_fds: int = 0) -> dict[str, Any]:
+           console_socket: StrPath | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+           no_new_keyring: bool = False) -> dict[str, Any]:
     """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state.
 
     A process with ``terminal: true`` gets a pty whose master is sent, as runc sends it,
     over the Unix socket ``console_socket`` (one message, SCM_RIGHTS, named /dev/ptmx).
     ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
     ``preserve_fds``: descriptors 3 to 3+N-1 (after socket activation's) reach the process;
-    no other inherited one does.
+    no other inherited one does. ``no_new_keyring``: the process keeps its caller's session
+    keyring instead of one of its own.
     """
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
     launch.no_pivot = no_pivot
-    _inherit(launch, preserve_fds)
+    _inherit(launch, preserve_fds, no_new_keyring)
     cfg = launch.config
     terminal = bool(cfg["process"].get("terminal"))
     if terminal and console_socket is None:

@@ -15,9 +15,11 @@ class Launch:
     first process joins. ``id``: the container's id, once claimed. ``no_pivot``: enter the root
     by moving its mount onto / and chroot instead of pivot_root (runc's --no-pivot).
     ``kept_fds``: how many descriptors from 3 on the process keeps (socket activation's, then
-    --preserve-fds's). ``listen_fds``: how many of them are socket activation's (LISTEN_FDS)."""
+    --preserve-fds's). ``listen_fds``: how many of them are socket activation's (LISTEN_FDS).
+    ``new_keyring``: give the container a session keyring of its own (runc's default)."""
 
-    __slots__ = ("config", "rootfs", "layered", "seccomp", "cgroup_procs", "id", "no_pivot", "kept_fds", "listen_fds")
+    __slots__ = ("config", "rootfs", "layered", "seccomp", "cgroup_procs", "id", "no_pivot", "kept_fds", "listen_fds",
+                 "new_keyring")
 
     def __init__(self, config: "dict[str, Any]", rootfs: str, layered: "dict[str, Any] | None" = None) -> None:
         self.config = config
@@ -29,3 +31,4 @@ class Launch:
         self.no_pivot = False
         self.kept_fds = 0
         self.listen_fds = 0
+        self.new_keyring = True

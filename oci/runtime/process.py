@@ -9,7 +9,7 @@ import os
 import stat
 import struct
 
-from ..errors import RuntimeSpecError
+from ..errors import ContainerError, RuntimeSpecError
 from . import linux as L
 from .spec import CAP_NUMBER, RLIMITS
 
@@ -183,6 +183,27 @@ def close_on_exec_from(first: int) -> None:
                 os.set_inheritable(fd, False)
             except OSError:
                 pass  # the listing's own descriptor, closed since
+
+
+def new_session_keyring(cid: str, user_ns: bool) -> None:
+    """Give the container a session keyring of its own instead of its caller's, as runc does
+    (unless --no-new-keyring): named ``_ses.ID``, and searchable by its owner (by anyone in a
+    user namespace) so that a process joining it by that name finds it. Where the kernel has
+    no keyrings or a sandbox forbids keyctl (ENOSYS, EPERM) the container keeps the caller's:
+    the keyring is defence in depth, not isolation (file credentials guard keys)."""
+    import errno
+
+    try:
+        key = L.join_session_keyring(f"_ses.{cid}")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):
+            return
+        raise ContainerError(f"cannot make the container's session keyring _ses.{cid}: {os.strerror(exc.errno)}") from None
+    search = 0x8 if user_ns else 0x80000  # KEY_OTH_SEARCH, KEY_USR_SEARCH
+    try:
+        L.set_key_perm(key, L.key_perm(key) | search)
+    except OSError as exc:
+        raise ContainerError(f"cannot make the session keyring _ses.{cid} searchable: {os.strerror(exc.errno)}") from None
 
 
 def set_oom_score_adj(proc: dict[str, Any]) -> None:

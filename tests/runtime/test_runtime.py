@@ -860,3 +860,45 @@ def test_descriptors_of_socket_activation_meant_for_another_process_are_not_pass
     res = _with_fds(tmp_path, [sys.executable, "-m", "oci", "run", "--root", tmp_path / "state", "--bundle", bundle,
                                f"listen2-{os.getpid()}"], env="LISTEN_FDS=1 LISTEN_PID=1")
     assert res.returncode == 1 and _markers(res.stdout) == []  # grep found no LISTEN_ variable
+
+
+def _keys_config() -> dict:
+    cfg = base_config(["cat", "/proc/keys"])
+    cfg["linux"]["maskedPaths"].remove("/proc/keys")  # runc spec masks it
+    return cfg
+
+
+@pytest.mark.parametrize("option", [[], ["--no-new-keyring"]])
+def test_the_container_gets_a_session_keyring_of_its_own_as_runc_gives_it(tmp_path, option):
+    if not os.path.exists("/proc/keys"):
+        pytest.skip("this kernel has no keyrings (CONFIG_KEYS)")
+    bundle = write_bundle(tmp_path / "b", _keys_config())
+    cid = f"keys-{os.getpid()}-{len(option)}"
+    res = ocikit("run", "--root", tmp_path / "state", "--bundle", bundle, *option, cid)
+    assert res.returncode == 0, res.stderr
+    ours = [line.split()[4:] for line in res.stdout.splitlines() if f"_ses.{cid}:" in line]  # perm uid gid type name
+    require_tool("runc")
+    theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, *option, cid],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_lines = [line.split()[4:] for line in theirs.stdout.splitlines() if f"_ses.{cid}:" in line]
+    if not option and not theirs_lines:
+        pytest.skip("the kernel here refuses runc a session keyring too (keyctl denied)")
+    assert ours == theirs_lines
+    assert len(ours) == (0 if option else 1)
+
+
+def test_the_session_keyring_of_a_container_in_a_user_namespace_is_searchable_by_others(public_tmp):
+    if not os.path.exists("/proc/keys"):
+        pytest.skip("this kernel has no keyrings (CONFIG_KEYS)")
+    cfg = _keys_config()
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+    bundle = write_bundle(public_tmp / "b", cfg)
+    cid = f"ukeys-{os.getpid()}"
+    res = ocikit("run", "--root", public_tmp / "state", "--bundle", bundle, cid)
+    assert res.returncode == 0, res.stderr
+    line = next(line.split() for line in res.stdout.splitlines() if f"_ses.{cid}:" in line)
+    assert int(line[4], 16) & 0x8  # KEY_OTH_SEARCH, as runc sets it with a user namespace

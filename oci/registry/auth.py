@@ -118,6 +118,11 @@ class Authenticator:
         user = self._credentials.username if self._credentials else None
         return f"Authenticator(host={self.host!r}, user={user!r})"
 
+    @property
+    def anonymous(self) -> bool:
+        """Whether no credentials were given (a Bearer token may still be sent: an anonymous one)."""
+        return self._credentials is None
+
     def learn(self, header: str | None) -> bool:
         """Read a 401's ``WWW-Authenticate``; True when it offers a scheme ocikit speaks."""
         for challenge in parse_challenges(header or ""):

@@ -107,7 +107,8 @@ class Registry:
             if reply.status in (401, 403):
                 reply.close()
                 codes = "; ".join(c for c, _ in reply.error_codes()[:2])
-                raise refused(self.host, scopes, reply.status, anonymous=auth is None, detail=codes)
+                raise refused(self.host, scopes, reply.status, anonymous=auth is None or self._auth.anonymous,
+                              detail=codes)
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 

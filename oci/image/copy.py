@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from ..digest import CHUNK, Digest
-from ..errors import BlobNotFoundError, UsageError
+from ..errors import BlobNotFoundError, DigestMismatchError, UsageError
 from ..layout import Layout
 from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, open_sink, opened
 from ..models import (
@@ -206,7 +206,7 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
             if desc.digest in plan.rewrite:
                 stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
             else:
-                sink.put_blob(desc, stream)
+                _put(plan.source, sink, desc, stream)
             result.copied += 1
             result.bytes += desc.size
             if progress is not None:
@@ -237,7 +237,7 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
             outcome = "mounted"
         else:
             with plan.source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
-                sink.put_blob(desc, stream)
+                _put(plan.source, sink, desc, stream)
             outcome = "copied"
         with lock:
             if outcome == "copied":
@@ -266,6 +266,17 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     for desc in plan.blobs:
         if desc.media_type in documents:
             one(desc)
+
+
+def _put(source: Source, sink: Sink, desc: Descriptor, stream: BinaryIO) -> None:
+    """Store a blob the sink verifies as it writes: content that does not match its digest
+    came from the source, so the error names the source."""
+    try:
+        sink.put_blob(desc, stream)
+    except DigestMismatchError as exc:
+        if source.where in str(exc):
+            raise
+        raise exc.within(source.where) from exc
 
 
 def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, platform: Platform | None = None,

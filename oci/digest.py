@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 
 from .errors import DigestMismatchError, InvalidDigestError
 
@@ -238,7 +238,10 @@ class ReadAheadHashingReader:
                 parts.append(chunk)
             return b"".join(parts)
         if not self._buf and not self._eof:
-            self._buf = memoryview(self._next())
+            chunk = self._next()
+            if len(chunk) <= n:  # the usual case: a whole chunk, handed on without a copy
+                return chunk
+            self._buf = memoryview(chunk)
         out = bytes(self._buf[:n])
         self._buf = self._buf[n:]
         return out
@@ -279,3 +282,54 @@ class ReadAheadHashingReader:
                 self._queue.get_nowait()
             except Exception:
                 self._thread.join(0.01)
+
+
+class BackgroundHasher:
+    """Hash chunks in a background thread while the caller makes the next ones.
+
+    For a pipeline whose stages cost about the same (decompressing a layer, hashing what
+    comes out): hashlib releases the GIL, so the two run on two cores. ``update`` hands a
+    chunk over, which must not change afterwards (bytes); ``digests`` waits for the last
+    one. Memory: ``depth`` chunks. Use it as a context manager so the thread always ends.
+    """
+
+    def __init__(self, algorithms: Iterable[str], depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._hashes = {a: hashlib.new(a) for a in algorithms}
+        self._queue: "queue.Queue[bytes | None]" = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+        self._thread.start()
+
+    def _consume(self) -> None:
+        hashes = list(self._hashes.values())
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    for h in hashes:
+                        h.update(chunk)
+                except BaseException as exc:  # handed to the caller by digests()
+                    self._failure = exc
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def digests(self) -> dict[str, Digest]:
+        """The digest of everything handed over, by algorithm."""
+        self.close()
+        if self._failure is not None:
+            raise self._failure
+        return {a: Digest(a, h.hexdigest()) for a, h in self._hashes.items()}
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> "BackgroundHasher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

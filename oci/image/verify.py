@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..digest import CHUNK, COMPUTABLE, Digest, ReadAheadHashingReader, cannot_compute
+from ..digest import CHUNK, COMPUTABLE, BackgroundHasher, Digest, ReadAheadHashingReader, cannot_compute
 from ..errors import InvalidDigestError, OCIError, UsageError, one_line
 from ..layout import Layout
 from .locations import ImageLike, Source, opened
@@ -315,8 +315,6 @@ class _Verifier:
 
     def hash_layer(self, desc: Descriptor) -> dict[str, Digest] | str:
         """Stream one layer blob: check digest and size; return its diffIDs by algorithm (or why it failed)."""
-        import hashlib
-
         from ..layer.compression import decompression_errors, is_io_error, open_decompressed
 
         try:
@@ -329,14 +327,15 @@ class _Verifier:
             if size != desc.size:
                 return f"size {size} does not match the declared {desc.size}"
             compression = LAYER_MEDIA_TYPES[desc.media_type].compression
-            with self.layout.open_blob_unverified(digest) as raw:
+            # Three stages on their own threads: reading and hashing the blob, decompressing
+            # (here), hashing the uncompressed tar for its diffIDs.
+            with self.layout.open_blob_unverified(digest) as raw, \
+                    BackgroundHasher(self.algorithms.get(desc.digest, {"sha256"})) as hashers:
                 compressed = ReadAheadHashingReader(raw, digest.algorithm)  # type: ignore[arg-type]
                 plain = open_decompressed(compressed, compression)  # type: ignore[arg-type]
-                hashers = {a: hashlib.new(a) for a in self.algorithms.get(desc.digest, {"sha256"})}
                 try:
                     while chunk := plain.read(CHUNK):
-                        for h in hashers.values():
-                            h.update(chunk)
+                        hashers.update(chunk)
                         if self.on_blob:
                             self.on_blob(0)
                 except decompression_errors() as exc:
@@ -351,9 +350,10 @@ class _Verifier:
                 compressed.drain()
                 if self.on_blob:
                     self.on_blob(size)
+                diff_ids = hashers.digests()
             if compressed.digest() != digest:
                 return f"content hashes to {compressed.digest()}"
-            return {a: Digest(a, h.hexdigest()) for a, h in hashers.items()}
+            return diff_ids
         except OCIError as exc:
             return str(exc)
         except OSError as exc:

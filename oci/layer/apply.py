@@ -24,11 +24,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
-from ..digest import Digest, ReadAheadHashingReader
+from ..digest import BackgroundHasher, Digest, ReadAheadHashingReader
 from ..errors import LayerError, OCIError, UnsafePathError
 from ..progress import Progress
 from .compression import decompression_errors, is_io_error, open_detected
@@ -47,6 +48,10 @@ _CHUNK = 1 << 20
 _HOLE = 64 << 10
 _ZEROS = bytes(_HOLE)
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Parent directory fds kept open while applying (well under the usual limit of 1024 fds).
+_CACHED_DIRS = 128
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -81,10 +86,11 @@ def apply_layer(
     warn_owners = rootless is None  # a caller asking for rootless knows owners are not applied
     rootless = os.geteuid() != 0 if rootless is None else rootless
     reader, compression = open_detected(stream)
-    # Decompression and the diffID hash run in a read-ahead thread (both release the GIL),
-    # overlapping the file creation done here.
-    plain = ReadAheadHashingReader(reader)  # type: ignore[arg-type]
-    source = _TarSource(plain)
+    # Decompression runs in a read-ahead thread and the diffID hash in another (both
+    # release the GIL), overlapping the file creation done here.
+    plain = ReadAheadHashingReader(reader, None)  # type: ignore[arg-type]
+    hasher = BackgroundHasher(["sha256"])
+    source = _TarSource(plain, hasher)
     tar = TarReader(source.read)
     try:
         with RootDir(target) as root:
@@ -96,13 +102,15 @@ def apply_layer(
             finally:
                 applier._drop_cache()
         source.drain()
+        diff_id = hasher.digests()["sha256"]
     finally:
         plain.close()
+        hasher.close()
     while stream.read(_CHUNK):  # let a verifying caller stream see its end
         pass
     if progress is not None:
         progress.done()
-    return ApplyResult(plain.digest(), compression, count, applier.warnings)
+    return ApplyResult(diff_id, compression, count, applier.warnings)
 
 
 def _extract(tar: TarReader, applier: "_Applier") -> int:
@@ -119,10 +127,12 @@ def _extract(tar: TarReader, applier: "_Applier") -> int:
 
 
 class _TarSource:
-    """The uncompressed tar, with decompression errors turned into LayerError."""
+    """The uncompressed tar, with decompression errors turned into LayerError; every byte
+    read goes to ``hasher``."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, hasher: BackgroundHasher) -> None:
         self.raw = raw
+        self.hasher = hasher
         self.pos = 0
 
     def read(self, n: int) -> bytes:
@@ -135,6 +145,8 @@ class _TarSource:
                 raise
             raise LayerError(f"layer data is corrupt near uncompressed offset {self.pos}: {exc}") from None
         self.pos += len(data)
+        if data:
+            self.hasher.update(data)
         return data
 
     def drain(self) -> None:
@@ -170,7 +182,9 @@ class _Applier:
         self.opaque: set[str] = set()  # overlay form: opaque dirs of this layer
         self.whiteouts: set[str] = set()  # overlay form: whiteout devices made
         self.owners_skipped = 0
-        self.cached: tuple[str, int] | None = None
+        # Parent directory fds by entry path, most recently used last: (fd, (dev, ino)).
+        self.dir_fds: OrderedDict[str, tuple[int, tuple[int, int]]] = OrderedDict()
+        self.dirs_stale = False  # a directory or symlink was removed: cached fds may be detached
         # The same facts by identity, for entries that reached a directory through a
         # symlinked path: (dev, ino, name) of each entry, (dev, ino) of its directories.
         self.written_at: set[tuple[int, int, str]] = set()
@@ -216,17 +230,26 @@ class _Applier:
             self.progress.advance(info.size, files=1)
 
     def _entry_parent(self, parts: list[str]) -> int:
-        # Tars list a directory's entries together: keep the last parent's fd. Entries in
-        # that directory change only its children, never how its own path resolves
-        # (and a cached fd is inside the root whatever happens).
+        # Tars list a directory's entries together, and come back to a directory after its
+        # subdirectories: keep the fds of recent parents, so most entries cost no path
+        # resolution at all. Creating a name never changes how an existing path resolves;
+        # removing a directory or a symlink may (a cached fd would then stand for a
+        # detached directory), so that empties the cache before the next entry. A cached
+        # fd came from in-root resolution: it is inside the root whatever happens.
+        if self.dirs_stale:
+            self._drop_cache()
         key = _key(parts[:-1])
-        if self.cached is not None and self.cached[0] == key:
-            return self.cached[1]
+        hit = self.dir_fds.get(key)
+        if hit is not None:
+            self.dir_fds.move_to_end(key)
+            self.parent_id = hit[1]
+            return hit[0]
         fd = self._parent(parts)
-        self._drop_cache()
-        self.cached = (key, fd)
         st = os.fstat(fd)
         self.parent_id = (st.st_dev, st.st_ino)
+        self.dir_fds[key] = (fd, self.parent_id)
+        if len(self.dir_fds) > _CACHED_DIRS:
+            os.close(self.dir_fds.popitem(last=False)[1][0])
         self._note_ancestors(fd)
         return fd
 
@@ -247,9 +270,9 @@ class _Applier:
             os.close(cur)
 
     def _drop_cache(self) -> None:
-        if self.cached is not None:
-            os.close(self.cached[1])
-            self.cached = None
+        while self.dir_fds:
+            os.close(self.dir_fds.popitem()[1][0])
+        self.dirs_stale = False
 
     def _parent(self, parts: list[str]) -> int:
         fd = self.root.open_dir(parts[:-1], on_create=lambda p: self.made_dirs.add(_key(p)))
@@ -383,10 +406,22 @@ class _Applier:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
+            self.dirs_stale = True
             remove_tree_at(fd, name)
         else:
+            if stat.S_ISLNK(st.st_mode):
+                self.dirs_stale = True
             os.unlink(name, dir_fd=fd)
         return False
+
+    def _create(self, fd: int, name: str, make: Callable[[], _T]) -> _T:
+        """``make()`` the new ``name`` in ``fd``, clearing the way first if something is there:
+        most names are new, so the lookup is paid only when the creation fails."""
+        try:
+            return make()
+        except FileExistsError:
+            self._replace(fd, name)
+            return make()
 
     def _put(self, fd: int, parts: list[str], info: TarEntry, tar: TarReader) -> None:
         name = parts[-1]
@@ -395,8 +430,11 @@ class _Applier:
             self._hardlink(fd, name, info)
             return
         if kind == "dir":
-            if not self._replace(fd, name, keep_dir=True):
+            try:
                 os.mkdir(name, 0o700, dir_fd=fd)
+            except FileExistsError:
+                if not self._replace(fd, name, keep_dir=True):
+                    os.mkdir(name, 0o700, dir_fd=fd)
             self.whiteouts.discard(_key(parts))
             dfd = os.open(name, _NOFOLLOW_DIR, dir_fd=fd)
             try:
@@ -406,10 +444,9 @@ class _Applier:
                 os.close(dfd)
             self.dir_meta[_key(parts)] = (parts, info)
             return
-        self._replace(fd, name)
         self.whiteouts.discard(_key(parts))
         if kind == "file":
-            ffd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            ffd = self._create(fd, name, lambda: os.open(name, _NEW_FILE, 0o600, dir_fd=fd))
             try:
                 if info.sparse is None and info.size < _HOLE:  # most files: no whole piece to check
                     for chunk in tar.data():
@@ -428,17 +465,18 @@ class _Applier:
                 os.close(ffd)
             return
         if kind == "symlink":
-            os.symlink(info.linkname, name, dir_fd=fd)
+            self._create(fd, name, lambda: os.symlink(info.linkname, name, dir_fd=fd))
             self._own(fd, name, info)
             self._xattrs(fd, name, info)
             os.utime(name, ns=_times(info), dir_fd=fd, follow_symlinks=False)
             return
         if kind in ("chardev", "blockdev"):
             node = stat.S_IFCHR if kind == "chardev" else stat.S_IFBLK
+            self._replace(fd, name)  # even when the node is then skipped: it hides the lower name
             if not self._mknod(fd, name, node | 0o600, os.makedev(info.devmajor, info.devminor), info.name):
                 return
         else:  # fifo
-            os.mkfifo(name, 0o600, dir_fd=fd)
+            self._create(fd, name, lambda: os.mkfifo(name, 0o600, dir_fd=fd))
         self._own(fd, name, info)
         self._xattrs(fd, name, info)
         os.chmod(name, info.mode, dir_fd=fd)  # just made by us: not a symlink

@@ -51,7 +51,7 @@ def _write_archive(path: Path, files: list[tuple[str, bytes]], compress: bool = 
 
 
 def _unpacked(layout: Layout, tag: str, where: Path) -> Path:
-    unpack(LayoutSource(layout, tag), where)
+    unpack(LayoutSource(layout, tag), where, init_layer=False)  # the image tree alone
     return where / "rootfs"
 
 

@@ -223,6 +223,27 @@ def test_entry_under_a_symlinked_directory_follows_it_inside_the_root(tmp_path):
     assert (t / "usr/lib/libc.so").read_bytes() == b"c"
 
 
+def test_entry_after_its_parent_became_a_symlink_in_the_same_layer_follows_the_symlink(tmp_path):
+    # x/ was entered earlier in the layer; once x is a symlink, x/... resolves through it.
+    t = tmp_path / "t"
+    apply_bytes(tar_bytes(D("x"), F("x/a", b"1"), D("real"), F("real/b", b"2"), L("x", "real"), F("x/c", b"3")), t)
+    assert os.readlink(t / "x") == "real"
+    assert listing(t / "real") == ["b", "c"]
+
+
+def test_entry_after_a_symlinked_parent_was_retargeted_in_the_same_layer_follows_the_new_target(tmp_path):
+    t = tmp_path / "t"
+    apply_bytes(tar_bytes(D("one"), D("two"), L("x", "one"), F("x/a", b"1"), L("x", "two"), F("x/b", b"2")), t)
+    assert listing(t / "one") == ["a"] and listing(t / "two") == ["b"]
+
+
+def test_entry_after_its_grandparent_was_replaced_in_the_same_layer_lands_in_the_new_tree(tmp_path):
+    t = tmp_path / "t"
+    apply_bytes(tar_bytes(D("p"), D("p/q"), F("p/q/a", b"1"), F("z", b"0"), F("p", b"file"), D("p"),
+                          F("p/q/b", b"2")), t)
+    assert listing(t / "p") == ["q", "q/b"]
+
+
 # -- whiteouts and opaque directories -------------------------------------------------
 
 def test_whiteout_deletes_a_lower_file(tmp_path):

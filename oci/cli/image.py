@@ -15,6 +15,7 @@ from ..errors import UsageError
 from .output import print_warning
 from ..sourcedate import source_date_epoch
 from .app import app, parse_pairs, print_json, rootless_unless_root
+from .registry import AUTHFILE, CERT_DIR, CREDS, JOBS, TIMEOUT, TLS_VERIFY, registry_options
 
 if TYPE_CHECKING:
     from ..models import Descriptor
@@ -41,8 +42,11 @@ def _report_image(target: str, tag: str | None, desc: "Descriptor", json_out: bo
     if json_out:
         from ..image.ref import DEFAULT_TAG, parse
 
+        from ..image.ref import LayoutRef
+
         ref = parse(target)
-        print_json({"layout": str(ref.path), "tag": tag or getattr(ref, "tag", None) or DEFAULT_TAG,  # type: ignore[union-attr]
+        where = {"layout": str(ref.path)} if isinstance(ref, LayoutRef) else {"destination": str(ref)}
+        print_json({**where, "tag": tag or getattr(ref, "tag", None) or DEFAULT_TAG,
                     "manifest": desc.digest, "size": desc.size})
     else:
         print(desc.digest)
@@ -83,45 +87,47 @@ _CREATED = typer.Option(None, "--created", help="Creation time (RFC 3339); defau
 @app.command()
 def pack(
     directory: Path = typer.Argument(..., metavar="DIR", help="Directory holding the root filesystem."),
-    target: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG (or oci:LAYOUT:TAG) to write; the layout is created if missing."),
+    target: str = typer.Argument(..., metavar="TARGET", help="LAYOUT:TAG (or oci:LAYOUT:TAG) to write, the layout created if missing; oci-archive:FILE[:TAG]; or docker://HOST/REPO[:TAG]."),
     compression: str = _COMPRESSION,
     level: Optional[int] = _LEVEL,
     platform: Optional[str] = typer.Option(None, "--platform", help="OS/ARCH or OS/ARCH/VARIANT; default: this host (or the base's)."),
-    base: Optional[str] = typer.Option(None, "--base", help="The base image (LAYOUT:TAG, LAYOUT@DIGEST, oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]); the new layer holds only DIR's differences from it."),
+    base: Optional[str] = typer.Option(None, "--base", help="The base image (LAYOUT:TAG, LAYOUT@DIGEST, oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG|@DIGEST]); the new layer holds only DIR's differences from it."),
     entrypoint: Optional[list[str]] = _E, cmd: Optional[list[str]] = _C, env: Optional[list[str]] = _ENV,
     workdir: Optional[str] = _WD, user: Optional[str] = _USER, label: Optional[list[str]] = _LABEL,
     expose: Optional[list[str]] = _EXPOSE, volume: Optional[list[str]] = _VOL, stop_signal: Optional[str] = _SIG,
     author: Optional[str] = _AUTHOR, created: Optional[str] = _CREATED,
     comment: Optional[str] = typer.Option(None, "--comment", help="Comment for the history entry."),
+    creds: Optional[str] = CREDS, authfile: Optional[Path] = AUTHFILE, cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY, timeout: float = TIMEOUT,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Pack DIR into an image tagged TAG in LAYOUT.
+    """Pack DIR into an image tagged TAG in LAYOUT (or an OCI archive, or a registry).
 
     Packing the same DIR with the same options gives the same manifest digest when the
     creation time is fixed (--created, or SOURCE_DATE_EPOCH, which also clamps mtimes).
+    Into a registry, the base's layers are mounted from its repository when it is in the
+    same registry (never downloaded to be uploaded again), else streamed across.
 
     Example: ocikit pack ./rootfs ./layout:v1 --cmd /bin/sh --cmd -c --cmd 'echo hi' --env LANG=C.UTF-8
     Example: ocikit pack ./app ./layout:v2 --base docker-archive:base.tar
+    Example: ocikit pack ./app docker://localhost:5000/app:2 --base docker://localhost:5000/base:1 --tls-verify=false
     """
     from ..image.build import pack as do_pack
     from ..models import Platform
-    from .registry import refuse_registry
-
-    refuse_registry(target, "pack")
-    refuse_registry(base, "pack --base")
 
     desc = do_pack(
         directory, target, compression=compression, level=level, platform=Platform.parse(platform) if platform else None,
         base=base, config=_changes(entrypoint, cmd, env, workdir, user, label, expose, volume, stop_signal, author, created),
         source_date_epoch=source_date_epoch(), history_comment=comment, progress=_progress("pack", quiet),
+        options=registry_options(creds, authfile, cert_dir, tls_verify, timeout),
     )
     _report_image(target, None, desc, json_out)
 
 
 @app.command()
 def unpack(
-    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT[:TAG] or LAYOUT@DIGEST (default tag: latest), oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]."),
+    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT[:TAG] or LAYOUT@DIGEST (default tag: latest), oci:LAYOUT[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG|@DIGEST]."),
     bundle: Path = typer.Argument(..., help="Bundle directory to create (must not exist, or be empty)."),
     layered: bool = typer.Option(False, "--layered", help="Share extracted layers in a store and give the bundle overlay upper/work dirs (mount with ocikit mount)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Layer store for --layered (default /var/lib/ocikit for root, else $XDG_DATA_HOME/ocikit)."),
@@ -130,24 +136,28 @@ def unpack(
     tty: bool = typer.Option(False, "--tty", help="Give the process a terminal."),
     volumes_as_mounts: bool = typer.Option(False, "--volumes-as-mounts", help="Mount a tmpfs at each image volume."),
     no_init_layer: bool = typer.Option(False, "--no-init-layer", help="Give the bundle no /etc/hostname, /etc/hosts and /etc/resolv.conf of its own (for a runtime that provides them, as podman does)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", metavar="LAYOUT", help="Also keep the image read from a registry in this image layout (created if missing), tagged HOST/REPO:TAG once the bundle is complete; its blobs are not downloaded again, and it is used when the registry cannot be reached."),
+    creds: Optional[str] = CREDS, authfile: Optional[Path] = AUTHFILE, cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY, timeout: float = TIMEOUT, jobs: int = JOBS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Unpack an image into a runtime bundle (config.json + rootfs) that runc can run.
 
     Every blob and layer is verified as it streams; on any failure no bundle is left.
+    From a registry (docker://HOST/REPO:TAG), layers download --jobs at a time and each is
+    applied as soon as it and those below it have arrived; with --layered, a layer the
+    store has is not downloaded.
     The bundle gets its own /etc/hostname, /etc/hosts and /etc/resolv.conf (its init
     layer), made from config.json and the host, rewritten when config.json's hostname
     changes, and never committed.
 
     Example: ocikit unpack ./layout:v1 ./bundle && cd bundle && runc run demo
     Example: ocikit unpack docker-archive:app.tar ./bundle
+    Example: ocikit unpack docker://localhost:5000/app:1.2 ./bundle --tls-verify=false --cache ./images
     """
     from ..image.build import unpack as do_unpack
     from ..models import Platform
-    from .registry import refuse_registry
-
-    refuse_registry(source, "unpack")
 
     rootless = rootless_unless_root(rootless, "unpacking", "file owners and device nodes are not applied, and "
                                     "config.json maps you to root in a user namespace")
@@ -155,13 +165,14 @@ def unpack(
         source, bundle, platform=Platform.parse(platform) if platform else None, layered=layered,
         store=store, rootless=rootless, tty=tty, volumes_as_mounts=volumes_as_mounts,
         init_layer=not no_init_layer, progress=_progress("unpack", quiet),
+        options=registry_options(creds, authfile, cert_dir, tls_verify, timeout, jobs), cache=cache,
     )
     for warning in result.warnings:
         print_warning(warning)
     if json_out:
         print_json({"bundle": str(result.bundle), "manifest": result.manifest.digest, "config": result.config,
                     "layered": result.layered, "layers": result.layers, "extracted": result.extracted,
-                    "warnings": result.warnings})
+                    "fetched": result.fetched, "warnings": result.warnings})
     else:
         print(result.bundle)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import tempfile
@@ -19,11 +20,12 @@ from .. import jsontext
 from ..bundle.meta import BundleMeta
 from ..bundle.convert import DEFAULT_PATH
 from ..digest import CHUNK, Digest
-from ..errors import BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError, UsageError, warn
+from ..errors import (BundleError, DigestMismatchError, InvalidDocumentError, LayerError, NotFoundError,
+                      RegistryAuthError, RegistryError, RegistryNotFoundError, TagNotFoundError, UsageError, warn)
 from ..layer.generate import write_layer
 from ..layer.snapshot import TreeSnapshot, write_snapshot
 from ..layout import Layout, destination
-from .locations import ImageLike, LayoutSource, Source, layout_ref, open_source, opened
+from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, layout_ref, open_sink, open_source, opened
 from ..models import (
     MT_CONFIG,
     MT_MANIFEST,
@@ -41,10 +43,12 @@ from ..hostplatform import host_platform
 from .platforms import resolve_manifest
 from ..progress import Progress
 from .ref import DEFAULT_TAG, DockerArchiveRef, LayoutRef, OCIArchiveRef, Ref, absolute, as_ref
+from ..registry.options import DEFAULT_JOBS
 from ..scratch import scratch_dir
 
 if TYPE_CHECKING:
     from ..layer.layertree import LayerTree
+    from ..registry.options import RegistryOptions
 
 SNAPSHOT_NAME = "ocikit-snapshot.jsonl"
 CONFIG_NAME = "config.json"
@@ -193,9 +197,16 @@ def load_image(source: Source, platform: Platform | None = None, warn: Callable[
 
 def _apply_verified(source: Source, layer: Descriptor, diff_id: str, target: Path, **kw: Any) -> list[str]:
     """Apply one layer, checking its blob digest, size and diffID; return apply's warnings."""
+    return _apply_stream(source.open_blob(layer.digest, layer.size), layer, diff_id, target, **kw)
+
+
+def _apply_stream(opened: contextlib.AbstractContextManager, layer: Descriptor, diff_id: str, target: Path,
+                  **kw: Any) -> list[str]:
+    """Apply the layer ``opened`` gives (a stream that checks the blob's digest and size at
+    its end), checking its diffID; return apply's warnings."""
     from ..layer.apply import apply_layer
 
-    with source.open_blob(layer.digest, layer.size) as stream:
+    with opened as stream:
         try:
             result = apply_layer(stream, target, **kw)
         except LayerError as exc:
@@ -248,8 +259,9 @@ def _target(target: Layout | LayoutRef, tag: str | None) -> Iterator[tuple[Layou
         yield layout, tag or target.tag or DEFAULT_TAG
 
 
-def _new_layer(layout: Layout, **kw: Any) -> tuple[Descriptor, str]:
-    with layout.blob_writer() as w:
+def _new_layer(blob: contextlib.AbstractContextManager, **kw: Any) -> tuple[Descriptor, str]:
+    """Write a layer into ``blob`` (a layout's ``blob_writer()`` or a sink's ``new_blob()``)."""
+    with blob as w:
         res = write_layer(w.hashing, **kw)
     if w.digest != res.digest:
         raise DigestMismatchError(f"layer {res.digest}: stored bytes hash to {w.digest}")
@@ -289,18 +301,22 @@ def pack(
     source_date_epoch: int | None = None,
     history_comment: str | None = None,
     progress: Progress | None = None,
+    options: "RegistryOptions | None" = None,
 ) -> Descriptor:
     """Make ``source`` into an image in ``target`` (an open layout, with ``tag``; or a
-    reference LAYOUT[:TAG], the layout created if needed); return its manifest descriptor.
+    reference: LAYOUT[:TAG], the layout created if needed, oci-archive:FILE[:TAG], or
+    docker://HOST/REPO[:TAG], reached with ``options``); return its manifest descriptor.
 
     Without ``base``: one layer holding all of ``source``, its environment the default
     ``PATH`` plus ``config.env``. With ``base`` (an image reference, or an opened source):
     the base image's layers plus one layer of what ``source`` changes relative to the
-    base's root filesystem (known from its layers' headers, by stat). The same tree and
-    options with a fixed ``created`` (or ``source_date_epoch``) give the same manifest
-    digest. Everything is checked before the target is created.
+    base's root filesystem (known from its layers' headers, by stat). The base's layers
+    are stored in the target without being read when it can take them (a registry mounts
+    them from the base's repository), else streamed through. The same tree and options
+    with a fixed ``created`` (or ``source_date_epoch``) give the same manifest digest.
+    Everything is checked before the target is created; the tag is set last.
     """
-    where = _target_ref(target, "pack")
+    where = _sink_ref(target, "pack")
     source = Path(source)
     if not source.is_dir():
         if not source.exists():
@@ -310,17 +326,53 @@ def pack(
     changes.apply(ContainerConfig())  # refuse bad options before anything is made
     created = _created(changes, source_date_epoch)
     with contextlib.ExitStack() as stack:
-        base_img = load_image(stack.enter_context(opened(base)), platform) if base is not None else None
+        base_img = load_image(stack.enter_context(opened(base, options)), platform) if base is not None else None
         plat = platform or (base_img.config.platform if base_img else host_platform())
-        layout, name = stack.enter_context(_target(where, tag))
-        with layout.writing():  # gc waits until the tag names what is written
-            return _pack_into(source, layout, name, changes, created, base_img, plat, compression, level,
-                              source_date_epoch, history_comment, progress)
+        sink = stack.enter_context(_sink(where, tag, options))
+        name = tag or sink.tag or DEFAULT_TAG
+        return _pack_into(source, sink, name, changes, created, base_img, plat, compression, level,
+                          source_date_epoch, history_comment, progress)
 
 
-def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, created: str, base_img: Image | None,
+def _sink_ref(target: Layout | str | Ref, action: str) -> Layout | Ref:
+    """Where ``action`` writes a new image: a layout given open, or a reference to a
+    layout, an OCI archive or a registry (checked: a tag, not a digest)."""
+    if isinstance(target, Layout):
+        return target
+    ref = as_ref(target)
+    if isinstance(ref, DockerArchiveRef):
+        raise UsageError(f"{action} target {ref}: a docker archive holds uncompressed layers; {action} into a "
+                         f"layout and copy the image there (ocikit copy ./LAYOUT:TAG {ref})")
+    if ref.digest:
+        raise UsageError(f"{action} target {str(ref)!r}: give a tag, not a digest")
+    return ref
+
+
+def _sink(where: Layout | Ref, tag: str | None, options: "RegistryOptions | None") -> Sink:
+    """The sink a new image is written to, not entered yet."""
+    if isinstance(where, Layout):
+        return LayoutSink.into(where, tag or DEFAULT_TAG)
+    return open_sink(where, options)
+
+
+def _store_image(sink: Sink, config: ImageConfig, layers: list[Descriptor], tag: str,
+                 annotations: dict[str, str] | None = None) -> Descriptor:
+    """Store the config and the manifest (its layers are stored), then name it ``tag``."""
+    data = canonical_json(config.to_dict())
+    config_desc = Descriptor(media_type=MT_CONFIG, digest=str(Digest.from_bytes(data)), size=len(data))
+    sink.put_blob(config_desc, io.BytesIO(data))
+    data = canonical_json(Manifest(config=config_desc, layers=layers, annotations=annotations or None).to_dict())
+    desc = Descriptor(media_type=MT_MANIFEST, digest=str(Digest.from_bytes(data)), size=len(data))
+    sink.put_blob(desc, io.BytesIO(data))
+    sink.set_tag(tag, desc)
+    return desc
+
+
+def _pack_into(source: Path, sink: Sink, tag: str, changes: ConfigChanges, created: str, base_img: Image | None,
                plat: Platform, compression: str, level: int | None, source_date_epoch: int | None,
                history_comment: str | None, progress: Progress | None) -> Descriptor:
+    from .copy import store_blob
+
     with contextlib.ExitStack() as stack:
         old: Path | LayerTree | None = _base_tree(base_img) if base_img is not None else None
         if base_img is not None and old is None:
@@ -328,10 +380,11 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
             old = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocikit-base-")))
             for layer, diff_id in zip(base_img.manifest.layers, base_img.config.rootfs.diff_ids):
                 _apply_verified(base_img.source, layer, diff_id, old)
-        layer_desc, diff_id = _new_layer(layout, new=source, old=old, compression=compression, level=level,
+        layer_desc, diff_id = _new_layer(sink.new_blob(), new=source, old=old, compression=compression, level=level,
                                          source_date_epoch=source_date_epoch, progress=_quiet(progress, "pack"))
     if base_img is not None:
-        _copy_blobs(base_img.source, layout, base_img.manifest.layers)
+        for layer in base_img.manifest.layers:
+            store_blob(base_img.source, sink, layer)
         cc = base_img.config.config or ContainerConfig()
         history = list(base_img.config.history or [])
         diff_ids = list(base_img.config.rootfs.diff_ids)
@@ -348,10 +401,91 @@ def _pack_into(source: Path, layout: Layout, tag: str, changes: ConfigChanges, c
         os_features=plat.os_features, created=created, author=author, config=cc,
         rootfs=RootFS(diff_ids=diff_ids + [diff_id]), history=history,
     )
-    return _write_image(layout, image, layers + [layer_desc], tag)
+    return _store_image(sink, image, layers + [layer_desc], tag)
 
 
 # -- unpack -------------------------------------------------------------------------------
+
+
+def unpack(
+    image: ImageLike,
+    bundle: Path,
+    *,
+    platform: Platform | None = None,
+    layered: bool = False,
+    store: Path | None = None,
+    rootless: bool | None = None,
+    tty: bool = False,
+    volumes_as_mounts: bool = False,
+    init_layer: bool = True,
+    progress: Progress | None = None,
+    options: "RegistryOptions | None" = None,
+    cache: Path | None = None,
+) -> UnpackResult:
+    """Unpack ``image`` (a reference, or an opened source) into a new runtime bundle at ``bundle``.
+
+    Every blob and diff_id is verified while streaming; the bundle is built in a
+    temporary directory beside ``bundle`` and renamed into place only when complete.
+    Layers are applied in order, each as soon as it has arrived; from a registry the next
+    ones download meanwhile (``options.jobs`` transfers at once, spooled to disk).
+    Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
+    layers are shared in a LayerStore (one it holds is not downloaded); the bundle gets
+    upper/work dirs and an empty rootfs.
+    ``rootless`` (default: when not running as root): owners and device nodes are not
+    applied, and config.json maps the caller to root in a user namespace.
+    ``init_layer``: give the bundle its own /etc/hostname, /etc/hosts and /etc/resolv.conf
+    (``oci.bundle.initlayer``); off for a runtime that provides them itself.
+    ``cache``: an image layout (created if missing) that keeps the image read from a
+    registry, tagged with its reference once the bundle is complete; its blobs are read
+    instead of downloaded, and it stands in for a registry that cannot be reached.
+    """
+    if store is not None and not layered:
+        raise UsageError("--store only applies with --layered")
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(opened(image, options))
+        kept: CacheLayout | None = None
+        if cache is not None:
+            kept = stack.enter_context(CacheLayout(cache, source))
+        return _unpack(source, Path(bundle).absolute(), platform, layered, store, rootless, tty, volumes_as_mounts,
+                       init_layer, progress, options.jobs if options is not None else DEFAULT_JOBS, kept)
+
+
+class CacheLayout:
+    """The layout ``unpack --cache`` keeps a registry's image in: entered, it exists (made
+    if missing, removed again if the unpack fails before it names an image); ``keep``
+    stores the image's documents and tags it last, so a failed unpack tags nothing."""
+
+    def __init__(self, path: Path, source: Source) -> None:
+        if not source.remote:
+            raise UsageError(f"--cache keeps an image read from a registry; {source.where} is {source.kind}")
+        self.name = str(source.ref).partition("://")[2]  # HOST/REPO:TAG, a valid tag in a layout
+        self._sink = LayoutSink(LayoutRef(Path(path), self.name))
+
+    def __enter__(self) -> "CacheLayout":
+        self._sink.__enter__()
+        self.layout = self._sink.layout
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._sink.__exit__(*exc)
+
+    def fallback(self, exc: RegistryError, warnings: list[str]) -> LayoutSource | None:
+        """The cached image, when the registry failed with ``exc`` for want of reaching it."""
+        if isinstance(exc, (RegistryAuthError, RegistryNotFoundError)):
+            return None
+        try:
+            desc = self.layout.resolve(self.name)
+        except TagNotFoundError:
+            return None
+        warnings.append(f"{exc}; unpacking {self.name} from the cache {self.layout.root}")
+        return LayoutSource(self.layout, desc)
+
+    def keep(self, img: Image) -> None:
+        """Store the manifest and config (its layers are there) and tag the image."""
+        for desc in (img.manifest.config, img.desc):
+            if not self.layout.has_blob(desc.digest):
+                self.layout.put_blob(img.source.read_blob(desc.digest, desc.size), expected=Digest.parse(desc.digest))
+        self._sink.set_tag(self.name, img.desc)
 
 
 @dataclass
@@ -363,6 +497,7 @@ class UnpackResult:
     layers: list[str] = field(default_factory=list)
     extracted: int = 0
     warnings: list[str] = field(default_factory=list)
+    fetched: int = 0  # layer blobs read from the image's location (not the store, not the cache)
 
 
 def _check_bundle_target(bundle: Path) -> None:
@@ -378,79 +513,73 @@ def _finish_bundle(tmp: Path, bundle: Path) -> None:
     os.chmod(bundle, 0o700)
 
 
-def unpack(
-    image: ImageLike,
-    bundle: Path,
-    *,
-    platform: Platform | None = None,
-    layered: bool = False,
-    store: Path | None = None,
-    rootless: bool | None = None,
-    tty: bool = False,
-    volumes_as_mounts: bool = False,
-    init_layer: bool = True,
-    progress: Progress | None = None,
-) -> UnpackResult:
-    """Unpack ``image`` (a reference, or an opened source) into a new runtime bundle at ``bundle``.
-
-    Every blob and diff_id is verified while streaming; the bundle is built in a
-    temporary directory beside ``bundle`` and renamed into place only when complete.
-    Flat: ``rootfs/`` holds the tree and a snapshot is kept for ``commit``. Layered:
-    layers are shared in a LayerStore; the bundle gets upper/work dirs and an empty rootfs.
-    ``rootless`` (default: when not running as root): owners and device nodes are not
-    applied, and config.json maps the caller to root in a user namespace.
-    ``init_layer``: give the bundle its own /etc/hostname, /etc/hosts and /etc/resolv.conf
-    (``oci.bundle.initlayer``); off for a runtime that provides them itself.
-    """
-    if store is not None and not layered:
-        raise UsageError("--store only applies with --layered")
-    with opened(image) as source:
-        return _unpack(source, Path(bundle).absolute(), platform, layered, store, rootless, tty, volumes_as_mounts,
-                       init_layer, progress)
+def _load(source: Source, platform: Platform | None, warnings: list[str], cache: CacheLayout | None) -> Image:
+    """The image to unpack: from ``source``, or from the cache when the registry is out of reach."""
+    try:
+        return load_image(source, platform, warn=warnings.append)
+    except RegistryError as exc:
+        kept = cache.fallback(exc, warnings) if cache is not None else None
+        if kept is None:
+            raise
+        return load_image(kept, platform, warn=warnings.append)
 
 
 def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bool, store: Path | None,
             rootless: bool | None, tty: bool, volumes_as_mounts: bool, init_layer: bool,
-            progress: Progress | None) -> UnpackResult:
+            progress: Progress | None, jobs: int = DEFAULT_JOBS, cache: CacheLayout | None = None) -> UnpackResult:
     from ..bundle import initlayer
     from ..bundle.convert import layers_reader, rootfs_reader, runtime_config
     from ..bundle.layerstore import LayerStore, chain_ids, default_store
+    from .fetch import LayerFeed
 
     rootless = os.geteuid() != 0 if rootless is None else rootless
     warnings: list[str] = []
-    img = load_image(source, platform, warn=warnings.append)
+    img = _load(source, platform, warnings, cache)
     _check_bundle_target(bundle)
     layer_store: LayerStore | None = None
     chains: list[str] = []
     extracted = 0
     layer_dirs: list[Path] = []
+    layers, diff_ids = img.manifest.layers, img.config.rootfs.diff_ids
     with scratch_dir(bundle, "unpack") as tmp:
         try:
             rootfs = tmp / "rootfs"
             rootfs.mkdir(mode=0o755)
-            meta = BundleMeta(image=_origin(source, img))
+            meta = BundleMeta(image=_origin(img.source, img, cache))
             if layered:
                 layer_store = LayerStore(store or default_store())
-                chains = chain_ids(img.config.rootfs.diff_ids)
+                chains = chain_ids(diff_ids)
                 layer_store.add_ref(str(bundle), chains, pending=str(tmp))  # before extracting: prune must not take them
-                for layer, diff_id, chain in zip(img.manifest.layers, img.config.rootfs.diff_ids, chains):
-                    def extract(d: Path, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
-                        warnings.extend(_apply_verified(img.source, layer, diff_id, d, overlay=True, userxattr=rootless,
-                                                        rootless=rootless, progress=_quiet(progress, "unpack")))
-                    path, fresh = layer_store.ensure_layer(chain, extract)
-                    extracted += fresh
-                    layer_dirs.append(path)
-                for sub in ("upper", "work"):
-                    (tmp / sub).mkdir(mode=0o755)
-                meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
-                files = layers_reader(layer_dirs, userxattr=rootless)
+                # A layer the store has is not fetched, unless the cache is to hold the whole image.
+                wanted = [cache is not None or not layer_store.has_layer(chain) for chain in chains]
             else:
-                for layer, diff_id in zip(img.manifest.layers, img.config.rootfs.diff_ids):
-                    warnings += _apply_verified(img.source, layer, diff_id, rootfs, rootless=rootless,
-                                                progress=_quiet(progress, "unpack"))
-                    extracted += 1
-                write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
-                files = rootfs_reader(rootfs)
+                wanted = [True] * len(layers)
+            feed = LayerFeed(img.source, layers, wanted=wanted, jobs=jobs, spool=bundle.parent,
+                             cache=cache.layout if cache is not None else None)
+            with feed:
+                if layered:
+                    assert layer_store is not None
+                    for i, (layer, diff_id, chain) in enumerate(zip(layers, diff_ids, chains)):
+                        def extract(d: Path, i: int = i, layer: Descriptor = layer, diff_id: str = diff_id) -> None:
+                            warnings.extend(_apply_stream(feed.open(i), layer, diff_id, d, overlay=True,
+                                                          userxattr=rootless, rootless=rootless,
+                                                          progress=_quiet(progress, "unpack")))
+                        path, fresh = layer_store.ensure_layer(chain, extract)
+                        if not fresh and cache is not None:
+                            feed.store(i)  # the cache holds the whole image, extracted or not
+                        extracted += fresh
+                        layer_dirs.append(path)
+                    for sub in ("upper", "work"):
+                        (tmp / sub).mkdir(mode=0o755)
+                    meta.layered, meta.layers, meta.userxattr = True, [str(p) for p in layer_dirs], rootless
+                    files = layers_reader(layer_dirs, userxattr=rootless)
+                else:
+                    for i, (layer, diff_id) in enumerate(zip(layers, diff_ids)):
+                        warnings += _apply_stream(feed.open(i), layer, diff_id, rootfs, rootless=rootless,
+                                                  progress=_quiet(progress, "unpack"))
+                        extracted += 1
+                    write_snapshot(rootfs, tmp / SNAPSHOT_NAME)
+                    files = rootfs_reader(rootfs)
             cc = img.config.config
             if not (cc and (cc.entrypoint or cc.cmd)):
                 # The runtime spec needs a process; run a shell as runc's default spec does.
@@ -465,12 +594,15 @@ def _unpack(source: Source, bundle: Path, platform: Platform | None, layered: bo
             else:
                 initlayer.write_flat(rootfs, meta, spec)  # after the snapshot: it holds the image's files
             meta.save(tmp)
+            if cache is not None and img.source is source:
+                cache.keep(img)  # the tag last of all the cache gets, once the bundle is whole
             _finish_bundle(tmp, bundle)
         except BaseException:
             if layer_store is not None:
                 layer_store.remove_ref(str(bundle))
             raise
-    return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted, warnings)
+    return UnpackResult(bundle, img.desc, img.manifest.config.digest, layered, [str(p) for p in layer_dirs], extracted,
+                        warnings, feed.fetched)
 
 
 # -- commit and config --------------------------------------------------------------------
@@ -513,13 +645,15 @@ def commit(
     return desc
 
 
-def _origin(source: Source, img: Image | None) -> dict[str, object]:
+def _origin(source: Source, img: Image | None, cache: "CacheLayout | None" = None) -> dict[str, object]:
     """What a bundle records of the image it holds: the reference to read it again (and,
-    from a layout, the layout), its manifest and config, and the tag."""
+    from a layout, or kept in a cache layout, the layout), its manifest and config, and the tag."""
     ref = absolute(source.ref)
     out: dict[str, object] = {"source": str(ref), "tag": source.tag}
     if isinstance(ref, LayoutRef):
         out["layout"] = str(ref.path)
+    if cache is not None:
+        out["layout"] = str(cache.layout.root)  # commit reads the layers there, not from the registry
     if img is not None:
         out.update(manifest=img.desc.digest, config=img.manifest.config.digest)
     return out
@@ -548,7 +682,7 @@ def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src: 
                  source_date_epoch: int | None, progress: Progress | None) -> Descriptor:
     snapshot_path = bundle / SNAPSHOT_NAME
     if meta.layered:
-        layer_desc, diff_id = _new_layer(layout, new=meta.upper_dir(bundle), overlay=True, userxattr=meta.userxattr,
+        layer_desc, diff_id = _new_layer(layout.blob_writer(), new=meta.upper_dir(bundle), overlay=True, userxattr=meta.userxattr,
                                          compression=compression, level=level, source_date_epoch=source_date_epoch,
                                          progress=_quiet(progress, "commit"))
     else:
@@ -557,7 +691,7 @@ def _commit_into(bundle: Path, meta: BundleMeta, layout: Layout, tag: str, src: 
         from ..bundle.initlayer import hide_from_commit
 
         old = hide_from_commit(bundle / "rootfs", meta, TreeSnapshot.load(snapshot_path))
-        layer_desc, diff_id = _new_layer(layout, new=bundle / "rootfs", old=old,
+        layer_desc, diff_id = _new_layer(layout.blob_writer(), new=bundle / "rootfs", old=old,
                                          compression=compression, level=level, source_date_epoch=source_date_epoch,
                                          progress=_quiet(progress, "commit"))
     _copy_blobs(src.source, layout, src.manifest.layers)

@@ -224,6 +224,19 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
     return result
 
 
+def store_blob(source: Source, sink: Sink, desc: Descriptor) -> str:
+    """Put the blob ``desc`` of ``source`` in ``sink`` unless it is there: mounted when the
+    sink can take it without reading it, else streamed through. Returns "present",
+    "mounted" or "copied"."""
+    if sink.holds(desc):
+        return "present"
+    if sink.take_from(source, desc):
+        return "mounted"
+    with source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
+        _put(source, sink, desc, stream)
+    return "copied"
+
+
 def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Progress | None, jobs: int) -> None:
     """Store the plan's blobs ``jobs`` at a time: every leaf (layer, config) first, then
     the documents one by one in the plan's children-first order. The first failure stops
@@ -231,14 +244,7 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     lock = threading.Lock()
 
     def one(desc: Descriptor) -> None:
-        if sink.holds(desc):
-            outcome = "present"
-        elif sink.take_from(plan.source, desc):
-            outcome = "mounted"
-        else:
-            with plan.source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
-                _put(plan.source, sink, desc, stream)
-            outcome = "copied"
+        outcome = store_blob(plan.source, sink, desc)
         with lock:
             if outcome == "copied":
                 result.copied += 1

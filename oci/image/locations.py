@@ -63,6 +63,9 @@ class Location:
     holds_referrers: ClassVar[bool] = True
     #: Whether a copy may call it from several threads at once, for different blobs.
     concurrent: ClassVar[bool] = False
+    #: Whether its blobs come over a network (worth reading ahead, several at once, when
+    #: they are consumed one by one, as unpack applies layers).
+    remote: ClassVar[bool] = False
 
     def __init__(self, ref: LayoutRef | OCIArchiveRef | DockerArchiveRef) -> None:
         self.ref: Ref = ref

@@ -31,6 +31,7 @@ class _RegistryLocation:
     holds_index: ClassVar[bool] = True
     holds_referrers: ClassVar[bool] = True
     concurrent: ClassVar[bool] = True
+    remote: ClassVar[bool] = True
 
     def _connect(self, ref: RegistryRef, options: RegistryOptions | None) -> None:
         self.ref = ref

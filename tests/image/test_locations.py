@@ -239,7 +239,7 @@ def test_a_corrupt_layer_in_a_docker_archive_fails_unpack_and_verify_naming_it(i
     (["sign", "docker-archive:{d}", "--key", "{key}"], "sign needs an image layout"),
     (["tag", "oci-archive:{o}:t", "v2"], "tag needs an image layout"),
     (["config", "docker-archive:{d}", "--env", "A=1"], "config needs an image layout"),
-    (["pack", "{tmp}/tree2", "oci-archive:{tmp}/x.tar"], "pack needs an image layout"),
+    (["pack", "{tmp}/tree2", "docker-archive:{tmp}/x.tar"], "a docker archive holds uncompressed layers"),
     (["copy", "{src}:t", "oci-archive:{tmp}/missing/x.tar"], "does not exist"),
     (["copy", "{src}:t", "oci-archive:{tmp}/x.tar@sha256:" + "ab" * 32], "give a tag"),
 ])

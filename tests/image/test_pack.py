@@ -317,3 +317,17 @@ def test_pack_on_a_tampered_base_fails_naming_the_layer(tmp_path: Path) -> None:
     blob.write_bytes(bytes(data))
     with pytest.raises(OCIError, match=layer.digest):
         pack(make_tree(tmp_path / "src2"), layout, "v2", base=LayoutSource(layout, "v1"))
+
+
+def test_pack_writes_the_same_image_into_an_oci_archive_as_into_a_layout(tmp_path: Path) -> None:
+    from oci.image.locations import OCIArchiveSource
+    from oci.image.ref import parse
+
+    tree = make_tree(tmp_path / "tree")
+    in_layout = pack(tree, f"{tmp_path / 'layout'}:v1", source_date_epoch=5)
+    in_archive = pack(tree, f"oci-archive:{tmp_path / 'app.tar'}:v1", source_date_epoch=5)
+    assert in_archive.digest == in_layout.digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tar", "layout", "tree"]  # no staging left
+    with OCIArchiveSource(parse(f"oci-archive:{tmp_path / 'app.tar'}:v1")) as source:  # type: ignore[arg-type]
+        unpack(source, tmp_path / "bundle", init_layer=False)
+    assert_trees_equal(tree, tmp_path / "bundle" / "rootfs", mtime=False)  # the epoch clamps mtimes

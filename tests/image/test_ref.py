@@ -148,21 +148,23 @@ def _quiet_and_untouched(res, tmp: Path, cwd: Path, *needles: str) -> None:
 
 
 @pytest.mark.parametrize("ref", ["docker://localhost:5000/app:v1"])
-def test_every_command_but_copy_says_registries_are_not_supported_and_creates_nothing(workdir: Path, ref: str) -> None:
+def test_every_command_that_cannot_reach_registries_says_so_and_creates_nothing(workdir: Path, ref: str) -> None:
     tmp = workdir.parent
     for args in _commands(tmp, ref):
-        if args[0] == "copy":
+        if args[0] in ("copy", "pack", "unpack"):
             continue
         res = run_ocikit(*args, cwd=workdir)
         _quiet_and_untouched(res, tmp, workdir, "registries are not supported yet")
 
 
-def test_copy_with_an_unreachable_registry_fails_in_one_line_and_creates_nothing(workdir: Path) -> None:
+def test_copy_pack_and_unpack_with_an_unreachable_registry_fail_in_one_line_and_create_nothing(workdir: Path) -> None:
     from servers import free_port  # tests/registry: a port nothing listens on
 
     tmp = workdir.parent
     ref = f"docker://127.0.0.1:{free_port()}/app:v1"
-    for args in (["copy", str(tmp / "img") + ":t", ref], ["copy", ref, str(tmp / "dst") + ":t"]):
+    for args in (["copy", str(tmp / "img") + ":t", ref], ["copy", ref, str(tmp / "dst") + ":t"],
+                 ["pack", str(tmp / "rootfs"), ref], ["pack", str(tmp / "rootfs"), str(tmp / "out") + ":t", "--base", ref],
+                 ["unpack", ref, str(tmp / "bundle")]):
         res = run_ocikit(*args, "--tls-verify=false", cwd=workdir)
         assert_one_line_error(res, "127.0.0.1:", "cannot connect")
         assert res.code == 1

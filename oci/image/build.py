@@ -210,6 +210,10 @@ def _apply_stream(opened: contextlib.AbstractContextManager, layer: Descriptor, 
         try:
             result = apply_layer(stream, target, **kw)
         except LayerError as exc:
+            # Bytes that do not parse may be bytes that are not the layer at all (tampered, cut):
+            # the stream's own check at its end says so, naming where they came from.
+            while stream.read(CHUNK):
+                pass
             raise exc.within(f"layer {layer.digest}") from None
         while stream.read(CHUNK):  # the decompressor may stop short of the blob's end; check all of it
             pass

@@ -1,8 +1,9 @@
-"""ocikit copy against a hostile registry, end to end through the command line: every
-lie, cut, stall and refusal ends as one stderr line naming the registry and the digest or
-field at fault, with the README's exit code, and stores nothing: a pulled-into layout is
-not created (or, when it existed, gains no tag and no blob that was not verified), and a
-push sets no tag. A real registry plays the token registry whose token service is down."""
+"""ocikit copy and unpack against a hostile registry, end to end through the command
+line: every lie, cut, stall and refusal ends as one stderr line naming the registry and
+the digest or field at fault, with the README's exit code, and stores nothing: a
+pulled-into layout is not created (or, when it existed, gains no tag and no blob that was
+not verified), an unpack leaves no bundle and no new tag in its cache, and a push sets no
+tag. A real registry plays the token registry whose token service is down."""
 
 from __future__ import annotations
 
@@ -19,22 +20,35 @@ import pytest
 from conftest import Result, assert_one_line_error, run_ocikit
 from hostile import (Body, ContentType, Endless, HostileRegistry, Image, Redirect, Stall, Status, Tampered,
                      Truncated, WrongDigest, blob_path, dead_url, manifest_path, oversized_manifest)
-from imagebuilder import build_image
+from imagebuilder import build_image, compress, make_tar
 
 PASSWORD = "s3cret-pass"
 CREDS = f"user:{PASSWORD}"
-BIG = 300_000  # bytes of the first layer: big enough to be cut, stalled and resumed
 
 
 def _copy(*args: str, timeout: str = "10") -> Result:
     return run_ocikit("copy", "--tls-verify=false", "--timeout", timeout, *args)
 
 
+def _image_parts() -> tuple[tuple[bytes, ...], bytes]:
+    """Three gzip layers (the first of random bytes, about BIG of them) and their config."""
+    rnd = random.Random(7)
+    tars = [make_tar({"big": rnd.randbytes(300_000)}), make_tar({"etc/medium": rnd.randbytes(50_000)}),
+            make_tar({"etc/small": b"small"})]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/big"]},
+                         "rootfs": {"type": "layers", "diff_ids": [
+                             "sha256:" + hashlib.sha256(t).hexdigest() for t in tars]}}).encode()
+    return tuple(compress(t, "gzip")[0] for t in tars), config
+
+
+LAYERS, CONFIG = _image_parts()
+BIG = len(LAYERS[0])  # bytes of the first layer: big enough to be cut, stalled and resumed
+
+
 @pytest.fixture
 def image(hostile_registry: HostileRegistry) -> Image:
-    """``lib/app:v1`` on the hostile registry: three layers, the first of BIG bytes."""
-    rnd = random.Random(7)
-    return hostile_registry.add_image("lib/app", "v1", layers=(rnd.randbytes(BIG), rnd.randbytes(50_000), b"small"))
+    """``lib/app:v1`` on the hostile registry: three gzip layers, the first of BIG bytes."""
+    return hostile_registry.add_image("lib/app", "v1", layers=LAYERS, config=CONFIG)
 
 
 def _source(h: HostileRegistry, tag: str = "v1", repo: str = "lib/app") -> str:
@@ -113,9 +127,9 @@ def _credentials_wanted(h: HostileRegistry, img: Image) -> str:
 
 PULLS: dict[str, Case] = {
     "tampered-layer": (_fault_on_layer(lambda img: Tampered()), lambda img: [img.layers[0], "content hashes to"], 1),
-    "truncated-layer": (_fault_on_layer(lambda img: Truncated(after=50_000)),
+    "truncated-layer": (_fault_on_layer(lambda img: Truncated(after=BIG // 6)),
                         lambda img: [img.layers[0], "connection dropped 4 times"], 1),
-    "reset-layer": (_fault_on_layer(lambda img: Truncated(after=50_000, reset=True)),
+    "reset-layer": (_fault_on_layer(lambda img: Truncated(after=BIG // 6, reset=True)),
                     lambda img: [img.layers[0], "connection dropped 4 times"], 1),
     "short-layer": (_fault_on_layer(lambda img: Body(b"x" * 1000)), lambda img: [img.layers[0]], 1),
     "endless-layer": (_fault_on_layer(lambda img: Endless()),
@@ -178,6 +192,27 @@ def test_a_pull_that_fails_midway_adds_no_tag_and_no_unverified_blob_to_an_exist
     assert run_ocikit("verify", str(tmp_path / "dst")).code == 0
 
 
+@pytest.mark.parametrize("case", PULLS)
+def test_a_hostile_registry_fails_an_unpack_in_one_line_with_no_bundle_and_nothing_new_in_the_cache(
+        hostile_registry, image, tmp_path, case) -> None:
+    _, before = build_image(tmp_path / "cache", "old")
+    setup, needles, code = PULLS[case]
+    res = run_ocikit("unpack", "--tls-verify=false", "--timeout", "2", "--cache", str(tmp_path / "cache"),
+                     setup(hostile_registry, image), str(tmp_path / "bundle"))
+    assert_one_line_error(res, hostile_registry.host, *needles(image))
+    assert res.code == code
+    assert not (tmp_path / "bundle").exists()
+    assert _tags(tmp_path / "cache") == {"old": before.digest}
+    _assert_only_verified_blobs(tmp_path / "cache")
+
+
+def test_an_unpack_through_dropped_connections_succeeds(hostile_registry, image, tmp_path) -> None:
+    hostile_registry.fault(blob_path("*", image.layers[0]), Truncated(after=BIG // 3, times=2))
+    res = run_ocikit("unpack", "--tls-verify=false", _source(hostile_registry), str(tmp_path / "bundle"))
+    assert res.code == 0, res.stderr
+    assert (tmp_path / "bundle" / "rootfs" / "big").stat().st_size == 300_000
+
+
 def test_a_redirect_to_another_host_carries_no_credentials_there(hostile_registry, image, tmp_path) -> None:
     mirror = hostile_registry.start_mirror()
     hostile_registry.challenge = 'Basic realm="hostile"'
@@ -192,11 +227,12 @@ def test_a_redirect_to_another_host_carries_no_credentials_there(hostile_registr
 
 
 def test_a_dropped_layer_is_resumed_and_the_pull_succeeds(hostile_registry, image, tmp_path) -> None:
-    hostile_registry.fault(blob_path("*", image.layers[0]), Truncated(after=100_000, times=2))
+    hostile_registry.fault(blob_path("*", image.layers[0]), Truncated(after=BIG // 3, times=2))
     res = _copy(_source(hostile_registry), f"{tmp_path / 'dst'}:v1")
     assert res.code == 0, res.stderr
+    third = BIG // 3
     assert [r.headers.get("range") for r in hostile_registry.seen("GET", blob_path("*", image.layers[0]))] == [
-        None, "bytes=100000-", "bytes=200000-"]
+        None, f"bytes={third}-", f"bytes={2 * third}-"]
     _assert_only_verified_blobs(tmp_path / "dst")
 
 

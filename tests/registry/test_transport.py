@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hostile import Endless, Redirect, Stall, Status, Truncated, WrongDigest, blob_path, manifest_path, \
+from hostile import Endless, Redirect, Stall, Status, Tampered, Truncated, WrongDigest, blob_path, manifest_path, \
     oversized_manifest, sha256
 from oci.errors import DigestMismatchError, InvalidDocumentError, RegistryError
 from oci.models import Descriptor
@@ -88,6 +88,18 @@ def test_a_blob_that_keeps_dropping_fails_after_a_few_resumes(hostile_registry) 
         with pytest.raises(RegistryError, match="connection dropped 4 times"):
             with reg.repository("app").open_blob(DIGEST, len(DATA)) as stream:
                 stream.read()
+
+
+def test_a_blob_stream_that_failed_its_check_fails_again_on_the_next_read(hostile_registry) -> None:
+    hostile_registry.add_blob(DATA)
+    hostile_registry.fault(BLOB, Tampered())
+    with Registry(hostile_registry.host, _options()) as reg:
+        with reg.repository("app").open_blob(DIGEST, len(DATA)) as stream:
+            with pytest.raises(DigestMismatchError, match="content hashes to"):
+                stream.read()
+            # A reader on another thread (a read-ahead) may have met the first failure.
+            with pytest.raises(DigestMismatchError, match="content hashes to"):
+                stream.read(1)
 
 
 # -- retries --------------------------------------------------------------------------------------

@@ -283,6 +283,37 @@ def test_a_push_that_fails_says_so_in_one_line_and_sets_no_tag(hostile_registry,
     assert ("lib/pushed", "v1") not in _pushed(hostile_registry)
 
 
+PACK_PUSHES = [case for case in PUSHES if case != "tampered-local-layer"]
+
+
+@pytest.mark.parametrize("case", PACK_PUSHES)
+def test_a_pack_into_a_registry_that_fails_says_so_in_one_line_and_sets_no_tag(hostile_registry, tmp_path,
+                                                                               case) -> None:
+    (tmp_path / "root" / "etc").mkdir(parents=True)
+    (tmp_path / "root" / "etc" / "big").write_bytes(os.urandom(BIG))
+    setup, needles = PUSHES[case]
+    setup(hostile_registry, tmp_path)
+    res = run_ocikit("pack", "--tls-verify=false", "--timeout", "2", str(tmp_path / "root"),
+                     _source(hostile_registry, "v1", "lib/pushed"))
+    assert_one_line_error(res, *needles)
+    assert res.code == 1
+    assert ("lib/pushed", "v1") not in _pushed(hostile_registry)
+
+
+@pytest.mark.parametrize("case", ["tampered-layer", "truncated-layer", "stalled-layer", "token-realm-down",
+                                  "missing-layer"])
+def test_a_pack_on_a_hostile_base_fails_in_one_line_and_tags_nothing(hostile_registry, image, tmp_path,
+                                                                      case) -> None:
+    (tmp_path / "root").mkdir()
+    setup, needles, code = PULLS[case]
+    base = setup(hostile_registry, image)
+    res = run_ocikit("pack", "--tls-verify=false", "--timeout", "2", "--base", base, str(tmp_path / "root"),
+                     _source(hostile_registry, "v2", "lib/app"))
+    assert_one_line_error(res, hostile_registry.host, *needles(image))
+    assert res.code == code
+    assert ("lib/app", "v2") not in _pushed(hostile_registry)
+
+
 # -- a token service that is down, in front of a real registry ------------------------------------
 
 

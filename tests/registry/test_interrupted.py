@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,37 @@ def test_a_pull_killed_beside_another_pull_into_the_same_layout_leaves_the_other
         assert _start(pushed, f"{dst}:killed").wait(120) == 0, seed
         assert _tags(dst) == {"killed": big_image[1].digest, "other": big_image[1].digest}, seed
         assert run_ocikit("verify", str(dst)).code == 0, seed
+
+
+def test_an_unpack_killed_at_random_points_leaves_no_bundle_or_a_whole_one_and_a_cache_that_verifies(
+        pushed, big_image, tmp_path, rnd) -> None:
+    seed = f"OCIKIT_KILL_SEED={rnd.seed_value}"  # type: ignore[attr-defined]
+    cache, bundles = tmp_path / "cache", tmp_path / "bundles"
+    bundles.mkdir()
+
+    def unpack(bundle: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "oci", "unpack", "--tls-verify=false", "--cache", str(cache),
+                                 pushed, str(bundle)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    started = time.monotonic()
+    assert unpack(tmp_path / "timing").wait(120) == 0
+    full = time.monotonic() - started
+    shutil.rmtree(cache)
+    for i, delay in enumerate(_delays(rnd, full)):
+        bundle = bundles / f"b{i}"
+        with BlobWatch(cache) as watch:
+            _kill_after(unpack(bundle), delay)
+        assert watch.partial == [], f"{seed}: killed after {delay:.2f} s, partial blobs visible: {watch.partial}"
+        if bundle.exists():  # renamed into place whole, or not at all
+            assert sorted(p.name for p in (bundle / "rootfs").iterdir() if p.name.startswith("f")) == [
+                f"f{n}" for n in range(LAYERS)], f"{seed}: killed after {delay:.2f} s"
+        else:
+            assert unpack(bundle).wait(120) == 0, seed
+        if _tags(cache):
+            assert run_ocikit("verify", str(cache)).code == 0, f"{seed}: killed after {delay:.2f} s"
+    assert [p.name for p in bundles.iterdir() if p.name.startswith(".")] == [], seed  # no staging left behind
+    assert sorted(p.name for p in bundles.iterdir()) == sorted(f"b{i}" for i in range(KILLS))
+    assert run_ocikit("verify", str(cache)).code == 0, seed
 
 
 # -- pushes ---------------------------------------------------------------------------------------

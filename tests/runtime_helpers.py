@@ -23,6 +23,19 @@ def needs_root_and_busybox():
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed (/bin/busybox)")
 
+@pytest.fixture
+def public_tmp():
+    """A directory every user can traverse, for bundles a container's mapped root (a host uid
+    other than 0) must reach: pytest's own tmp tree is private to root, and any pytest session
+    starting meanwhile makes it so again."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="ocikit-userns-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
@@ -82,12 +95,18 @@ def write_bundle(bundle: Path, config: dict[str, Any], rootfs: bool = True) -> P
     return bundle
 
 
-def mountinfo(*under: str) -> list[str]:
+def mountinfo(*under: str | os.PathLike[str]) -> list[str]:
     """Mount points of this mount namespace, for before/after comparisons; with ``under``,
-    only those at or below these directories."""
+    only those at or below these directories, or binding one of them elsewhere (other
+    programs mount and unmount things meanwhile: a test compares what is its own)."""
+    dirs = [os.fspath(d).rstrip("/") for d in under]
+
+    def inside(p: str) -> bool:
+        return any(p == d or p.startswith(d + "/") for d in dirs)
+
     with open("/proc/self/mountinfo") as f:
-        points = sorted(line.split()[4] for line in f)
-    return [p for p in points if any(p == d or p.startswith(d.rstrip("/") + "/") for d in under)] if under else points
+        entries = [line.split()[3:5] for line in f]
+    return sorted(point for root, point in entries if not dirs or inside(point) or inside(root))
 
 
 PODMAN_PROFILE = "/usr/share/containers/seccomp.json"  # Debian's golang-github-containers-common

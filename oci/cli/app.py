@@ -99,7 +99,8 @@ def _root(
     Images are named by reference: LAYOUT[:TAG] (default tag: latest), LAYOUT@DIGEST
     or oci:LAYOUT[:TAG] for an OCI image layout; oci-archive:FILE[:TAG] for a tar of one;
     docker-archive:FILE[:NAME:TAG] for what docker save writes; docker://HOST[:PORT]/REPO[:TAG]
-    or docker://HOST[:PORT]/REPO@DIGEST for an image in a registry (ocikit copy).
+    or docker://HOST[:PORT]/REPO@DIGEST for an image in a registry (ocikit login stores its
+    credentials).
 
     The global options --root, --log, --log-format and --systemd-cgroup are runc's, for
     engines (podman, conmon) that run ocikit as their OCI runtime.
@@ -174,6 +175,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apply": ("apply",),
     "image": ("commit", "config", "pack", "unpack"),
     "sign": ("keygen", "referrers", "sign"),
+    "login": ("login", "logout"),
     "runtime": ("create", "delete", "events", "exec", "features", "kill", "list", "mount", "pause", "ps", "resume", "run",
                 "start", "state", "umount", "update"),
 }

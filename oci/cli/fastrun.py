@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
         full(["run", *argv])
         return
     bundle, cid, root = parsed
-    if _asks_for_cgroup(bundle):
+    if os.geteuid() == 0 or _asks_for_cgroup(bundle):  # root makes a cgroup for every container
         from ..runtime.cgroups import warm_up
 
         warm_up()

@@ -195,9 +195,9 @@ def commit(
     Example: ocikit commit ./bundle ./layout:v2 --comment "add config files"
     """
     from ..image.build import commit as do_commit
-    from .registry import refuse_registry
+    from .registry import refuse_in_place
 
-    refuse_registry(target, "commit")
+    refuse_in_place(target, "commit")
 
     desc = do_commit(bundle, target, compression=compression, level=level, author=author, created=created,
                      history_comment=comment, source_date_epoch=source_date_epoch(), progress=_progress("commit", quiet))
@@ -227,9 +227,9 @@ def config(
     Example: ocikit config ./layout:v1 --tag v1-debug --env DEBUG=1 --cmd /bin/sh
     """
     from ..image.build import edit_config
-    from .registry import refuse_registry
+    from .registry import refuse_in_place
 
-    refuse_registry(source, "config")
+    refuse_in_place(source, "config")
     from ..models import Platform
 
     desc = edit_config(

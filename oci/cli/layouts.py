@@ -11,7 +11,7 @@ import typer
 from ..errors import one_line
 from .app import app, parse_pairs, print_json
 from .registry import (AUTHFILE, CERT_DIR, CREDS, DEST_CERT_DIR, DEST_CREDS, DEST_TLS_VERIFY, JOBS, SRC_CERT_DIR,
-                       SRC_CREDS, SRC_TLS_VERIFY, TIMEOUT, TLS_VERIFY, refuse_registry, registry_options)
+                       SRC_CREDS, SRC_TLS_VERIFY, TIMEOUT, TLS_VERIFY, registry_options)
 
 
 @app.command()
@@ -32,34 +32,58 @@ _REGISTRY_REF = "docker://HOST[:PORT]/REPO[:TAG|@DIGEST]"
 
 @app.command()
 def tag(
-    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST to tag (oci: prefix optional)."),
-    new_tag: str = typer.Argument(..., metavar="NEW_TAG", help="The new tag, in the same layout."),
+    source: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST to tag (oci: prefix optional), or docker://HOST[:PORT]/REPO[:TAG|@DIGEST]."),
+    new_tag: str = typer.Argument(..., metavar="NEW_TAG", help="The new tag, in the same layout or repository."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
 ) -> None:
-    """Add a tag pointing at the same manifest as IMAGE, in its layout.
+    """Add a tag pointing at the same manifest as IMAGE, in its layout or registry repository.
+
+    In a registry the manifest's bytes are put again under the new tag (nothing else moves).
 
     Example: ocikit tag ./images:latest v1.0
+    Example: ocikit tag docker://registry.example:5000/team/app:1.2 stable
     """
     from ..image.tags import add_tag
 
-    refuse_registry(source, "tag")
-
-    root, desc = add_tag(source, new_tag)
-    print(one_line(f"{root}:{new_tag} -> {desc.digest}"))
+    where, desc = add_tag(source, new_tag, registry_options(creds, authfile, cert_dir, tls_verify, timeout))
+    print(one_line(f"{where}:{new_tag} -> {desc.digest}"))
 
 
 @app.command("ls")
 def list_tags(
-    location: str = typer.Argument(..., metavar="LOCATION", help="An image layout (LAYOUT or oci:LAYOUT) or an OCI archive (oci-archive:FILE)."),
+    location: str = typer.Argument(..., metavar="LOCATION", help="An image layout (LAYOUT or oci:LAYOUT), an OCI archive (oci-archive:FILE) or a registry repository (docker://HOST[:PORT]/REPO)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    page_size: Optional[int] = typer.Option(None, "--page-size", min=1, help="Registry: tags to ask for per request (default: the registry's choice); every page is read."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
 ) -> None:
-    """List the tags of a layout or an OCI archive with their digests.
+    """List the tags of a layout or an OCI archive with their digests, or a registry repository's tags.
+
+    A registry lists tag names only (their digests would take one request per tag), in
+    its order, following its pages.
 
     Example: ocikit ls ./images
     Example: ocikit ls oci-archive:app.tar
+    Example: ocikit ls docker://registry.example:5000/team/app --json
     """
+    from ..image.tags import list_tag_names
     from ..image.tags import list_tags as tags_of
 
-    refuse_registry(location, "ls")
+    if location.startswith("docker://"):
+        names = list_tag_names(location, registry_options(creds, authfile, cert_dir, tls_verify, timeout), page_size)
+        if json_out:
+            print_json([{"tag": t} for t in names])
+            return
+        for t in names:
+            print(one_line(t))
+        return
     tags = tags_of(location)
     if json_out:
         print_json([{"tag": t, "digest": d.digest, "mediaType": d.media_type, "size": d.size} for t, d in tags])
@@ -69,15 +93,29 @@ def list_tags(
 
 
 @app.command()
-def rm(ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG to untag.")) -> None:
-    """Remove a tag. Blobs stay until `ocikit gc`.
+def rm(
+    ref: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG to untag, or docker://HOST[:PORT]/REPO:TAG or @DIGEST to delete."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Remove a tag from a layout (blobs stay until `ocikit gc`), or delete an image from a registry.
+
+    In a registry, as skopeo delete does, the manifest the reference names is deleted, and
+    with it every tag naming it (the registry collects its blobs); registries that do not
+    allow deletes answer 405.
 
     Example: ocikit rm ./images:old
+    Example: ocikit rm docker://registry.example:5000/team/app:old
     """
-    from ..image.tags import remove_tag
+    from ..image.tags import delete_manifest, remove_tag
 
-    refuse_registry(ref, "rm")
-
+    if ref.startswith("docker://"):
+        deleted = delete_manifest(ref, registry_options(creds, authfile, cert_dir, tls_verify, timeout))
+        print(one_line(f"deleted {ref}" + ("" if "@" in ref else f" ({deleted.digest})")))
+        return
     name, desc = remove_tag(ref)
     print(one_line(f"removed tag {name} ({desc.digest})"))
 
@@ -143,18 +181,25 @@ def copy(
 
 @app.command()
 def inspect(
-    ref: str = typer.Argument(..., metavar="IMAGE", help=f"The image: {_REF}."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help=f"The image: {_REF} or {_REGISTRY_REF}."),
     json_out: bool = typer.Option(False, "--json", help="Print the raw documents as JSON."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
 ) -> None:
     """Show an image: platform, config and layers with sizes.
 
+    From a registry only the manifests and the config are fetched, never a layer.
+
     Example: ocikit inspect ./images:latest --json
     Example: ocikit inspect docker-archive:app.tar
+    Example: ocikit inspect docker://registry.example:5000/team/app:1.2
     """
     from ..image.describe import inspect as describe
 
-    refuse_registry(ref, "inspect")
-    info = describe(ref)
+    info = describe(ref, registry_options(creds, authfile, cert_dir, tls_verify, timeout))
     if json_out:
         print_json(info.to_dict())
         return
@@ -164,27 +209,36 @@ def inspect(
 
 @app.command()
 def verify(
-    ref: str = typer.Argument(..., metavar="IMAGE", help=f"LAYOUT or oci-archive:FILE (everything in its index.json), or one image: {_REF}."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help=f"LAYOUT or oci-archive:FILE (everything in its index.json), or one image: {_REF} or {_REGISTRY_REF}."),
     key: Optional[List[Path]] = typer.Option(None, "--key", help="Public key; require a valid signature by it (repeatable)."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", help="K=V the signature payload must carry (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
+    jobs: int = JOBS,
 ) -> None:
     """Verify digests, sizes, diffIDs and documents of an image (and, with --key, its signatures).
 
     Without a tag, everything reachable from a layout's (or an OCI archive's) index.json is
-    checked. Every problem is listed; the exit status is 1 when there is any.
+    checked. Every problem is listed; the exit status is 1 when there is any. An image in a
+    registry is checked as it streams (layers --jobs at a time), and nothing is stored.
 
     Example: ocikit verify ./images:latest --key cosign.pub
     Example: ocikit verify docker-archive:app.tar
+    Example: ocikit verify docker://registry.example:5000/team/app:1.2 --key cosign.pub
     """
     from ..progress import Progress
     from ..image.verify import verify as run_verify
 
-    refuse_registry(ref, "verify")
     progress = Progress("verifying", enabled=None if not (quiet or json_out) else False)
     result = run_verify(ref, keys=list(key or []), annotations=parse_pairs(annotation, "--annotation"),
-                        on_blob=lambda n: progress.advance(n, 1 if n else 0))
+                        on_blob=lambda n: progress.advance(n, 1 if n else 0),
+                        workers=jobs if ref.startswith("docker://") else None,
+                        options=registry_options(creds, authfile, cert_dir, tls_verify, timeout, jobs))
     progress.done()
     report = result.report
     if json_out:

@@ -75,3 +75,12 @@ def refuse_registry(ref: Optional[str], command: str) -> None:
     if ref is not None and ref.startswith("docker://"):
         raise UsageError(f"{ref}: registries are not supported yet by ocikit {command} "
                          f"(copy the image into a layout first: ocikit copy {ref} ./LAYOUT:TAG)")
+
+
+def refuse_in_place(ref: Optional[str], command: str) -> None:
+    """The error for a ``docker://`` reference given to a command that changes an image
+    layout in place (commit, config): a registry's images are changed by pushing new ones."""
+    if ref is not None and ref.startswith("docker://"):
+        raise UsageError(f"{ref}: ocikit {command} changes an image in its layout, and a registry's images cannot "
+                         f"be changed in place ({command} into a layout, then push it: "
+                         f"ocikit copy ./LAYOUT:TAG {ref})")

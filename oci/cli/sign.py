@@ -12,6 +12,7 @@ import typer
 
 from ..errors import one_line
 from .app import app, parse_pairs, print_json
+from .registry import AUTHFILE, CERT_DIR, CREDS, TIMEOUT, TLS_VERIFY, registry_options
 
 PASSWORD_ENV = "OCIKIT_PASSWORD"
 
@@ -53,24 +54,31 @@ def keygen(
 
 @app.command()
 def sign(
-    ref: str = typer.Argument(..., metavar="LAYOUT:TAG", help="LAYOUT:TAG or LAYOUT@DIGEST (oci: prefix optional) of the image to sign; the signature goes into its layout."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help="LAYOUT:TAG or LAYOUT@DIGEST (oci: prefix optional), or docker://HOST[:PORT]/REPO[:TAG|@DIGEST], of the image to sign; the signature goes beside it."),
     key: Path = typer.Option(..., "--key", help="Private key (PEM); its password comes from $OCIKIT_PASSWORD or a prompt."),
     annotation: Optional[List[str]] = typer.Option(None, "--annotation", "-a", help="K=V to put in the signed payload (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
 ) -> None:
     """Sign an image's manifest by digest, cosign-style (sha256-HEX.sig tag and an OCI 1.1 referrer).
 
-    Prints the digest of the referrer manifest holding the new signature.
+    The signature goes where the image is: its layout, or its registry repository (where
+    cosign finds the .sig tag, and the referrers API, or its sha256-HEX fallback tag, lists
+    the referrer). Prints the digest of the referrer manifest holding the new signature.
 
     Example: ocikit sign ./images:latest --key cosign.key --annotation env=prod
+    Example: ocikit sign docker://registry.example:5000/team/app:1.2 --key cosign.key
     """
     from ..image.sign import sig_tag
     from ..image.sign import sign as sign_ref
-    from .registry import refuse_registry
 
-    refuse_registry(ref, "sign")
     annotations = parse_pairs(annotation, "--annotation")
-    target, desc = sign_ref(ref, key, lambda: _password(confirm=False), annotations or None)
+    target, desc = sign_ref(ref, key, lambda: _password(confirm=False), annotations or None,
+                            registry_options(creds, authfile, cert_dir, tls_verify, timeout))
     if json_out:
         print_json({"manifest": target.digest, "signature": desc.digest, "tag": sig_tag(target.digest)})
     else:
@@ -79,20 +87,26 @@ def sign(
 
 @app.command()
 def referrers(
-    ref: str = typer.Argument(..., metavar="IMAGE", help="The image whose referrers to list: LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG] or oci-archive:FILE[:TAG]."),
+    ref: str = typer.Argument(..., metavar="IMAGE", help="The image whose referrers to list: LAYOUT[:TAG], LAYOUT@DIGEST, oci:LAYOUT[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@DIGEST]."),
     artifact_type: Optional[str] = typer.Option(None, "--artifact-type", help="Only referrers of this artifactType."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    creds: Optional[str] = CREDS,
+    authfile: Optional[Path] = AUTHFILE,
+    cert_dir: Optional[Path] = CERT_DIR,
+    tls_verify: Optional[bool] = TLS_VERIFY,
+    timeout: float = TIMEOUT,
 ) -> None:
     """List the manifests whose subject is the image (signatures, SBOMs, ...).
 
+    A registry is asked through the referrers API, or where it lacks one, its
+    sha256-HEX fallback tag.
+
     Example: ocikit referrers ./images:latest --artifact-type application/vnd.dev.cosign.artifact.sig.v1+json
+    Example: ocikit referrers docker://registry.example:5000/team/app:1.2 --json
     """
     from ..image.sign import find_referrers
-    from .registry import refuse_registry
 
-    refuse_registry(ref, "referrers")
-
-    target, found = find_referrers(ref, artifact_type)
+    target, found = find_referrers(ref, artifact_type, registry_options(creds, authfile, cert_dir, tls_verify, timeout))
     if json_out:
         print_json({"subject": target.digest, "referrers": [d.to_dict() for d in found]})
         return

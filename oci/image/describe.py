@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import one_line
 from ..layout import Layout
@@ -20,6 +20,9 @@ from ..models import (
     Manifest,
     parse_json_object,
 )
+
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 
 @dataclass
@@ -85,9 +88,10 @@ class ImageInfo:
         return out
 
 
-def inspect(image: ImageLike) -> ImageInfo:
-    """The image a reference (or an opened source) names, described: see ``describe``."""
-    with opened(image) as source:
+def inspect(image: ImageLike, options: "RegistryOptions | None" = None) -> ImageInfo:
+    """The image a reference (or an opened source) names, described: see ``describe``.
+    Only documents are read (from a registry: the manifests and the config, no layer)."""
+    with opened(image, options) as source:
         return describe(source, source.resolve())
 
 
@@ -97,7 +101,7 @@ def describe(layout: Layout | Source, desc: Descriptor) -> ImageInfo:
     if desc.media_type in INDEX_MEDIA_TYPES:
         info.index = _document(layout, desc, "index")
         for child in Index.from_dict(info.index, f"index {desc.digest}").manifests:
-            if child.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES and layout.has_blob(child.digest):
+            if child.media_type in MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES and _holds(layout, child):
                 info.children.append(describe(layout, child))
             else:
                 info.children.append(ImageInfo(descriptor=child))
@@ -112,7 +116,12 @@ def describe(layout: Layout | Source, desc: Descriptor) -> ImageInfo:
 
 def _document(layout: Layout | Source, desc: Descriptor, what: str) -> dict[str, Any]:
     """The JSON object in ``desc``'s blob; InvalidDocumentError naming ``what`` and the digest if it is not one."""
-    return parse_json_object(layout.read_blob(desc.digest, desc.size), f"{what} {desc.digest}")
+    data = layout.read_document(desc) if isinstance(layout, Source) else layout.read_blob(desc.digest, desc.size)
+    return parse_json_object(data, f"{what} {desc.digest}")
+
+
+def _holds(layout: Layout | Source, desc: Descriptor) -> bool:
+    return layout.holds(desc) if isinstance(layout, Source) else layout.has_blob(desc.digest)
 
 
 def _size(n: int) -> str:

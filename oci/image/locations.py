@@ -130,6 +130,11 @@ class Source(Location, ABC):
         """The blob's bytes for a caller that checks them itself."""
         return self.open_blob(digest, verify=False)
 
+    def read_document(self, desc: Descriptor, limit: int = MAX_JSON_SIZE) -> bytes:
+        """The bytes of the small blob ``desc`` describes (a manifest, an index, a config),
+        verified; a registry reads manifests and indexes from their own endpoint."""
+        return self.read_blob(desc.digest, desc.size, limit)
+
     def absent_blob_reason(self, digest: str | Digest) -> str:
         """Why ``has_blob`` says no."""
         return "blob is missing"
@@ -175,6 +180,11 @@ class Source(Location, ABC):
     def tags_where(self, keep: Callable[[str], bool]) -> list[tuple[str, Descriptor]]:
         """The tags ``keep`` accepts and what they name (a registry resolves only those)."""
         return [(name, desc) for name, desc in self.tags() if keep(name)]
+
+    def tagged(self, name: str) -> Descriptor | None:
+        """What the tag ``name`` names (None: no such tag)."""
+        found = self.tags_where(lambda t: t == name)
+        return found[-1][1] if found else None
 
     def index(self) -> Index:
         """The location's index.json (every image it names)."""
@@ -279,6 +289,9 @@ class LayoutSource(Source):
 
     def tags(self) -> list[tuple[str, Descriptor]]:
         return self.layout.tags()
+
+    def tagged(self, name: str) -> Descriptor | None:
+        return next((d for d in self.layout.index().manifests if d.ref_name == name), None)
 
     def index(self) -> Index:
         return self.layout.index()
@@ -394,6 +407,19 @@ class Sink(Location, ABC):
     def add_referrer(self, desc: Descriptor) -> None:
         """Keep a stored referrer with the image it refers to (a layout finds it by its subject)."""
 
+    def tagged(self, tag: str) -> Descriptor | None:
+        """What ``tag`` names here already (None: nothing; a destination written anew holds nothing)."""
+        return None
+
+    def update_tag(self, tag: str, make: Callable[[Descriptor | None], Descriptor]) -> Descriptor:
+        """Move ``tag`` to what ``make`` stores, given what the tag names now (None: nothing):
+        a read, then a write. A layout does both under its index lock, so two commands
+        updating one tag (two signers) never lose each other's change; a registry has
+        no such lock."""
+        desc = make(self.tagged(tag))
+        self.set_tag(tag, desc)
+        return desc
+
     @abstractmethod
     def commit(self) -> None:
         """Make what was stored final."""
@@ -459,6 +485,24 @@ class LayoutSink(_LayoutWriter):
             assert isinstance(self.ref, LayoutRef)
             self.layout = self._stack.enter_context(destination(self.ref.path))
         self._stack.enter_context(self.layout.writing())  # gc waits until the tags name what is stored
+
+    def tagged(self, tag: str) -> Descriptor | None:
+        return next((d for d in self.layout.index().manifests if d.ref_name == tag), None)
+
+    def update_tag(self, tag: str, make: Callable[[Descriptor | None], Descriptor]) -> Descriptor:
+        from ..layout.index import put_tag
+
+        made: list[Descriptor] = []
+
+        def change(index: Index) -> None:
+            # Under the layout's lease and index lock: gc cannot take the new blobs before
+            # the tag names them, and a concurrent update waits for this one.
+            current = next((d for d in index.manifests if d.ref_name == tag), None)
+            made.append(make(current))
+            put_tag(index, tag, made[0])
+
+        self.layout.update_index(change)
+        return made[0]
 
     def set_tag(self, tag: str | None, desc: Descriptor) -> str | None:
         if tag is not None:
@@ -583,6 +627,26 @@ def opened(image: ImageLike, options: "RegistryOptions | None" = None) -> Iterat
         yield source
 
 
+@contextlib.contextmanager
+def opened_in_place(image: str | Ref, action: str,
+                    options: "RegistryOptions | None" = None) -> Iterator[tuple[Source, Sink]]:
+    """The image a reference names, as a source, and a sink into the same place, for a
+    command that adds to where the image is (``action``: "sign", "tag"): its layout, or its
+    registry repository. Any other location is a clear error (see ``layout_ref``)."""
+    ref = as_ref(image)
+    if isinstance(ref, RegistryRef):
+        from ..registry.location import RegistrySink, RegistrySource
+
+        with RegistrySource(ref, options) as source:
+            with RegistrySink.beside(source) as sink:
+                yield source, sink
+        return
+    ref = layout_ref(ref, action)
+    with LayoutSource(Layout(ref.path), ref=ref, owned=True) as source:
+        with LayoutSink.into(source.layout, None) as sink:
+            yield source, sink
+
+
 def layout_ref(ref: str | Ref, action: str) -> LayoutRef:
     """The layout reference of a command that changes a layout in place (``action`` says
     what: "sign", "tag", ...); a clear error for any other location."""
@@ -598,4 +662,4 @@ def layout_ref(ref: str | Ref, action: str) -> LayoutRef:
 
 
 __all__ = ["ImageLike", "LayoutSink", "LayoutSource", "Location", "OCIArchiveSink", "OCIArchiveSource", "Sink",
-           "Source", "layout_ref", "open_sink", "open_source", "opened"]
+           "Source", "layout_ref", "open_sink", "open_source", "opened", "opened_in_place"]

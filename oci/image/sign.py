@@ -3,7 +3,7 @@
 Signatures are stored twice: under the ``sha256-<hex>.sig`` tag cosign looks for,
 and as OCI 1.1 referrers.
 
-Layout of what :func:`sign_image` writes:
+What :func:`sign_at` writes, into an image layout or a registry repository alike:
 
 * a payload blob: cosign "simple signing" JSON naming the signed manifest's digest;
 * the ``sha256-<hex>.sig`` tag: an image manifest whose layers are every payload so
@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,8 +41,11 @@ from .. import jsontext
 from ..digest import Digest
 from ..errors import OCIError, SignatureError
 from ..layout import Layout
-from .locations import ImageLike, LayoutSource, Source, layout_ref, opened
-from ..models import ANNOTATION_REF_NAME, MT_EMPTY, MT_MANIFEST, Descriptor, Index, Manifest
+from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, opened, opened_in_place
+from ..models import MT_EMPTY, MT_MANIFEST, Descriptor, Manifest
+
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ARTIFACT_TYPE_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -263,19 +267,27 @@ def is_signature_tag(tag: str) -> bool:
 
 # -- signing ------------------------------------------------------------------------
 def sign(image: ImageLike, key_path: Path, password: bytes | None | Callable[[], bytes | None] = None,
-         annotations: dict[str, str] | None = None) -> tuple[Descriptor, Descriptor]:
-    """Sign the image a reference (or a source opened on a layout) names, in its layout
-    (the signature is stored beside it): return (what was signed, the new referrer).
-    Only a layout takes a signature; any other location is a clear error. ``password``
-    may be a function, called only for an encrypted key once the image is found."""
-    with opened(image if isinstance(image, Source) else layout_ref(image, "sign")) as source:
-        if not isinstance(source, LayoutSource) or source.kind != LayoutSource.kind:
-            layout_ref(source.ref, "sign")  # the error for any other location
-        assert isinstance(source, LayoutSource)
+         annotations: dict[str, str] | None = None,
+         options: "RegistryOptions | None" = None) -> tuple[Descriptor, Descriptor]:
+    """Sign the image a reference names where it is (its layout, or its registry
+    repository): return (what was signed, the new referrer). Any other location is a
+    clear error. ``password`` may be a function, called only for an encrypted key once
+    the image is found; ``options`` say how to reach a registry."""
+    if isinstance(image, Source):
+        image = image.ref
+    with opened_in_place(image, "sign", options) as (source, sink):
         target = source.resolve()
         if callable(password):
             password = password() if private_key_encrypted(key_path) else None
-        return target, sign_image(source.layout, target, key_path, password, annotations)
+        return target, sign_at(source, sink, target, key_path, password, annotations, _identity(source))
+
+
+def _identity(source: Source) -> str:
+    """The payload's docker-reference: a registry's ``HOST/REPO`` (as cosign writes it),
+    a layout directory's name."""
+    if isinstance(source, LayoutSource):
+        return source.layout.root.resolve().name
+    return source.where
 
 
 def sign_image(
@@ -286,46 +298,73 @@ def sign_image(
     annotations: dict[str, str] | None = None,
     identity: str | None = None,
 ) -> Descriptor:
-    """Sign ``manifest`` (by digest) with the private key at ``key_path``.
+    """Sign ``manifest`` (by digest), stored in ``layout``, with the private key at
+    ``key_path``; see ``sign_at`` (``identity`` defaults to the layout directory's name)."""
+    source = LayoutSource(layout)
+    with LayoutSink.into(layout, None) as sink:
+        return sign_at(source, sink, manifest, key_path, password, annotations, identity or _identity(source))
 
-    ``identity`` is the payload's docker-reference (default: the layout directory's
-    name). Returns the descriptor of the new referrer manifest holding the signature;
-    the ``sha256-<hex>.sig`` tag is updated too.
+
+def sign_at(
+    source: Source,
+    sink: Sink,
+    manifest: Descriptor,
+    key_path: Path,
+    password: bytes | None = None,
+    annotations: dict[str, str] | None = None,
+    identity: str = "",
+) -> Descriptor:
+    """Sign ``manifest`` (by digest), read from ``source``, and store the signature through
+    ``sink`` into the same place: the payload blob, a referrer manifest whose subject is
+    ``manifest``, and the ``sha256-<hex>.sig`` tag moved to a manifest holding every
+    payload so far. ``identity`` is the payload's docker-reference. Returns the
+    descriptor of the new referrer manifest.
     """
     key = load_private_key(key_path, password)
-    layout.read_blob(manifest.digest, manifest.size)  # signs only what is really there
-    payload = make_payload(manifest.digest, identity or layout.root.resolve().name, annotations)
+    source.read_document(manifest)  # signs only what is really there
+    payload = make_payload(manifest.digest, identity, annotations)
     signature = base64.b64encode(sign_bytes(key, payload)).decode()
     subject = Descriptor(media_type=manifest.media_type, digest=manifest.digest, size=manifest.size)
-    tag = sig_tag(manifest.digest)
+    payload_desc = _descriptor(payload, MT_SIMPLESIGNING, annotations={ANNOTATION_SIGNATURE: signature})
     written: list[Descriptor] = []
 
-    def store(index: Index) -> None:
-        # Runs under the layout lock: gc cannot collect the new blobs before the tag
-        # names them, and concurrent signers cannot drop each other's layer.
-        payload_desc = layout.put_json(payload, MT_SIMPLESIGNING, annotations={ANNOTATION_SIGNATURE: signature})
-        layout.put_blob(EMPTY_JSON)  # embedded in the descriptor, but readers may still fetch it
-        referrer = Manifest(config=EMPTY_DESCRIPTOR, layers=[payload_desc], artifact_type=ARTIFACT_TYPE_SIG, subject=subject)
-        written.append(layout.put_json(referrer.to_json(), MT_MANIFEST, artifact_type=ARTIFACT_TYPE_SIG))
-        layers: list[Descriptor] = []
-        for d in index.manifests:
-            if d.ref_name == tag:
-                layers = list(layout.read_manifest(d).layers)
+    def store(current: Descriptor | None) -> Descriptor:
+        # The children before what names them: the payload and the empty config, then the
+        # referrer (its subject's referrers list it from then on), then the .sig manifest.
+        _put(sink, payload_desc, payload)
+        _put(sink, EMPTY_DESCRIPTOR, EMPTY_JSON)  # embedded in the descriptor, but readers may still fetch it
+        referrer = Manifest(config=EMPTY_DESCRIPTOR, layers=[payload_desc], artifact_type=ARTIFACT_TYPE_SIG,
+                            subject=subject).to_json()
+        written.append(_descriptor(referrer, MT_MANIFEST, artifact_type=ARTIFACT_TYPE_SIG))
+        _put(sink, written[0], referrer)
+        sink.add_referrer(written[0])
+        layers = list(source.read_manifest(current).layers) if current is not None else []
         if payload_desc not in layers:  # re-signing the same payload with Ed25519 repeats it exactly
             layers.append(payload_desc)
-        sig_manifest = Manifest(config=EMPTY_DESCRIPTOR, layers=layers, artifact_type=ARTIFACT_TYPE_SIG)
-        desc = layout.put_json(sig_manifest.to_json(), MT_MANIFEST, annotations={ANNOTATION_REF_NAME: tag})
-        index.manifests = [d for d in index.manifests if d.ref_name != tag] + [desc]
+        sig_manifest = Manifest(config=EMPTY_DESCRIPTOR, layers=layers, artifact_type=ARTIFACT_TYPE_SIG).to_json()
+        desc = _descriptor(sig_manifest, MT_MANIFEST)
+        _put(sink, desc, sig_manifest)
+        return desc
 
-    layout.update_index(store)
+    sink.update_tag(sig_tag(manifest.digest), store)
     return written[0]
 
 
+def _descriptor(data: bytes, media_type: str, **kw: object) -> Descriptor:
+    return Descriptor(media_type=media_type, digest=str(Digest.from_bytes(data)), size=len(data), **kw)  # type: ignore[arg-type]
+
+
+def _put(sink: Sink, desc: Descriptor, data: bytes) -> None:
+    if not sink.holds(desc):
+        sink.put_blob(desc, io.BytesIO(data))  # type: ignore[arg-type]
+
+
 # -- discovery ----------------------------------------------------------------------
-def find_referrers(image: ImageLike, artifact_type: str | None = None) -> tuple[Descriptor, list[Descriptor]]:
+def find_referrers(image: ImageLike, artifact_type: str | None = None,
+                   options: "RegistryOptions | None" = None) -> tuple[Descriptor, list[Descriptor]]:
     """The image a reference (or an opened source) names and the manifests whose subject
     it is (a location that holds no referrers says so)."""
-    with opened(image) as source:
+    with opened(image, options) as source:
         target = source.resolve()
         return target, list_referrers(source, target.digest, artifact_type)
 
@@ -342,7 +381,11 @@ def _signature_candidates(layout: Layout | Source, manifest_digest: str) -> tupl
     """(signature id, payload layer) from the .sig tag and the referrers, deduplicated."""
     manifests: list[Descriptor] = []
     tag = sig_tag(manifest_digest)
-    manifests.extend(d for d in layout.index().manifests if d.ref_name == tag)
+    if isinstance(layout, Layout):
+        manifests.extend(d for d in layout.index().manifests if d.ref_name == tag)
+    else:
+        tagged = layout.tagged(tag)
+        manifests.extend([tagged] if tagged is not None else [])
     manifests.extend(list_referrers(layout, manifest_digest, ARTIFACT_TYPE_SIG))
     seen: set[tuple[str, str]] = set()
     out: list[tuple[str, Descriptor]] = []
@@ -387,7 +430,7 @@ def verify_signatures(
         except SignatureError as exc:
             checks.append(SignatureCheck("", str(path), False, str(exc)))
     try:
-        layout.read_blob(manifest.digest, manifest.size)
+        layout.read_blob(manifest.digest, manifest.size) if isinstance(layout, Layout) else layout.read_document(manifest)
     except OCIError as exc:
         checks.append(SignatureCheck("", "", False, f"signed manifest {manifest.digest} is not intact: {exc}"))
         return SignatureReport(False, checks)

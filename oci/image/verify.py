@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..digest import CHUNK, COMPUTABLE, BackgroundHasher, Digest, ReadAheadHashingReader, cannot_compute
 from ..errors import InvalidDigestError, OCIError, UsageError, one_line
@@ -29,6 +29,9 @@ from ..models import (
     Index,
     Manifest,
 )
+
+if TYPE_CHECKING:
+    from ..registry.options import RegistryOptions
 
 #: JSON media types whose documents are schema-validated.
 _VALIDATED = {*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, MT_CONFIG}
@@ -108,13 +111,15 @@ def verify(
     annotations: dict[str, str] | None = None,
     workers: int | None = None,
     on_blob: Callable[[int], None] | None = None,
+    options: "RegistryOptions | None" = None,
 ) -> ImageVerification:
     """Verify the image a reference (or an opened source) names, or everything in a layout
     named without a tag; with ``keys``, also require a valid signature by one of them
-    (whose payload carries ``annotations``) for each image checked."""
+    (whose payload carries ``annotations``) for each image checked. An image in a registry
+    is verified as it streams (``options`` say how to reach it): nothing is stored."""
     if annotations and not keys:
         raise UsageError("--annotation applies to signatures: give --key too")
-    with opened(image) as source:
+    with opened(image, options) as source:
         if keys and not source.holds_referrers:
             raise source.cannot("holds no signatures to check with a key")
         roots = None if source.whole else [source.resolve()]
@@ -211,12 +216,14 @@ class _Verifier:
     def read_small(self, desc: Descriptor, digest: Digest) -> bytes | None:
         """Read and check a non-layer blob; None (after recording why) when it is unusable."""
         self.checked[desc.digest] = False
-        if not self.layout.has_blob(digest):
+        source = self.layout if isinstance(self.layout, Source) else None
+        if not (source.holds(desc) if source is not None else self.layout.has_blob(digest)):
             where = " (non-distributable; fetched from its urls)" if desc.urls else ""
             self.problem(desc.digest, f"{self.layout.absent_blob_reason(digest)}{where}")
             return None
         try:
-            data = self.layout.read_blob(digest, desc.size)
+            # a source reads documents where it keeps them (a registry: manifests apart from blobs)
+            data = source.read_document(desc) if source is not None else self.layout.read_blob(digest, desc.size)
         except OCIError as exc:
             self.problem(desc.digest, _strip_subject(str(exc), desc.digest))
             return None

@@ -27,8 +27,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import stat
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator, Protocol
@@ -376,7 +378,12 @@ class _Collector:
 
 class _TarStream:
     """The tar bytes, gathered into whole blocks for the compressor and hashed (diffID) on
-    the way. File content is read straight into the block, so each byte is copied once."""
+    the way. File content is read straight into the block, so each byte is copied once.
+
+    Hashing a block and handing it to the compressor happen on a thread of their own
+    (hashlib and the compressors release the GIL, and the compressors copy what they keep),
+    so the walk fills the next block meanwhile: two blocks take turns, no more.
+    """
 
     def __init__(self, compressor: BinaryIO) -> None:
         self.compressor = compressor
@@ -386,6 +393,11 @@ class _TarStream:
         self._view = memoryview(self._block)
         self._pos = 0
         self._spare = bytearray(1)
+        self._full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._free.put(bytearray(BLOCK_SIZE))
+        self._failed: BaseException | None = None
+        self._thread: threading.Thread | None = None  # started by the first whole block
 
     def write(self, data: bytes) -> None:
         pos, n = self._pos, len(data)
@@ -420,16 +432,51 @@ class _TarStream:
             if self._pos == BLOCK_SIZE:
                 self._send()
 
-    def flush(self) -> None:
+    def close(self) -> None:
+        """Send the last block and wait until every block is hashed and with the compressor;
+        raise what that met."""
         if self._pos:
             self._send()
+        self._stop()
+        if self._failed is not None:
+            raise self._failed
+
+    def abandon(self) -> None:
+        """Stop the hashing thread, dropping the blocks it has not taken yet (after an error)."""
+        if self._failed is None:
+            self._failed = LayerError("layer abandoned")
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._full.put(None)
+            self._thread.join()
 
     def _send(self) -> None:
-        data = bytes(self._view[:self._pos])
+        if self._failed is not None:
+            raise self._failed
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._hash_and_compress, name="ocikit-diffid", daemon=True)
+            self._thread.start()
+        self._full.put((self._block, self._pos))
+        self.size += self._pos
         self._pos = 0
-        self.hash.update(data)
-        self.size += len(data)
-        self.compressor.write(data)
+        self._block = self._free.get()  # the other block, once the thread is done with it
+        self._view = memoryview(self._block)
+
+    def _hash_and_compress(self) -> None:
+        # After a failure blocks are still taken and given back unread, so the walk never
+        # waits for good; it raises the failure at its next block.
+        while (item := self._full.get()) is not None:
+            block, n = item
+            if self._failed is None:
+                try:
+                    data = memoryview(block)[:n] if n < BLOCK_SIZE else block
+                    self.hash.update(data)
+                    self.compressor.write(data)
+                except BaseException as exc:
+                    self._failed = exc
+            self._free.put(block)
 
 
 def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: str, level: int | None,
@@ -437,10 +484,14 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
     # A caller's HashingWriter (a layout's blob writer) already hashes what it stores: hash once.
     sink = out if isinstance(out, HashingWriter) and out.algorithm == "sha256" else HashingWriter(out)
     compressor = open_block_compressor(sink, compression, level)  # type: ignore[arg-type]
+    tar = _TarStream(compressor)
     try:
-        tar, count = _write_entries(items, compressor, sde, progress)
+        count = _write_entries(items, tar, sde, progress)
+        tar.close()
     except BaseException:
-        # Stop the compressor's worker threads; what reached ``out`` is the caller's to discard.
+        # Stop the hashing thread and the compressor's workers; what reached ``out`` is the
+        # caller's to discard.
+        tar.abandon()
         compressor.close()
         raise
     compressor.close()
@@ -451,10 +502,8 @@ def _write(out: BinaryIO | HashingWriter, items: Iterable[_Item], compression: s
     return LayerResult(sink.digest(), diff_id, sink.size, media_type_for(compression), count)
 
 
-def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None,
-                   progress: Progress | None) -> tuple[_TarStream, int]:
-    """Write every item's header(s) and content, then the end-of-archive blocks."""
-    tar = _TarStream(compressor)
+def _write_entries(items: Iterable[_Item], tar: _TarStream, sde: int | None, progress: Progress | None) -> int:
+    """Write every item's header(s) and content, then the end-of-archive blocks; return the count."""
     first_path: dict[tuple[int, int], bytes] = {}
     count = 0
     for item in items:
@@ -507,8 +556,7 @@ def _write_entries(items: Iterable[_Item], compressor: BinaryIO, sde: int | None
         if progress is not None:
             progress.advance(size, files=1)
     tar.write(tf.END_OF_ARCHIVE)
-    tar.flush()
-    return tar, count
+    return count
 
 
 def _copy_file(path: str, size: int, tar: _TarStream, seen: os.stat_result | None = None) -> None:

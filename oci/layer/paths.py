@@ -85,11 +85,11 @@ def _openat2(dirfd: int, path: bytes, flags: int, nr: int, close_dirfd: bool = F
             os.close(dirfd)
 
 
-def _open_in_root_kernel(rootfd: int, parts: list[str]) -> int:
+def _open_in_root_kernel(rootfd: int, parts: list[str], flags: int = _DIR_FLAGS) -> int:
     nr = _SYS_OPENAT2[_MACHINE]
     path = os.fsencode("/".join(parts)) or b"."
     for _ in range(16):  # EAGAIN: a concurrent rename raced the lookup; retry
-        fd = _openat2(rootfd, path, _DIR_FLAGS, nr)
+        fd = _openat2(rootfd, path, flags, nr)
         if fd >= 0:
             return fd
         err = ctypes.get_errno()
@@ -128,7 +128,7 @@ class Pending:
 
 
 def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | None = None,
-          *, missing_ok: bool = False) -> tuple[int, list[str], int]:
+          *, missing_ok: bool = False, replace: bool = True) -> tuple[int, list[str], int]:
     """Resolve ``parts`` inside the root one component at a time, never following a link
     implicitly: (O_PATH fd of the deepest directory reached, the resolved components, how
     many of them that fd stands for). The components hold no symlink and no ``..``.
@@ -137,7 +137,8 @@ def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | N
     ``missing_ok``: then it is kept as given and what follows it is too, until a ``..``
     climbs back above it (as securejoin does). With ``create``, a missing directory is
     made (mode 0755) and a component that is neither a directory nor a symlink is
-    replaced by one; ``create`` hears of each directory made (its resolved path).
+    replaced by one (unless not ``replace``: then ENOTDIR); ``create`` hears of each
+    directory made (its resolved path).
     Dangling symlinks are thus followed and their in-root target made, as
     RESOLVE_IN_ROOT would resolve them.
     """
@@ -176,6 +177,8 @@ def _walk(rootfd: int, parts: list[str], create: Callable[[list[str]], None] | N
                     names.append(part)
                     continue
                 if st is not None:
+                    if not replace:
+                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/".join(names + [part]))
                     os.unlink(part, dir_fd=fds[-1])
                 os.mkdir(part, 0o755, dir_fd=fds[-1])
                 create(names + [part])
@@ -209,6 +212,56 @@ def resolve_in_root(root: str | os.PathLike, path: str) -> str:
     finally:
         os.close(rootfd)
     return os.path.join(os.fspath(root), *names)
+
+
+def open_in_root(rootfd: int, path: str, *, make: str | None = None,
+                 flags: int = os.O_PATH | os.O_CLOEXEC) -> int:
+    """A descriptor (``flags``: O_PATH by default) of ``path`` resolved inside the root
+    ``rootfd`` as openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) does: every symlink, the
+    last one too, stays in the root, and no magic link of /proc is followed.
+
+    With ``make`` ("dir" or "file"), what is missing is made: directories on the way (0755)
+    and the last component as that kind (a file empty, 0644); a non-directory on the way is
+    ENOTDIR, never replaced. The result is resolved again after making, so a symlink swapped
+    in meanwhile still resolves inside the root. A mount made through ``/proc/self/fd/N``
+    of the result lands where it names (runc's defence against CVE-2021-30465).
+    Raises OSError (ENOENT when missing and not made).
+    """
+    parts = path.split("/")
+    try:
+        return _open_existing(rootfd, parts, flags)
+    except FileNotFoundError:
+        if make is None:
+            raise
+    if make == "dir":
+        os.close(_walk(rootfd, parts, lambda p: None, replace=False)[0])
+    else:
+        fd, names, depth = _walk(rootfd, parts, missing_ok=True)
+        os.close(fd)
+        parent = _walk(rootfd, names[:-1], lambda p: None, replace=False)[0]
+        try:
+            os.close(os.open(names[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+    return _open_existing(rootfd, parts, flags)
+
+
+def _open_existing(rootfd: int, parts: list[str], flags: int) -> int:
+    if openat2_available():
+        return _open_in_root_kernel(rootfd, parts, flags)
+    # Without openat2 (Linux < 5.6), our own walk: in-root, but not proof against a rename
+    # racing it.
+    fd, names, depth = _walk(rootfd, parts, missing_ok=True)
+    try:
+        if depth == len(names):
+            return os.open(".", flags, dir_fd=fd)
+        if depth == len(names) - 1:
+            return os.open(names[-1], flags | os.O_NOFOLLOW, dir_fd=fd)
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), "/".join(parts))
+    finally:
+        os.close(fd)
 
 
 class RootDir:

@@ -96,6 +96,10 @@ def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
 
 
+def delete_scope(repository: str) -> str:
+    return f"repository:{repository}:delete"
+
+
 Scopes = tuple[str, ...]
 
 
@@ -119,9 +123,9 @@ class Authenticator:
         return f"Authenticator(host={self.host!r}, user={user!r})"
 
     @property
-    def anonymous(self) -> bool:
-        """Whether no credentials were given (a Bearer token may still be sent: an anonymous one)."""
-        return self._credentials is None
+    def has_credentials(self) -> bool:
+        """Whether requests carry credentials (an anonymous token carries none)."""
+        return self._credentials is not None
 
     def learn(self, header: str | None) -> bool:
         """Read a 401's ``WWW-Authenticate``; True when it offers a scheme ocikit speaks."""

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..models import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, Descriptor
 from . import credentials
-from .auth import Authenticator, Scopes, pull_scope, push_scope, refused
+from .auth import Authenticator, Scopes, delete_scope, pull_scope, push_scope, refused
 from .blobs import CHUNK_SIZE, MONOLITHIC_LIMIT, BlobReader, upload
 from .options import RegistryOptions
 from .transport import Reply, Transport
@@ -107,8 +107,8 @@ class Registry:
             if reply.status in (401, 403):
                 reply.close()
                 codes = "; ".join(c for c, _ in reply.error_codes()[:2])
-                raise refused(self.host, scopes, reply.status, anonymous=auth is None or self._auth.anonymous,
-                              detail=codes)
+                anonymous = auth is None or not self._auth.has_credentials  # an anonymous token is no login
+                raise refused(self.host, scopes, reply.status, anonymous=anonymous, detail=codes)
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -248,9 +248,14 @@ class Repository:
         return desc
 
     def delete_manifest(self, digest: str) -> None:
-        """Delete the manifest ``digest`` (its tags go with it)."""
+        """Delete the manifest ``digest`` (its tags go with it). Token services grant it as
+        the ``delete`` action (distribution asks for that one)."""
         Digest.parse(digest)
-        reply = self.registry.request("DELETE", self._path("manifests", digest), self._push)
+        reply = self.registry.request("DELETE", self._path("manifests", digest), (delete_scope(self.name),))
+        if reply.status == 405:
+            codes = "; ".join(c for c, _ in reply.error_codes()[:2]) or "Method Not Allowed"
+            raise RegistryError(one_line(f"{self.host}: the registry does not allow deleting manifests of "
+                                         f"{self.name} (405 {codes})"))
         if reply.status not in (200, 202):
             raise self._error(reply, f"manifest {digest}")
 

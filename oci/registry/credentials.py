@@ -20,7 +20,7 @@ from .authfile import CredentialsError
 from .options import RegistryOptions
 
 __all__ = ["Credentials", "CredentialsError", "parse_creds", "lookup", "authfile_search",
-           "default_authfile", "store", "remove"]
+           "default_authfile", "store", "remove", "remove_all"]
 
 # Where podman and skopeo keep credentials when XDG_RUNTIME_DIR is unset (containers/image).
 RUNTIME_AUTHFILE = "/run/containers/{uid}/auth.json"
@@ -166,3 +166,14 @@ def remove(host: str, options: RegistryOptions, *, repository: str | None = None
     if removed:
         authfile.write(auth)
     return erased or bool(removed)
+
+
+def remove_all(options: RegistryOptions) -> list[str]:
+    """Forget every registry's credentials in the auth file (``options.authfile`` or
+    ``default_authfile()``; credential helpers keep theirs); returns the keys removed."""
+    auth = authfile.read(_target(options))
+    removed = list(auth.auths)
+    if removed:
+        auth.auths.clear()
+        authfile.write(auth)
+    return removed

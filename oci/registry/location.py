@@ -17,7 +17,7 @@ import threading
 from typing import BinaryIO, Callable, ClassVar, Iterator
 
 from ..digest import Digest, HashingWriter
-from ..errors import BlobNotFoundError, DigestMismatchError, RegistryAuthError, UsageError
+from ..errors import BlobNotFoundError, DigestMismatchError, RegistryAuthError, RegistryNotFoundError, UsageError
 from ..image.locations import Sink, Source
 from ..image.ref import RegistryRef
 from ..models import Descriptor, Index, Manifest
@@ -115,6 +115,11 @@ class RegistrySource(_RegistryLocation, Source):
             return self._documents[str(digest)]
         return super().read_blob(digest, size, limit)
 
+    def read_document(self, desc: Descriptor, limit: int = MAX_MANIFEST) -> bytes:
+        if desc.media_type in DOCUMENT_MEDIA_TYPES:
+            return self.document(desc)
+        return self.read_blob(desc.digest, desc.size, limit)
+
     def blobs(self, wanted: list[Descriptor], *, verify: bool = True) -> Iterator[tuple[Descriptor, BinaryIO]]:
         for desc in wanted:
             if desc.media_type in DOCUMENT_MEDIA_TYPES:
@@ -137,6 +142,9 @@ class RegistrySource(_RegistryLocation, Source):
     def tags_where(self, keep: Callable[[str], bool]) -> list[tuple[str, Descriptor]]:
         return [(name, self.repo.resolve(name)) for name in self.repo.tags() if keep(name)]
 
+    def tagged(self, name: str) -> Descriptor | None:
+        return _tagged(self.repo, name)
+
     def referrers(self, digest: str) -> list[Descriptor]:
         return self.repo.referrers(digest)
 
@@ -155,15 +163,31 @@ class RegistrySink(_RegistryLocation, Sink):
         if ref.digest:
             raise UsageError(f"destination {ref}: give a tag, not a digest")
         self._connect(ref, options)
+        self._init(ref, self.options)
+
+    def _init(self, ref: RegistryRef, options: RegistryOptions) -> None:
+        self.ref, self.where, self.options = ref, f"{ref.registry}/{ref.repository}", options
         self._documents: dict[str, tuple[str, bytes]] = {}  # digest -> (media type, bytes) pushed here
         self._sessions: dict[str, str] = {}  # digest -> upload location a refused mount opened
         self._lock = threading.Lock()
         self.uploaded = 0  # blobs sent (not mounted, not present)
         self.mounted = 0
 
+    @classmethod
+    def beside(cls, source: RegistrySource) -> "RegistrySink":
+        """A sink into the repository ``source`` reads (its connections and tokens shared),
+        for a command that adds to it: a signature, a tag."""
+        sink = cls.__new__(cls)
+        sink._init(RegistryRef(source.ref.registry, source.ref.repository, None, None), source.options)
+        sink.registry, sink.repo = source.registry, source.repo
+        return sink
+
     @property
     def tag(self) -> str | None:
         return self.ref.tag
+
+    def tagged(self, tag: str) -> Descriptor | None:
+        return _tagged(self.repo, tag)
 
     def describe(self, name: str | None) -> str:
         return f"docker://{self.where}" + (f":{name}" if name else "")
@@ -261,6 +285,13 @@ class RegistrySink(_RegistryLocation, Sink):
     def abort(self, exc_type: object, exc: object, tb: object) -> None:
         # The tag is set last, so nothing names what was pushed; the registry's gc removes it.
         self.registry.close()
+
+
+def _tagged(repo: Repository, tag: str) -> Descriptor | None:
+    try:
+        return repo.resolve(tag)
+    except RegistryNotFoundError:
+        return None
 
 
 class _NewBlob:

@@ -7,7 +7,8 @@ controllers v1 left to it); the container gets a directory in each, and each res
 goes to the hierarchy that holds its controller. A resource the host cannot enforce is
 refused naming its field: nothing in ``linux.resources`` is ignored.
 
-Imported only for configs that have ``linux.resources`` or ``linux.cgroupsPath``.
+Imported when a container gets a cgroup: every container root runs, and those whose config
+has ``linux.resources`` or ``linux.cgroupsPath``.
 """
 
 from __future__ import annotations
@@ -407,19 +408,25 @@ def _unescape(field: str) -> str:
 
 
 # --- warming up -------------------------------------------------------------
-# The first move of a process between cgroups makes the kernel wait for an RCU grace
-# period (10 to 15 ms measured); moves soon after it are quick. ``ocikit run`` starts a
-# move of itself into its own cgroup (a no-op, but it takes the same lock) in a thread
-# before it loads its modules, and waits for it before forking the container: the wait
-# then overlaps that work instead of delaying the container's start.
+# A move of a process between cgroups takes a lock every fork and exit on the system reads;
+# the kernel makes its writer wait for an RCU grace period (10 to 15 ms measured, far more
+# on a loaded machine) unless another writer came within about a grace period before.
+# ``ocikit run`` starts a thread before it loads its modules that moves this process into
+# its own cgroup (a no-op, but it takes the same lock), then again every 2 ms until the
+# container's process is in its cgroup (warm_down): the first wait overlaps our start-up,
+# and the container's move finds the fast path open. The fork does not wait for the thread:
+# the child copies only the forking thread, and uses nothing the other one holds.
 
-_warming = None  # the lock the warm-up thread holds until its move is done
+_warming = False  # whether the warm-up thread was started
+_cooled = False  # set by warm_down: the thread's loop ends
+_WARM_PERIOD = 0.002
+_WARM_LIMIT = 5.0  # seconds: a set-up that takes longer pays the wait once more
 
 
 def warm_up() -> None:
-    """Start the warm-up move in a thread (once; never an error)."""
+    """Start the warm-up thread (once; never an error)."""
     global _warming
-    if _warming is not None or os.geteuid() != 0:
+    if _warming or os.geteuid() != 0:
         return
     try:
         h = hierarchies()[0]
@@ -428,27 +435,24 @@ def warm_up() -> None:
         return
     import _thread
 
-    lock = _thread.allocate_lock()
-    lock.acquire()
-
     def move() -> None:
-        try:
-            _write(procs, str(os.getpid()))
-        except (OSError, ContainerError):
-            pass
-        finally:
-            lock.release()
+        deadline = time.monotonic() + _WARM_LIMIT
+        me = str(os.getpid())
+        while not _cooled and time.monotonic() < deadline:
+            try:
+                _write(procs, me)
+            except (OSError, ContainerError):
+                return
+            time.sleep(_WARM_PERIOD)
 
     _thread.start_new_thread(move, ())
-    _warming = lock
+    _warming = True
 
 
-def warmed_up() -> None:
-    """Wait for the warm-up move, if one was started: then no other thread is in a system
-    call when the caller forks."""
-    if _warming is not None:
-        _warming.acquire()
-        _warming.release()
+def warm_down() -> None:
+    """End the warm-up thread's loop: the container is in its cgroup."""
+    global _cooled
+    _cooled = True
 
 
 # --- the container's cgroup -------------------------------------------------
@@ -484,14 +488,14 @@ class Cgroup:
 
     # placement ------------------------------------------------------------
     @classmethod
-    def plan(cls, linux: dict[str, Any], cid: str) -> Cgroup:
+    def plan(cls, linux: dict[str, Any], cid: str, hs: list[Hierarchy] | None = None) -> Cgroup:
         """Where the container's cgroup goes: ``linux.cgroupsPath`` (absolute: from each
         hierarchy's root; relative: below our own cgroup, as runc does), else ``ocikit/ID``
         below our own cgroup. On v2, 'our own' is its parent, as for runc: ours has
         processes, and v2 enables no controller below a cgroup that has."""
         path = linux.get("cgroupsPath") or f"ocikit/{cid}"
         check_path(path)
-        hs = hierarchies()
+        hs = hierarchies() if hs is None else hs
         if not hs:
             raise RuntimeSpecError("config.json: field 'linux.resources' needs cgroups, and this host has no cgroup hierarchy mounted")
         if os.geteuid() != 0:
@@ -518,6 +522,17 @@ class Cgroup:
         if controller in ("devices", "freezer"):
             return d, True
         return (d, True) if controller in _v2_available(d) else None
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup (in every hierarchy). A process already gone is
+        left alone: whoever waits for it learns why it ended."""
+        for path in self.procs_files():
+            try:
+                _write(path, str(pid))
+            except ProcessLookupError:
+                return
+            except OSError as exc:
+                raise ContainerError(f"cannot move the container's process into its cgroup {os.path.dirname(path)}: {exc.strerror}") from None
 
     def procs_files(self) -> list[str]:
         """The file to write a pid into to join the cgroup, in each hierarchy."""

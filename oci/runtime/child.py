@@ -17,14 +17,13 @@ import struct
 from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
 from . import linux as L
 from .statedoc import state_document
-from . import process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
+from . import namespaces, process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
 if TYPE_CHECKING:
     from typing import Any, NoReturn
     from .launch import Launch
 
-_NS_FLAG = {"user": L.CLONE_NEWUSER, "mount": L.CLONE_NEWNS, "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC, "uts": L.CLONE_NEWUTS, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME}
 
 
 def _fail(ch, exc: BaseException) -> NoReturn:
@@ -44,41 +43,23 @@ def _fail(ch, exc: BaseException) -> NoReturn:
 
 
 def _enter_namespaces(ch, nss: list[dict[str, Any]], made: int = 0) -> None:
-    """Join the namespaces given by path and create the others, the user namespace first.
+    """Join and create the config's namespaces; the parent writes a new user namespace's maps."""
 
-    ``made`` holds the flags of namespaces the parent has already made for us.
-    """
-    joined = {}
-    for i, ns in enumerate(nss):
-        if ns.get("path"):
-            try:
-                joined[ns["type"]] = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise RuntimeSpecError(f"config.json: field 'linux.namespaces[{i}].path' cannot be opened: {exc.strerror}") from None
-    if "user" in joined:
-        L.setns(joined.pop("user"), L.CLONE_NEWUSER)
-    if any(n["type"] == "user" and not n.get("path") for n in nss):
-        L.unshare(L.CLONE_NEWUSER)
+    def new_user() -> None:
         ch.send_up("userns")
         ch.wait_down()
-    for t, fd in joined.items():
-        try:
-            L.setns(fd, _NS_FLAG[t])
-        except OSError as exc:
-            raise RuntimeSpecError(f"config.json: field 'linux.namespaces' cannot join the {t} namespace: {exc.strerror}") from None
-        os.close(fd)
-    flags = 0
-    for n in nss:
-        if n["type"] != "user" and not n.get("path"):
-            flags |= _NS_FLAG[n["type"]]
-    L.unshare(flags & ~made)
+
+    namespaces.enter(nss, made, new_user)
 
 
 def _join_cgroup(launch: Launch) -> None:
-    """Enter the container's cgroup, which the parent made and limited, before anything else:
-    the cgroup namespace and cgroup mounts made later are rooted in it, and all the container
-    runs, its first fork included, is limited and counted."""
-    for path in launch.cgroup_procs:
+    """Enter the container's cgroup, which the parent made and limited (once; later calls do
+    nothing). Before a new cgroup namespace or a cgroup mount, which are rooted in it, and
+    before anything of the container's runs; otherwise as late as that allows, since the
+    first move of a run between cgroups waits for an RCU grace period (see cgroups.warm_up),
+    which the set-up before it then overlaps."""
+    procs, launch.cgroup_procs = launch.cgroup_procs, []
+    for path in procs:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -87,6 +68,14 @@ def _join_cgroup(launch: Launch) -> None:
                 os.close(fd)
         except OSError as exc:
             raise ContainerError(f"cannot join the container's cgroup {os.path.dirname(path)}: {exc.strerror}") from None
+
+
+def _join_cgroup_for_namespace(launch: Launch) -> None:
+    """Join now, before entering namespaces, if one of them needs it: a new cgroup namespace
+    is rooted where we are, and in a user namespace we lose the right to the host's cgroup files."""
+    nss = launch.config["linux"].get("namespaces") or []
+    if any(n["type"] == "user" or (n["type"] == "cgroup" and not n.get("path")) for n in nss):
+        _join_cgroup(launch)
 
 
 def _die_with_parent(ch) -> None:
@@ -100,13 +89,13 @@ def _die_with_parent(ch) -> None:
         os._exit(1)
 
 
-def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """First child: join/create namespaces, then fork the container's first process."""
     try:
         os.close(ch.up_r)
         os.close(ch.down_w)  # first: our copy would hide the parent's end closing
         _die_with_parent(ch)  # the parent always outlives us: this only ends us early if it dies
-        _join_cgroup(launch)
+        _join_cgroup_for_namespace(launch)
         _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [])
         _die_with_parent(ch)  # joining a user namespace changes our credentials
         pid = os.fork()
@@ -118,7 +107,7 @@ def helper_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str 
         _fail(ch, exc)
 
 
-def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """The container's first process when the parent forked it into a pid namespace it made:
     enter the other namespaces, then set up as ``init_main``."""
     try:
@@ -127,7 +116,7 @@ def first_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str |
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(ch.up_r)
         os.close(ch.down_w)
-        _join_cgroup(launch)
+        _join_cgroup_for_namespace(launch)
         _enter_namespaces(ch, launch.config["linux"].get("namespaces") or [], made=L.CLONE_NEWPID)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as its error line
         _fail(ch, exc)
@@ -146,7 +135,7 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
-def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | None) -> NoReturn:
+def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | None) -> NoReturn:
     """The container's first process: build the root filesystem and execute ``process``."""
     cfg = launch.config
     try:
@@ -173,32 +162,12 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
 
         root = launch.rootfs
         prop = linux.get("rootfsPropagation")
-        start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
-        # Nothing mounted from here on may reach the host.
-        L.mount(None, "/", None, L.MS_REC | start_prop)
-        lay = launch.layered
-        if lay:
-            from .overlay import mount_overlay
-
-            os.makedirs(root, exist_ok=True)
-            mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
-        else:
-            L.mount(root, root, None, L.MS_BIND | L.MS_REC)
-        for i, m in enumerate(cfg.get("mounts") or []):
-            rootfs.mount_one(root, m, i, bundle)
-        rootfs.make_devices(root, linux.get("devices") or [], user_ns)
-        cwd_host = rootfs.resolve_in_root(root, proc["cwd"])
-        if not os.path.isdir(cwd_host):
-            os.makedirs(cwd_host, exist_ok=True)
-        # The mounts above were made while the parent recorded our pid; nothing seen from
-        # outside (hooks, the program) may happen before it has, so wait for its word.
-        if ch.wait_down() != "go":
-            os._exit(1)
-        if mode == "run":
-            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Forked by
-            # a helper, we can only now: the setting is tied to the parent of the moment, and
-            # ocikit waited for the helper to exit (making itself our parent) before "go".
-            _die_with_parent(ch)
+        # Without a mount namespace of its own, the container shares the host's mount table:
+        # nothing is mounted or made (namespaces.check_config refused what would need it).
+        own_mounts = "mount" in types
+        ready = _Ready(launch, ch, mode)
+        rootdir = _build_rootfs(launch, bundle, prop, user_ns, ready) if own_mounts else rootfs.Root("/")
+        ready()
         hooks = cfg.get("hooks") or {}
         if hooks.get("prestart") or hooks.get("createRuntime"):
             ch.send_up("hooks")
@@ -212,38 +181,46 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
             import subprocess  # noqa: F401
         if tty_sock is not None:
             import termios  # noqa: F401  (the console, after pivot_root; socket is loaded already)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC) if fifo is not None else None
-        if launch.no_pivot:
-            rootfs.move_root(root)
+        # Through the root's descriptor, before the pivot: sysctls, masked and read-only paths.
+        rootfs.set_sysctls(rootdir, linux.get("sysctl") or {})
+        rootfs.mask_paths(rootdir, linux.get("maskedPaths") or [])
+        rootfs.readonly_paths(rootdir, linux.get("readonlyPaths") or [])
+        rootdir.close()
+        if own_mounts:
+            if launch.no_pivot:
+                rootfs.move_root(root)
+            else:
+                rootfs.pivot(root)
         else:
-            rootfs.pivot(root)
+            os.chroot(root)  # as runc does without a mount namespace
+            os.chdir("/")
         if prop in ("shared", "rshared", "unbindable", "runbindable"):
             L.mount(None, "/", None, rootfs._PROPAGATION[prop])
         if cfg.get("hostname") is not None:
             L.sethostname(cfg["hostname"])
         if cfg.get("domainname") is not None:
             L.setdomainname(cfg["domainname"])
-        rootfs.set_sysctls(linux.get("sysctl") or {})
-        rootfs.mask_paths(linux.get("maskedPaths") or [])
-        rootfs.readonly_paths(linux.get("readonlyPaths") or [])
         if cfg["root"].get("readonly"):
             rootfs.readonly_root()
         if tty_sock is not None:
             _open_console(ch, tty_sock, proc["user"])
-        os.chdir(proc["cwd"])
+        try:
+            os.chdir(proc["cwd"])
+        except OSError as exc:
+            raise RuntimeSpecError(f"config.json: field 'process.cwd' ({proc['cwd']}) cannot be entered: {exc.strerror}") from None
         process.set_rlimits(proc)
         program = process.find_program(proc)
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
-        if fifo_fd is not None:
+        if fifo is not None:  # create: wait for start, on the fifo ocikit opened for us
             ch.send_up("ready")
             os.close(ch.up_w)
             ch.up_w = -1  # from here on, errors go to the container's stderr
-            if os.read(fifo_fd, 1) == b"":
+            if os.read(fifo, 1) == b"":
                 os._exit(1)
-            os.close(fifo_fd)
+            os.close(fifo)
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 
@@ -270,6 +247,56 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: str | 
             finally:
                 os._exit(127)
         _fail(ch, exc)
+
+
+class _Ready:
+    """Called once the container needs its cgroup, and at the latest after its root filesystem
+    is built (later calls do nothing): join the cgroup if it is ours to join, and wait for the
+    parent's "go". The parent has then recorded our pid, and has moved us into the cgroup if
+    that was its to do; nothing seen from outside (hooks, the program) may happen before."""
+
+    def __init__(self, launch: Launch, ch, mode: str) -> None:
+        self.launch, self.ch, self.mode, self.done = launch, ch, mode, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        _join_cgroup(self.launch)
+        if self.ch.wait_down() != "go":
+            os._exit(1)
+        if self.mode == "run":
+            # Die with ocikit: then the mount namespace, and the overlay in it, go too. Forked by
+            # a helper, we can only now: the setting is tied to the parent of the moment, and
+            # ocikit waited for the helper to exit (making itself our parent) before "go".
+            _die_with_parent(self.ch)
+
+
+def _build_rootfs(launch: Launch, bundle: str, prop: str | None, user_ns: bool, ready: _Ready) -> rootfs.Root:
+    """In the container's own mount namespace: the root, ``mounts``, devices and the cwd.
+    Returns the root, open (the mount of the root itself, not the directory it covers)."""
+    cfg = launch.config
+    linux = cfg["linux"]
+    root = launch.rootfs
+    start_prop = {"private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE}.get(prop or "", L.MS_SLAVE)
+    # Nothing mounted from here on may reach the host.
+    L.mount(None, "/", None, L.MS_REC | start_prop)
+    lay = launch.layered
+    if lay:
+        from .overlay import mount_overlay
+
+        os.makedirs(root, exist_ok=True)
+        mount_overlay(lay["layers"], lay["upper"], lay["work"], root, lay["userxattr"])
+    else:
+        L.mount(root, root, None, L.MS_BIND | L.MS_REC)
+    rootdir = rootfs.Root(root)
+    for i, m in enumerate(cfg.get("mounts") or []):
+        if m.get("type") == "cgroup":
+            ready()  # it shows our own cgroup
+        rootfs.mount_one(rootdir, m, i, bundle)
+    rootfs.make_devices(rootdir, linux.get("devices") or [], user_ns)
+    rootfs.make_cwd(rootdir, cfg["process"]["cwd"])
+    return rootdir
 
 
 def _open_console(ch, sock, user: dict[str, Any]) -> None:

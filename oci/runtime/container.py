@@ -285,12 +285,11 @@ def _prepare(cfg: dict[str, Any]) -> dict[str, Any]:
     linux = cfg.setdefault("linux", {})
     nss = linux.setdefault("namespaces", [])
     types = {n["type"] for n in nss}
-    if "mount" not in types:
-        raise RuntimeSpecError("config.json: field 'linux.namespaces' must include a 'mount' namespace (ocikit always pivots into the rootfs)")
-    if cfg.get("hostname") and "uts" not in types:
-        raise RuntimeSpecError("config.json: field 'hostname' needs a 'uts' entry in linux.namespaces")
     if cfg.get("process") is None:
         raise RuntimeSpecError("config.json: field 'process' is required to start a container")
+    from .process import check_capabilities
+
+    check_capabilities(cfg["process"])
     if os.geteuid() != 0:
         if "user" not in types:
             nss.insert(0, {"type": "user"})
@@ -323,10 +322,6 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     With ``pty_socks`` (a socket pair), the container opens a pty in its own devpts and
     passes the master back; it is returned as the second item.
     """
-    from . import child
-    from . import linux as L
-
-    ch = _Channel()
     cfg = launch.config
     launch.id = cid
     nss = cfg["linux"].get("namespaces") or []
@@ -334,28 +329,50 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     # next child, unless a user or time namespace or a pid namespace to join is asked for: those
     # must be entered by a helper that then forks. One process and one handshake fewer.
     direct = mode == "run" and not any(n["type"] in ("user", "time") or (n["type"] == "pid" and n.get("path")) for n in nss)
+    # The cgroup is made before the fork and joined by the container, unless 'run' forks the
+    # container directly and no new cgroup namespace is rooted in it: then a thread makes it
+    # meanwhile, and ocikit moves the container's process into it after the fork, while the
+    # container builds its root filesystem (it waits for "go" before anything needing it).
+    late = direct and not any(n["type"] == "cgroup" and not n.get("path") for n in nss)
+    making = None
+    linux = cfg["linux"]
+    if late and (os.geteuid() == 0 or linux.get("resources") is not None or linux.get("cgroupsPath") is not None):
+        # Imported here: a fork amid an import by another thread could leave the child a
+        # module lock held by no one.
+        from . import cgroups  # noqa: F401
+
+        making = _Background(_make_cgroup, launch, cid, sdir)
+    elif not late:
+        cgroup = _make_cgroup(launch, cid, sdir)
+        launch.cgroup_procs = cgroup.procs_files() if cgroup is not None else []
+    try:
+        return _fork_and_set_up(launch, bundle, cid, sdir, mode, pty_socks, direct, making)
+    finally:
+        if making is not None:
+            making.wait()  # on any failure before the move too: the thread may still write the record
+
+
+def _fork_and_set_up(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_socks,
+                     direct: bool, making: _Background | None) -> tuple[int, int | None]:
+    from . import child
+    from . import linux as L
+
+    ch = _Channel()
+    cfg = launch.config
+    nss = cfg["linux"].get("namespaces") or []
     own_pid_ns = None
     if mode == "run":
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    fifo = None
-    if mode == "create":
-        fifo = os.path.join(sdir, "exec.fifo")
-        os.mkfifo(fifo, 0o600)
-    cgroup = None
-    if cfg["linux"].get("resources") is not None or cfg["linux"].get("cgroupsPath") is not None:
-        from .cgroups import Cgroup, devices_made
-
-        # Made and limited before the fork; the child joins it first thing (child._join_cgroup).
-        # On failure, removing the state directory removes it: the record names it from the start.
-        cgroup = Cgroup.plan(cfg["linux"], cid)
-        os.symlink(json.dumps(cgroup.record()), os.path.join(sdir, _CGROUP))  # one atomic call, as the creator
-        cgroup.create(cfg["linux"].get("resources"), devices_made(cfg["linux"]))
-        launch.cgroup_procs = cgroup.procs_files()
-        from .cgroups import warmed_up
-
-        warmed_up()
     sys.stdout.flush()
     sys.stderr.flush()
+    fifo = None
+    if mode == "create":
+        # Opened here, by us: the container's process may have changed user (a user namespace)
+        # by the time it waits, and the state directory is ours alone. It inherits this
+        # descriptor; ``start`` opens the fifo by its path.
+        path = os.path.join(sdir, "exec.fifo")
+        os.mkfifo(path, 0o600)
+        fifo = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     if direct and any(n["type"] == "pid" for n in nss):
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -369,12 +386,16 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
         forked = os.fork()
     except BaseException:
         _restore_pid_ns(own_pid_ns)
+        if fifo is not None:
+            os.close(fifo)
         raise
     if forked == 0:
         if pty_socks:
             pty_socks[0].close()
         start = child.first_main if direct else child.helper_main
         start(launch, bundle, ch, mode, pty_socks[1] if pty_socks else None, fifo)  # never returns
+    if fifo is not None:
+        os.close(fifo)  # the container's copy is the reader ``start`` writes to
     _restore_pid_ns(own_pid_ns)
     helper, pid = (0, forked) if direct else (forked, 0)
     master = None
@@ -400,6 +421,13 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
 
     try:
         if direct:
+            if making is not None:
+                cgroup = making.result()
+                if cgroup is not None:
+                    cgroup.add(pid)
+                from .cgroups import warm_down
+
+                warm_down()
             record_and_go()
         while True:
             raw = up.readline()
@@ -449,9 +477,76 @@ def _launch(launch: Launch, bundle: str, cid: str, sdir: str, mode: str, pty_soc
     finally:
         up.close()
         os.close(ch.down_w)
+    if launch.cgroup_procs:
+        from .cgroups import warm_down
+
+        warm_down()  # the container has joined its cgroup by now
     if not pid:
         raise ContainerError("the container's setup process exited without reporting")
     return pid, master
+
+
+class _Background:
+    """``fn(*args)`` run in a thread; ``result()`` waits and returns its value or raises its error."""
+
+    def __init__(self, fn, *args) -> None:
+        import _thread
+
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._value = self._error = None
+
+        def run() -> None:
+            try:
+                self._value = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to result()'s caller
+                self._error = exc
+            finally:
+                self._done.release()
+
+        _thread.start_new_thread(run, ())
+
+    def wait(self) -> None:
+        self._done.acquire()
+        self._done.release()
+
+    def result(self):
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _make_cgroup(launch: Launch, cid: str, sdir: str):
+    """Make the container's cgroup, as runc does for every container: ``ps``, ``pause``,
+    ``events --stats`` and killing all its processes need one. At ``linux.cgroupsPath``, or
+    ocikit/ID below ours; without ``linux.resources`` it limits only devices (the defaults
+    and ``linux.devices``, as runc). Unasked for (no resources, no cgroupsPath), it is made
+    only by root, and skipped where the cgroup file system refuses it (a read-only one).
+
+    Returns it (a cgroups.Cgroup), or None when there is none. On failure, removing the
+    state directory removes it: the record names it from the start.
+    """
+    linux = launch.config["linux"]
+    asked = linux.get("resources") is not None or linux.get("cgroupsPath") is not None
+    if not asked and os.geteuid() != 0:
+        return None
+    from .cgroups import Cgroup, devices_made, hierarchies
+
+    hs = hierarchies()
+    if not asked and not hs:
+        return None
+    cgroup = Cgroup.plan(linux, cid, hs)
+    record = os.path.join(sdir, _CGROUP)
+    os.symlink(json.dumps(cgroup.record()), record)  # one atomic call, as the creator
+    try:
+        cgroup.create(linux.get("resources"), devices_made(linux))
+    except ContainerError:
+        if asked:
+            raise
+        os.unlink(record)
+        return None
+    return cgroup
 
 
 def _restore_pid_ns(fd: int | None) -> None:
@@ -493,6 +588,9 @@ def _load(bundle: str) -> Launch:
                 raise RuntimeSpecError(f"{record}: layer directory {p} does not exist")
     elif not os.path.isdir(rootfs):
         raise RuntimeSpecError(f"config.json: field 'root.path' names {rootfs}, which is not a directory")
+    from .namespaces import check_config
+
+    check_config(cfg, layered is not None)
     launch = Launch(_prepare(cfg), rootfs, layered)
     cfg = launch.config
     sec = cfg["linux"].get("seccomp")
@@ -811,8 +909,8 @@ def _cgroup(sdir: str, cid: str):
 
     cg = _cgroup_record(sdir)
     if cg is None:
-        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one when config.json has "
-                             "linux.resources or linux.cgroupsPath)")
+        raise ContainerError(f"container {cid!r} has no cgroup (ocikit makes one as root, or when config.json has "
+                             "linux.resources or linux.cgroupsPath, where the host's cgroups allow it)")
     return Cgroup.from_record(cg)
 
 

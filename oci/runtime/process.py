@@ -25,6 +25,62 @@ def _mask(names: list[str] | None) -> int:
     return m
 
 
+_GRANTED = ("effective", "permitted", "inheritable")
+_last_cap: list[int] = []
+
+
+def last_cap() -> int:
+    """The kernel's highest capability number; read once, while /proc is the host's (the
+    container's root may have none)."""
+    if not _last_cap:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            _last_cap.append(int(f.read()))
+    return _last_cap[0]
+
+
+def check_capabilities(proc: dict[str, Any]) -> None:
+    """Settle ``process.capabilities`` before the fork, as runc 1.1 does, so that ``create``
+    fails rather than the process: names this kernel lacks (unknown, or above cap_last_cap)
+    are dropped with a warning; one outside our own bounding set fails in the effective,
+    permitted and inheritable sets (capset would refuse it) and is dropped with a warning
+    from the bounding and ambient sets; an ambient one not both permitted and inheritable
+    (the kernel would refuse to raise it) is dropped.
+
+    runtime-spec (config.md) asks for a warning and no failure when a capability cannot be
+    granted; runc fails for the three sets capset sets, and ocikit follows runc there.
+    """
+    caps = proc.get("capabilities")
+    if not caps:
+        return
+    from ..errors import warn
+
+    last = last_cap()
+    with open("/proc/self/status", "rb") as f:
+        bounding = next(int(line.split()[1], 16) for line in f if line.startswith(b"CapBnd:"))
+    for kind in ("bounding", *_GRANTED, "ambient"):
+        names = caps.get(kind)
+        if not names:
+            continue
+        unknown = [n for n in names if CAP_NUMBER.get(n, last + 1) > last]
+        if unknown:
+            warn(f"config.json: field 'process.capabilities.{kind}': ignoring unknown or unavailable capabilities {', '.join(unknown)}")
+        kept = [n for n in names if n not in unknown]
+        outside = [n for n in kept if not bounding >> CAP_NUMBER[n] & 1]
+        if outside and kind in _GRANTED:
+            raise RuntimeSpecError(f"config.json: field 'process.capabilities.{kind}' names {outside[0]}, which is not "
+                                   "in the runtime's capability bounding set and cannot be granted")
+        if outside:
+            warn(f"config.json: field 'process.capabilities.{kind}': ignoring {', '.join(outside)}, not in the "
+                 "runtime's capability bounding set")
+        kept = [n for n in kept if n not in outside]
+        if kind == "ambient":
+            # Silently, as runc: runc spec's own default config asks for ambient capabilities
+            # that are not inheritable, and a warning for every such container would be noise.
+            allowed = set(caps.get("permitted") or ()) & set(caps.get("inheritable") or ())
+            kept = [n for n in kept if n in allowed]
+        caps[kind] = kept
+
+
 def find_program(proc: dict[str, Any]) -> str:
     """Path of ``process.args[0]`` inside the (already pivoted) root, searching the process's PATH."""
     name = proc["args"][0]
@@ -122,9 +178,7 @@ def become_user(proc: dict[str, Any]) -> None:
     caps = proc.get("capabilities")
     if caps is not None:
         bounding = _mask(caps.get("bounding"))
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-        for cap in range(last + 1):
+        for cap in range(last_cap() + 1):
             if not bounding & (1 << cap):
                 L.prctl(L.PR_CAPBSET_DROP, cap)
         L.prctl(L.PR_SET_KEEPCAPS, 1)
@@ -148,13 +202,11 @@ def become_user(proc: dict[str, Any]) -> None:
             L.capset(_mask(caps.get("effective")), permitted, _mask(caps.get("inheritable")))
         except OSError as exc:
             raise RuntimeSpecError(f"config.json: field 'process.capabilities' cannot be applied: {exc.strerror}") from None
-        for name in caps.get("ambient") or []:
+        for name in caps.get("ambient") or []:  # each permitted and inheritable (check_capabilities)
             try:
                 L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, CAP_NUMBER[name])
-            except OSError:
-                # The kernel only allows ambient caps that are permitted and inheritable;
-                # like other runtimes, skip the rest rather than fail.
-                pass
+            except OSError as exc:
+                raise RuntimeSpecError(f"config.json: field 'process.capabilities.ambient' cannot raise {name}: {exc.strerror}") from None
     if user.get("umask") is not None:
         os.umask(user["umask"])
     if proc.get("noNewPrivileges"):

@@ -1,15 +1,23 @@
 """Build the container's mount tree inside its new mount namespace, then pivot into it.
 
 Runs in the container's first process, before the user's program is executed.
+
+Every path inside the root (mount destinations, bind sources in it, masked and read-only
+paths, device nodes, the cwd) is resolved by ``layer.paths.open_in_root`` to a descriptor,
+and acted on through it (``/proc/self/fd/N`` as a mount's target): a symlink planted or
+swapped in by the container's own files cannot redirect a mount or a node onto the host
+(the class of runc's CVE-2021-30465). A mount made on a path covers what a descriptor
+opened before it names: what follows a mount opens the path again.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from ..errors import RuntimeSpecError
-from ..layer.paths import resolve_in_root
+from ..layer.paths import open_in_root
 from . import linux as L
 
 TYPE_CHECKING = False  # typing is for checkers: importing it would slow every container's start
@@ -70,22 +78,70 @@ def _current_locked(path: str) -> int:
     return sum(ms for stf, ms in _ST_TO_MS.items() if st & stf) & _LOCKED
 
 
-def _make_target(dest: str, as_file: bool) -> None:
-    if as_file:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if not os.path.lexists(dest):
-            os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    else:
-        os.makedirs(dest, exist_ok=True)
+def fd_path(fd: int) -> str:
+    """The path through which the kernel reaches what descriptor ``fd`` names."""
+    return f"/proc/self/fd/{fd}"
 
 
-def mount_one(root: str, m: dict[str, Any], index: int, bundle: str) -> None:
-    """Perform the config's ``mounts[index]`` below ``root``."""
+class Root:
+    """The container's root directory, open, and the one way to reach paths inside it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def open(self, path: str, field: str, make: str | None = None, flags: int = os.O_PATH | os.O_CLOEXEC) -> int:
+        """A descriptor of container path ``path`` (made as ``make`` if missing); errors name ``field``."""
+        try:
+            return open_in_root(self.fd, path, make=make, flags=flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a loop, or a magic link of /proc
+                raise RuntimeSpecError(f"config.json: field '{field}' ({path}) leads through a symlink loop "
+                                       "or a /proc magic link") from None
+            raise RuntimeSpecError(f"config.json: field '{field}' ({path}) cannot be resolved in the "
+                                   f"container: {exc.strerror}") from None
+
+    def find(self, path: str) -> int | None:
+        """A descriptor of container path ``path``, or None where it leads nowhere."""
+        try:
+            return open_in_root(self.fd, path)
+        except OSError:
+            return None
+
+    def host_source(self, source: str) -> str | None:
+        """``source`` made relative to the root when it names a path inside it, else None."""
+        rel = os.path.relpath(os.path.normpath(source), self.path)
+        return None if rel == ".." or rel.startswith("../") else rel
+
+
+def _mount_at(root: Root, dest: str, field: str, make: str, mount) -> None:
+    fd = root.open(dest, field, make)
+    try:
+        mount(fd_path(fd))
+    finally:
+        os.close(fd)
+
+
+def _after_mount(root: Root, dest: str, field: str, change) -> None:
+    """Act on the mount just made at ``dest``: opened again, so the descriptor names it."""
+    fd = root.open(dest, field)
+    try:
+        change(fd_path(fd))
+    finally:
+        os.close(fd)
+
+
+def mount_one(root: Root, m: dict[str, Any], index: int, bundle: str) -> None:
+    """Perform the config's ``mounts[index]`` below the root."""
     field = f"mounts[{index}]"
     flags, prop, data = parse_options(m.get("options") or [])
     fstype = m.get("type") or ("bind" if flags & L.MS_BIND else None)
     source = m.get("source")
-    dest = resolve_in_root(root, m["destination"])
+    dest = m["destination"]
+    where = f"{field}.destination"
     if fstype == "bind":
         flags |= L.MS_BIND
     if flags & L.MS_BIND:
@@ -93,44 +149,71 @@ def mount_one(root: str, m: dict[str, Any], index: int, bundle: str) -> None:
             raise RuntimeSpecError(f"config.json: field '{field}.source' is required for a bind mount")
         if not os.path.isabs(source):
             source = os.path.join(bundle, source)
-        if not os.path.exists(source):
-            raise RuntimeSpecError(f"config.json: field '{field}.source' names a path that does not exist ({source})")
-        _make_target(dest, not os.path.isdir(source))
-        L.mount(source, dest, None, flags & (L.MS_BIND | L.MS_REC))
+        inside = root.host_source(source)
+        # A source inside the root is the container's to shape: resolved in it, like a destination.
+        src_fd = root.open(inside, f"{field}.source") if inside is not None else None
+        try:
+            if src_fd is None and not os.path.exists(source):
+                raise RuntimeSpecError(f"config.json: field '{field}.source' names a path that does not exist ({source})")
+            src = source if src_fd is None else fd_path(src_fd)
+            _mount_at(root, dest, where, "dir" if os.path.isdir(src) else "file",
+                      lambda target: L.mount(src, target, None, flags & (L.MS_BIND | L.MS_REC)))
+        finally:
+            if src_fd is not None:
+                os.close(src_fd)
         extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if extra:
-            L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | extra | _current_locked(dest))
+            _after_mount(root, dest, where, lambda t: L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | extra | _current_locked(t)))
     elif fstype == "cgroup":
-        _make_target(dest, False)
-        _mount_cgroup(dest, flags)
+        _mount_at(root, dest, where, "dir", lambda t: _mount_cgroup_top(t, flags))
+        _after_mount(root, dest, where, lambda t: _mount_cgroup(t, flags))
     else:
         if not fstype:
             raise RuntimeSpecError(f"config.json: field '{field}.type' is required for a non-bind mount")
-        _make_target(dest, False)
-        try:
-            L.mount(source or fstype, dest, fstype, flags, ",".join(data) or None)
-        except OSError as exc:
-            if fstype == "sysfs" and exc.errno == 1:
-                # sysfs cannot be mounted without owning the network namespace: bind the host's.
-                L.mount("/sys", dest, None, L.MS_BIND | L.MS_REC)
-                L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | flags | _current_locked(dest))
-            elif fstype == "devpts" and exc.errno == 22 and any(d.startswith(("gid=", "uid=")) for d in data):
-                # In a user namespace the tty group may not be mapped: fall back to the caller's ids.
-                L.mount(source or fstype, dest, fstype, flags, ",".join(d for d in data if not d.startswith(("gid=", "uid="))) or None)
-            elif fstype == "mqueue" and exc.errno == 1:
-                L.mount("/dev/mqueue", dest, None, L.MS_BIND | L.MS_REC)
-            else:
-                raise OSError(exc.errno, f"{field}: mounting {fstype} on {m['destination']}: {os.strerror(exc.errno)}") from None
+        remount: list[int] = []
+        _mount_at(root, dest, where, "dir", lambda t: remount.extend(_mount_fs(t, m, field, fstype, source, flags, data)))
+        for extra in remount:
+            _after_mount(root, dest, where, lambda t: L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | extra | _current_locked(t)))
     if prop:
-        L.mount(None, dest, None, prop)
+        _after_mount(root, dest, where, lambda t: L.mount(None, t, None, prop))
+
+
+def _mount_fs(target: str, m: dict[str, Any], field: str, fstype: str, source: str | None, flags: int,
+              data: list[str]) -> list[int]:
+    """Mount ``fstype`` on ``target``; returns the flags a bind remount must then apply, if any."""
+    try:
+        L.mount(source or fstype, target, fstype, flags, ",".join(data) or None)
+    except OSError as exc:
+        if fstype == "sysfs" and exc.errno == 1:
+            # sysfs cannot be mounted without owning the network namespace: bind the host's.
+            L.mount("/sys", target, None, L.MS_BIND | L.MS_REC)
+            return [flags]
+        elif fstype == "devpts" and exc.errno == 22 and any(d.startswith(("gid=", "uid=")) for d in data):
+            # In a user namespace the tty group may not be mapped: fall back to the caller's ids.
+            L.mount(source or fstype, target, fstype, flags, ",".join(d for d in data if not d.startswith(("gid=", "uid="))) or None)
+        elif fstype == "mqueue" and exc.errno == 1:
+            L.mount("/dev/mqueue", target, None, L.MS_BIND | L.MS_REC)
+        else:
+            raise OSError(exc.errno, f"{field}: mounting {fstype} on {m['destination']}: {os.strerror(exc.errno)}") from None
+    return []
+
+
+def _cgroup_v2_only() -> bool:
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def _mount_cgroup_top(target: str, flags: int) -> None:
+    """cgroup v2: the hierarchy; v1: a tmpfs to hold this process's cgroup of each hierarchy."""
+    if _cgroup_v2_only():
+        L.mount("cgroup", target, "cgroup2", flags)
+    else:
+        L.mount("tmpfs", target, "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
 
 
 def _mount_cgroup(dest: str, flags: int) -> None:
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        L.mount("cgroup", dest, "cgroup2", flags)
+    """cgroup v1: fill the tmpfs at ``dest`` (made by _mount_cgroup_top, and ours alone)."""
+    if _cgroup_v2_only():
         return
-    # cgroup v1: a tmpfs holding this process's own cgroup of each hierarchy.
-    L.mount("tmpfs", dest, "tmpfs", (flags & ~L.MS_RDONLY) | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
@@ -168,39 +251,66 @@ def _mount_v1_hierarchy(controllers: str, dest: str, flags: int) -> bool:
     return True
 
 
-def make_devices(root: str, devices: list[dict[str, Any]], in_userns: bool) -> None:
-    """The default device nodes plus ``linux.devices``, and the standard /dev symlinks."""
-    dev = resolve_in_root(root, "/dev")
-    os.makedirs(dev, exist_ok=True)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _lexists(name: str, dir_fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def make_devices(root: Root, devices: list[dict[str, Any]], in_userns: bool) -> None:
+    """The default device nodes plus ``linux.devices``, and the standard /dev symlinks.
+
+    A node replaces what its path names (a symlink there is replaced, not followed)."""
     wanted = [{"path": f"/dev/{n}", "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for n, ma, mi in DEFAULT_DEVICES]
     given = {d["path"] for d in devices}
-    for d in [w for w in wanted if w["path"] not in given] + devices:
-        target = resolve_in_root(root, d["path"])
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    todo = [("linux.devices", w) for w in wanted if w["path"] not in given]
+    todo += [(f"linux.devices[{i}].path", d) for i, d in enumerate(devices)]
+    for field, d in todo:
+        path = d["path"]
         if in_userns:
             # mknod is refused in a user namespace: bind the host's node instead.
-            _make_target(target, True)
-            L.mount(d["path"], target, None, L.MS_BIND)
+            _mount_at(root, path, field, "file", lambda t: L.mount(path, t, None, L.MS_BIND))
             continue
         kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
-        if os.path.lexists(target):
-            os.unlink(target)
-        old = os.umask(0)
+        head, name = os.path.split(os.path.normpath("/" + path))
+        if not name:
+            raise RuntimeSpecError(f"config.json: field '{field}' ({path}) names no file")
+        parent = root.open(head, field, make="dir", flags=_DIR)
         try:
-            os.mknod(target, kind | (d.get("fileMode") or 0o666) & 0o7777, os.makedev(d.get("major", 0), d.get("minor", 0)))
+            if _lexists(name, parent) is not None:
+                os.unlink(name, dir_fd=parent)
+            old = os.umask(0)
+            try:
+                os.mknod(name, kind | (d.get("fileMode") or 0o666) & 0o7777, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=parent)
+            finally:
+                os.umask(old)
+            os.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
         finally:
-            os.umask(old)
-        os.chown(target, d.get("uid") or 0, d.get("gid") or 0)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        link = os.path.join(dev, name)
-        if not os.path.lexists(link):
-            os.symlink(target, link)
-    if os.path.isdir(os.path.join(dev, "pts")):
-        link = os.path.join(dev, "ptmx")
-        if os.path.lexists(link) and not os.path.islink(link):
-            os.unlink(link)
-        if not os.path.lexists(link):
-            os.symlink("pts/ptmx", link)
+            os.close(parent)
+    dev = root.open("/dev", "linux.devices", make="dir", flags=_DIR)
+    try:
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            if _lexists(name, dev) is None:
+                os.symlink(target, name, dir_fd=dev)
+        pts = _lexists("pts", dev)
+        if pts is not None and stat.S_ISDIR(pts.st_mode):
+            ptmx = _lexists("ptmx", dev)
+            if ptmx is not None and not stat.S_ISLNK(ptmx.st_mode):
+                os.unlink("ptmx", dir_fd=dev)
+                ptmx = None
+            if ptmx is None:
+                os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+    finally:
+        os.close(dev)
+
+
+def make_cwd(root: Root, cwd: str) -> None:
+    """Make ``process.cwd`` in the root if it is missing."""
+    os.close(root.open(cwd, "process.cwd", make="dir"))
 
 
 def pivot(root: str) -> None:
@@ -254,37 +364,37 @@ def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
-def _in_root(path: str) -> str | None:
-    """Container path ``path`` with its symlinks resolved inside the (pivoted) root, or None
-    where it leads nowhere. Resolved here, not by the kernel: a magic link of /proc would
-    lead it out of the root."""
-    real = resolve_in_root("/", path)
-    return real if os.path.exists(real) else None
-
-
-def mask_paths(paths: list[str]) -> None:
+def mask_paths(root: Root, paths: list[str]) -> None:
     """Hide ``linux.maskedPaths``: /dev/null over files, an empty read-only tmpfs over directories.
 
     A path that does not exist in the container is skipped, as runc does.
     """
     for p in paths:
-        real = _in_root(p)
-        if real is None:
+        fd = root.find(p)
+        if fd is None:
             continue
-        if os.path.isdir(real):
-            L.mount("tmpfs", real, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
-        else:
-            L.mount("/dev/null", real, None, L.MS_BIND)
+        try:
+            target = fd_path(fd)
+            if stat.S_ISDIR(os.stat(target).st_mode):
+                L.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0,mode=755")
+            else:
+                L.mount("/dev/null", target, None, L.MS_BIND)
+        finally:
+            os.close(fd)
 
 
-def readonly_paths(paths: list[str]) -> None:
+def readonly_paths(root: Root, paths: list[str]) -> None:
     """Bind ``linux.readonlyPaths`` over themselves read-only; one that does not exist is skipped."""
-    for p in paths:
-        real = _in_root(p)
-        if real is None:
+    for i, p in enumerate(paths):
+        fd = root.find(p)
+        if fd is None:
             continue
-        L.mount(real, real, None, L.MS_BIND | L.MS_REC)
-        L.mount(None, real, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(real))
+        try:
+            L.mount(fd_path(fd), fd_path(fd), None, L.MS_BIND | L.MS_REC)
+        finally:
+            os.close(fd)
+        _after_mount(root, p, f"linux.readonlyPaths[{i}]",
+                     lambda t: L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | _current_locked(t)))
 
 
 def readonly_root() -> None:
@@ -292,12 +402,14 @@ def readonly_root() -> None:
     L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _current_locked("/"))
 
 
-def set_sysctls(sysctl: dict[str, str]) -> None:
-    """Write ``linux.sysctl`` through the container's /proc/sys."""
+def set_sysctls(root: Root, sysctl: dict[str, str]) -> None:
+    """Write ``linux.sysctl`` through the container's /proc/sys (which shows the writer's namespaces)."""
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        field = f"linux.sysctl.{key}"
+        fd = root.open("/proc/sys/" + key.replace(".", "/"), field, flags=os.O_WRONLY | os.O_CLOEXEC)
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            os.write(fd, value.encode())
         except OSError as exc:
-            raise RuntimeSpecError(f"config.json: field 'linux.sysctl.{key}' cannot be set: {exc.strerror}") from None
+            raise RuntimeSpecError(f"config.json: field '{field}' cannot be set: {exc.strerror}") from None
+        finally:
+            os.close(fd)

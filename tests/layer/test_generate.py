@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
@@ -925,13 +926,14 @@ def test_a_file_whose_size_changed_since_its_header_is_an_error(tmp_path: Path, 
     tar = _TarStream(out)
     tar.write(b"h" * offset)  # the file starts that far into a block
     _copy_file(str(f), size, tar)  # the size the header said: fine
-    tar.flush()
+    tar.close()
     assert out.getvalue() == b"h" * offset + content
     for said, what in ((size - 1, "grew"), (size + 1, "shrank")):
         tar = _TarStream(io.BytesIO())
         tar.write(b"h" * offset)
         with pytest.raises(LayerError, match=f"f: file {what}"):
             _copy_file(str(f), said, tar)
+        tar.abandon()
 
 
 def test_a_file_replaced_by_a_fifo_after_the_walk_is_an_error_not_a_hang(tmp_path: Path) -> None:
@@ -944,6 +946,22 @@ def test_a_file_replaced_by_a_fifo_after_the_walk_is_an_error_not_a_hang(tmp_pat
     os.mkfifo(f)  # opening a fifo for reading would wait for a writer forever
     with pytest.raises(LayerError, match="f: replaced by another file"):
         _copy_file(str(f), seen.st_size, _TarStream(io.BytesIO()), seen)
+
+
+def test_a_compressor_failure_reaches_the_writer_of_the_tar_stream_and_stops_its_thread() -> None:
+    from oci.layer.generate import _TarStream
+
+    class Full(io.BytesIO):
+        def write(self, data) -> int:  # type: ignore[no-untyped-def]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    tar = _TarStream(Full())
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(4):  # the failure of the first block shows by the third at the latest
+            tar.write(b"x" * _B)
+        tar.close()
+    tar.abandon()
+    assert tar._thread is not None and not tar._thread.is_alive()
 
 
 class _Writes(io.BytesIO):
@@ -967,7 +985,7 @@ def test_the_tar_stream_sends_whole_blocks_and_hashes_what_it_sends(sizes: list[
     pieces = [(i.to_bytes(2, "big") * (n // 2 + 1))[:n] for i, n in enumerate(sizes)]
     for piece in pieces:
         tar.write(piece)
-    tar.flush()
+    tar.close()
     whole = b"".join(pieces)
     assert out.getvalue() == whole
     assert tar.size == len(whole) and tar.hash.hexdigest() == hashlib.sha256(whole).hexdigest()

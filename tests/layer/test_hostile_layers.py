@@ -420,3 +420,37 @@ def test_absurd_device_numbers_are_an_error_naming_the_entry(world):
         tar.addfile(ti)
     with pytest.raises(LayerError, match="dev"):
         apply(buf.getvalue(), target)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["openat2", "walk"])
+def test_open_in_root_makes_what_is_missing_inside_the_root_and_never_replaces_a_file(tmp_path, monkeypatch, kernel):
+    # What the runtime mounts through: an O_PATH descriptor of a path inside the container.
+    if kernel and not paths.openat2_available():
+        pytest.skip("the kernel has no openat2")
+    monkeypatch.setitem(paths._openat2_state, "ok", kernel and paths.openat2_available())
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("x")
+    os.symlink("/../../../made", root / "up")
+    os.symlink("/proc/self/root", root / "magic")
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        fd = paths.open_in_root(rootfd, "/up/a/b", make="dir")
+        assert os.path.samestat(os.fstat(fd), os.stat(root / "made" / "a" / "b"))
+        os.close(fd)
+        fd = paths.open_in_root(rootfd, "up/f", make="file")
+        assert (root / "made" / "f").is_file() and os.path.samestat(os.fstat(fd), os.stat(root / "made" / "f"))
+        os.close(fd)
+        fd = paths.open_in_root(rootfd, "/../up", flags=os.O_RDONLY | os.O_DIRECTORY)
+        assert sorted(os.listdir(fd)) == ["a", "f"]
+        os.close(fd)
+        with pytest.raises(OSError) as exc:
+            paths.open_in_root(rootfd, "/etc/passwd/x", make="dir")
+        assert exc.value.errno == errno.ENOTDIR and (root / "etc" / "passwd").read_text() == "x"
+        with pytest.raises(FileNotFoundError):
+            paths.open_in_root(rootfd, "/nope")
+        with pytest.raises(FileNotFoundError):  # its target is looked up in the root, which has no /proc
+            paths.open_in_root(rootfd, "/magic/etc")
+    finally:
+        os.close(rootfd)
+    assert not Path("/made").exists()

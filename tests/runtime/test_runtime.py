@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, assert_one_line_error, require_tool
-from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
+from runtime_helpers import needs_root_and_busybox, public_tmp, base_config, mountinfo, write_bundle  # noqa: F401  (fixtures)
 
 TIMEOUT = 30
 
@@ -82,7 +82,7 @@ def test_network_namespace_has_only_loopback_and_it_is_up(tmp_path):
     assert res.stdout.split() == ["lo", "0x9"]
 
 
-def test_user_namespace_maps_ids(tmp_path):
+def test_user_namespace_maps_ids(public_tmp):
     def userns(cfg):
         cfg["linux"]["namespaces"].append({"type": "user"})
         cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -90,9 +90,7 @@ def test_user_namespace_maps_ids(tmp_path):
         cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
 
     # The mapped root (host uid 100000) must be able to reach the bundle, as with runc.
-    for d in (tmp_path, *tmp_path.parents[:2]):
-        d.chmod(0o755)
-    res = run_probe(tmp_path, "cat /proc/self/uid_map /proc/self/gid_map; id -u", userns)
+    res = run_probe(public_tmp, "cat /proc/self/uid_map /proc/self/gid_map; id -u", userns)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["0", "100000", "65536", "0", "100000", "65536", "0"]
 
@@ -109,6 +107,122 @@ def test_joins_an_existing_namespace_by_path(tmp_path):
         holder.kill()
         holder.wait()
     assert res.stdout == "joined-ns\n", res.stderr
+
+
+def _holder(*unshare_args: str) -> tuple[subprocess.Popen, int]:
+    """A process sleeping in new namespaces (``unshare --fork`` ARGS): (the unshare, the sleeper's pid)."""
+    holder = subprocess.Popen(["unshare", *unshare_args, "--fork", "sleep", "30"])
+    for _ in range(200):
+        kids = Path(f"/proc/{holder.pid}/task/{holder.pid}/children").read_text().split()
+        if kids and os.readlink(f"/proc/{kids[0]}/exe").endswith("sleep"):
+            return holder, int(kids[0])
+        time.sleep(0.01)
+    holder.kill()
+    raise AssertionError("the namespace holder did not start")
+
+
+def _runc(bundle: Path, tmp_path: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"{name}-{os.getpid()}"],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("kind,name", [("pid", "pid"), ("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("cgroup", "cgroup")])
+def test_a_namespace_type_not_listed_is_inherited_from_the_runtime(tmp_path, kind, name):
+    # config-linux.md: "If a namespace type is not specified in the namespaces array, the
+    # container MUST inherit the runtime namespace of that type."
+    cfg = base_config(["readlink", f"/proc/self/ns/{name}"])
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != kind]
+    if kind == "uts":
+        del cfg["hostname"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, os.readlink(f"/proc/self/ns/{name}") + "\n"), res.stderr
+    if shutil.which("runc"):
+        assert _runc(bundle, tmp_path, "inherit").stdout == res.stdout
+
+
+def _shared_mount_table_config(args: list[str], root: str) -> dict:
+    cfg = base_config(args)
+    cfg.update(mounts=[], root={"path": root})
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    del cfg["linux"]["maskedPaths"], cfg["linux"]["readonlyPaths"]
+    return cfg
+
+
+# Not compared with runc: without a mount namespace, runc bind-mounts the rootfs on itself
+# and makes the config's mounts in the host's mount table (for root.path "/", a bind of / on
+# /, after which the kernel takes every process for a chrooted one and refuses it new user
+# namespaces).
+
+def test_without_a_mount_namespace_the_container_shares_the_runtime_mount_table(tmp_path):
+    bundle = write_bundle(tmp_path / "b", _shared_mount_table_config(["readlink", "/proc/self/ns/mnt"], "/"), rootfs=False)
+    before = mountinfo("/")
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert (res.returncode, res.stdout) == (0, os.readlink("/proc/self/ns/mnt") + "\n"), res.stderr
+    assert mountinfo("/")[:1] == before[:1]  # nothing stacked on the host's root
+
+
+def test_without_a_mount_namespace_a_rootfs_is_entered_with_chroot_and_left_unchanged(tmp_path):
+    bundle = write_bundle(tmp_path / "b", _shared_mount_table_config(["sh", "-c", "ls /; ls /dev | wc -l"], "rootfs"))
+    before = mountinfo(tmp_path)
+    res = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == sorted(os.listdir(bundle / "rootfs")) + ["0"]
+    assert mountinfo(tmp_path) == before
+    assert os.listdir(bundle / "rootfs" / "dev") == []  # no device node made in the host's filesystem
+
+
+@pytest.mark.parametrize("case", ["maskedPaths", "readonlyPaths", "devices", "readonly"])
+def test_without_a_mount_namespace_what_would_change_the_host_is_refused(tmp_path, case):
+    cfg = _shared_mount_table_config(["true"], "rootfs")
+    field = {"maskedPaths": "linux.maskedPaths", "readonlyPaths": "linux.readonlyPaths", "devices": "linux.devices", "readonly": "root.readonly"}[case]
+    if case == "readonly":
+        cfg["root"]["readonly"] = True
+    elif case == "devices":
+        cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    else:
+        cfg["linux"][case] = ["/proc/kcore"]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), field, "'mount'")
+    assert os.listdir(bundle / "rootfs" / "dev") == []
+
+
+def test_joins_user_and_pid_namespaces_by_path(tmp_path):
+    holder, pid = _holder("--user", "--map-root-user", "--pid")
+    try:
+        def join(cfg):
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+            cfg["linux"]["namespaces"] += [{"type": t, "path": f"/proc/{pid}/ns/{t}"} for t in ("user", "pid")]
+        res = run_probe(tmp_path, "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; echo $$", join)
+        want = [os.readlink(f"/proc/{pid}/ns/user"), os.readlink(f"/proc/{pid}/ns/pid")]
+    finally:
+        holder.kill()
+        holder.wait()
+    out = res.stdout.split()
+    assert out[:2] == want, res.stderr
+    assert out[2] != "1"  # the holder's sleep is pid 1 there
+
+
+def test_namespaces_to_join_are_joined_before_a_new_user_namespace_is_made(public_tmp):
+    # runc joins every namespace given by path first, then makes the new ones: the host's
+    # root can join a uts namespace of the host's, which a new user namespace could not.
+    holder, pid = _holder("--uts")
+    try:
+        def join(cfg):
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
+            cfg["linux"]["namespaces"] += [{"type": "uts", "path": f"/proc/{pid}/ns/uts"}, {"type": "user"}]
+            cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+            del cfg["hostname"]
+        res = run_probe(public_tmp, "readlink /proc/self/ns/uts", join)  # the mapped root must reach the bundle
+        if shutil.which("runc"):
+            theirs = _runc(public_tmp / "b", public_tmp, "joinfirst")
+            assert theirs.stdout == res.stdout, theirs.stderr
+        want = os.readlink(f"/proc/{pid}/ns/uts")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.stdout == want + "\n", res.stderr
 
 
 def test_cgroup_namespace_roots_the_cgroup_paths(tmp_path):
@@ -229,6 +343,76 @@ def test_capabilities_match_the_configured_sets(tmp_path):
     assert got == {"CapInh": "0000000000000020", "CapPrm": "0000000000000021", "CapEff": "0000000000000021", "CapBnd": "0000000000002021", "CapAmb": "0000000000000020"}
 
 
+def _cap_outside_bounding_set() -> str:
+    """A capability this kernel has that is not in our bounding set (so not grantable)."""
+    from oci.runtime.spec import CAPABILITIES
+
+    with open("/proc/self/status") as f:
+        bounding = int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    missing = [name for i, name in enumerate(CAPABILITIES[: last + 1]) if not bounding >> i & 1]
+    if not missing:
+        pytest.skip("every capability of this kernel is in the bounding set")
+    return missing[0]
+
+
+def _runc_run(bundle: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, f"caps-{os.getpid()}"], capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("kind", ["bounding", "effective", "permitted", "inheritable", "ambient"])
+def test_an_unknown_capability_is_ignored_with_a_warning_as_runc_does(tmp_path, kind):
+    # runtime-spec (config.md): a capability that cannot be mapped to the kernel is logged as
+    # a warning; runc 1.1 warns "ignoring unknown or unavailable capabilities" and runs.
+    cfg = base_config(["sh", "-c", "grep ^Cap /proc/self/status"])
+    cfg["process"]["capabilities"][kind].append("CAP_MAGIC") if kind in cfg["process"]["capabilities"] else cfg["process"]["capabilities"].update({kind: ["CAP_MAGIC"]})
+    bundle = write_bundle(tmp_path / "b", cfg)
+    ours = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert ours.returncode == 0, ours.stderr
+    warning = [line for line in ours.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1 and f"process.capabilities.{kind}" in warning[0] and "CAP_MAGIC" in warning[0], ours.stderr
+    if shutil.which("runc"):
+        theirs = _runc_run(bundle, tmp_path)
+        assert (theirs.returncode, theirs.stdout) == (0, ours.stdout), theirs.stderr
+
+
+@pytest.mark.parametrize("kind", ["effective", "permitted", "inheritable"])
+def test_a_capability_outside_the_bounding_set_fails_create_naming_the_set(tmp_path, kind):
+    # runc 1.1 fails these ("unable to apply caps"), although runtime-spec asks for a warning:
+    # ocikit follows runc, and fails before forking anything.
+    cap = _cap_outside_bounding_set()
+    cfg = base_config(["true"])
+    cfg["process"]["capabilities"][kind] = [*cfg["process"]["capabilities"].get(kind, []), cap]
+    bundle = write_bundle(tmp_path / "b", cfg)
+    err = tmp_path / "create.err"
+    try:
+        with open(err, "w") as e:  # a created container would hold a pipe open: a file it is
+            code = subprocess.run([sys.executable, "-m", "oci", "create", "c", "--bundle", bundle, "--root", tmp_path / "s"],
+                                  stdout=subprocess.DEVNULL, stderr=e, timeout=TIMEOUT, cwd=REPO).returncode
+    finally:
+        ocikit("delete", "--force", "c", "--root", tmp_path / "s")
+    from conftest import Result
+
+    assert_one_line_error(Result(code, "", err.read_text()), f"process.capabilities.{kind}", cap)
+    assert not (tmp_path / "s" / "c").exists()
+    if shutil.which("runc"):
+        assert _runc_run(bundle, tmp_path).returncode != 0
+
+
+@pytest.mark.parametrize("kind", ["bounding", "ambient"])
+def test_a_capability_outside_the_bounding_set_is_ignored_in_bounding_and_ambient(tmp_path, kind):
+    cap = _cap_outside_bounding_set()
+    cfg = base_config(["sh", "-c", "grep ^Cap /proc/self/status"])
+    cfg["process"]["capabilities"][kind].append(cap)
+    bundle = write_bundle(tmp_path / "b", cfg)
+    ours = ocikit("run", bundle, "--root", tmp_path / "s")
+    assert ours.returncode == 0, ours.stderr
+    assert f"process.capabilities.{kind}" in ours.stderr and cap in ours.stderr
+    if shutil.which("runc"):
+        theirs = _runc_run(bundle, tmp_path)
+        assert (theirs.returncode, theirs.stdout) == (0, ours.stdout), theirs.stderr
+
+
 def test_no_new_privileges_and_umask_and_rlimits(tmp_path):
     def proc(cfg):
         cfg["process"]["user"]["umask"] = 0o027
@@ -325,9 +509,9 @@ def test_sysctl_is_set_in_the_container_only(tmp_path):
 
 
 def test_no_mounts_leak_to_the_host(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     assert run_probe(tmp_path, "true").returncode == 0
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
 
 
@@ -430,10 +614,10 @@ def test_dynamic_loader_is_read_from_32_and_64_bit_elf_of_either_byte_order(wide
 
 
 def test_terminal_without_a_tty_is_one_line_error(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     res = run_probe(tmp_path, "true", lambda c: c["process"].update(terminal=True))
     assert_one_line_error(res_of(res), "process.terminal")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def res_of(p: subprocess.CompletedProcess):
@@ -446,13 +630,15 @@ BAD_CONFIGS = {
     "unknown_namespace": (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
     "bad_user": (lambda c: c["process"]["user"].update(uid=-1), "process.user.uid"),
     "user_not_a_number": (lambda c: c["process"]["user"].update(gid="root"), "process.user.gid"),
-    "unknown_capability": (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_MAGIC"), "process.capabilities.bounding[3]"),
     "missing_program": (lambda c: c["process"].update(args=["no-such-program"]), "process.args[0]"),
     "missing_absolute_program": (lambda c: c["process"].update(args=["/bin/nope"]), "process.args[0]"),
     "relative_mount_destination": (lambda c: c["mounts"].append({"destination": "data", "type": "tmpfs"}), "mounts[6].destination"),
     "missing_bind_source": (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]}), "mounts[6].source"),
     "unknown_rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
-    "no_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "linux.namespaces"),
+    "mounts_without_mount_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]), "mounts"),
+    "net_sysctl_without_network_namespace": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}, {"type": "uts"}], sysctl={"net.ipv4.ip_forward": "1"}), "linux.sysctl.net.ipv4.ip_forward"),
+    "host_wide_sysctl": (lambda c: c["linux"].update(sysctl={"vm.swappiness": "10"}), "linux.sysctl.vm.swappiness"),
+    "domainname_without_uts": (lambda c: (c.update(domainname="example"), c.pop("hostname"), c["linux"].update(namespaces=[{"type": "mount"}])), "domainname"),
     "unsupported_spec_version": (lambda c: c.update(ociVersion="2.0.0"), "ociVersion"),
     "hostname_without_uts": (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname"),
     "seccomp_unknown_action": (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_SOMETIMES"}), "linux.seccomp.defaultAction"),
@@ -462,10 +648,10 @@ BAD_CONFIGS = {
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_one_line_error_and_leaves_no_mount(tmp_path, case):
     mutate, field = BAD_CONFIGS[case]
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     res = run_probe(tmp_path, "true", mutate)
     assert_one_line_error(res_of(res), field)
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not any((tmp_path / "state").glob("*/state.json"))
 
 
@@ -494,14 +680,14 @@ def test_a_container_failing_at_once_reports_its_own_error(tmp_path):
 
 
 def test_missing_rootfs_is_one_line_error(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     bundle = write_bundle(tmp_path / "b", base_config(["true"]), rootfs=False)
     assert_one_line_error(res_of(ocikit("run", bundle, "--root", tmp_path / "s")), "root.path")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     cfg = base_config(["sh", "-c", "echo ready; sleep 60"])
     bundle = write_bundle(tmp_path / "b", cfg)
     proc = subprocess.Popen([sys.executable, "-m", "oci", "run", bundle, "--id", "victim", "--root", tmp_path / "state"], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -514,7 +700,7 @@ def test_killed_ocikit_takes_the_container_and_its_mounts_with_it(tmp_path):
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     write_bundle(bundle, base_config(["true"]), rootfs=False)
     again = ocikit("run", bundle, "--id", "victim", "--root", tmp_path / "state")
     assert again.returncode == 0, again.stderr

@@ -492,14 +492,30 @@ def test_events_stats_reports_memory_pids_and_cpu(box, tmp_path):
     assert_one_line_error(ocikit("events", cid, "--root", root), "--stats")
 
 
-def test_cgroup_commands_on_a_container_without_a_cgroup_say_why(box, tmp_path):
+def test_every_container_gets_a_cgroup_as_under_runc_and_delete_removes_it(box, tmp_path):
+    # No linux.resources, no cgroupsPath: runc still makes the container a cgroup (and limits
+    # its devices to the defaults), which ps, pause, events --stats and kill --all work on.
     make, root = box
-    b = make(["sleep", "30"])  # no linux.resources, no cgroupsPath: no cgroup (and no cost)
-    cid = make.cid("nocg")
+    b = make(["sh", "-c", "sleep 30 & sleep 31 & wait"])
+    cid = make.cid("plain")
     assert create(cid, b, root, tmp_path).code == 0
+    pid = json.loads(ocikit("state", cid, "--root", root).stdout)["pid"]
+    for ctl in ("pids", "memory", "freezer", "devices"):
+        assert str(pid) in (v1_dir(ctl, f"ocikit/{cid}") / "cgroup.procs").read_text().split(), ctl
+    assert "c 1:3 rwm" in (v1_dir("devices", f"ocikit/{cid}") / "devices.list").read_text().splitlines()
     assert ocikit("start", cid, "--root", root).code == 0
-    assert_one_line_error(ocikit("pause", cid, "--root", root), "has no cgroup", "linux.resources")
-    assert_one_line_error(ocikit("update", cid, "--pids-limit", "3", "--root", root), "has no cgroup")
+    wait_for(lambda: len(json.loads(ocikit("ps", cid, "--format", "json", "--root", root).stdout)) == 3, "three processes")
+    assert ocikit("pause", cid, "--root", root).code == 0
+    assert status(cid, root) == "paused"
+    assert ocikit("resume", cid, "--root", root).code == 0
+    stats = ocikit("events", "--stats", cid, "--root", root)
+    assert stats.code == 0 and json.loads(stats.stdout)["data"]["pids"]["current"] == 3, stats.stderr
+    assert ocikit("delete", "--force", cid, "--root", root).code == 0
+    for ctl in ("pids", "memory", "freezer", "devices"):
+        assert not v1_dir(ctl, f"ocikit/{cid}").exists(), ctl
+    rid = make.cid("runc")
+    theirs = runc(tmp_path, make(["sh", "-c", "grep :pids: /proc/self/cgroup"], name="r"), rid)
+    assert theirs.stdout.strip().endswith("/" + rid), theirs.stderr  # runc too: a cgroup named for the id
 
 
 # --- the pieces, below the commands -------------------------------------------------

@@ -95,6 +95,14 @@ def _exited(root: Path, cid: str, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def _cgroups(cid: str) -> list[str]:
+    """The cgroup directories ocikit made for container ``cid`` (its default path) that exist."""
+    import glob  # glob.glob, not Path.glob: cgroups of other programs come and go meanwhile
+
+    patterns = (f"/sys/fs/cgroup/{'*/' * depth}ocikit/{cid}" for depth in range(4))
+    return [p for pattern in patterns for p in glob.glob(pattern) if os.path.isdir(p)]
+
+
 def _start_time(bundle: Path, root: Path, token: str, cid: str) -> float:
     """Seconds from starting ``ocikit run`` to its container executing ``sleep``."""
     t0 = time.monotonic()
@@ -113,20 +121,24 @@ def _start_time(bundle: Path, root: Path, token: str, cid: str) -> float:
         proc.kill()
         proc.wait()
         assert not _survivors(token), "the calibration run's container outlived ocikit"
+        if (root / cid).exists():
+            from oci.runtime.container import delete
+
+            delete(cid, root, force=True)
 
 
 @pytest.mark.parametrize("kind", ["flat", "layered", "userns"])
 def test_sigkill_at_any_point_of_the_start_leaves_nothing_behind(tmp_path, kind):
-    from oci.runtime.container import state
+    from oci.runtime.container import delete, state
 
     token = f"OCIKIT_KILL_PROBE={uuid.uuid4().hex}"
     bundle = _bundle(tmp_path, kind, token)
     root = tmp_path / "state"
     # The kills are spread evenly over the time a start takes here and now, and a little beyond.
-    window = 1.2 * min(_start_time(bundle, root, token, f"calibrate-{n}") for n in range(2))
+    window = 1.2 * min(_start_time(bundle, root, token, f"calibrate-{token[-8:]}-{n}") for n in range(2))
     try:
         for i in range(ROUNDS):
-            cid, delay = f"victim-{i}", window * (i + 0.5) / ROUNDS
+            cid, delay = f"victim-{token[-8:]}-{i}", window * (i + 0.5) / ROUNDS
             proc = _start(bundle, cid, root, token, stderr=subprocess.DEVNULL)
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
@@ -137,6 +149,8 @@ def test_sigkill_at_any_point_of_the_start_leaves_nothing_behind(tmp_path, kind)
             if (root / cid).exists():
                 _exited(root, cid)
                 assert state(cid, root)["status"] == "stopped", f"ocikit killed {delay * 1000:.0f} ms into its start"
+                delete(cid, root)  # a killed run cannot remove its cgroup: delete does
+            assert not _cgroups(cid), f"cgroups of {cid} left after delete: {_cgroups(cid)}"
     finally:
         for pid in _carriers(token):  # leave the machine clean when the test fails
             os.kill(pid, signal.SIGKILL)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Result, assert_one_line_error, require_tool
-from runtime_helpers import needs_root_and_busybox, base_config, mountinfo, write_bundle  # noqa: F401  (autouse fixture)
+from runtime_helpers import needs_root_and_busybox, public_tmp, base_config, mountinfo, write_bundle  # noqa: F401  (fixtures)
 
 TIMEOUT = 30
 
@@ -86,6 +86,30 @@ def test_created_process_gets_home_from_the_containers_passwd(env, tmp_path):
     assert (tmp_path / "h1.out").read_text() == "/root\n"
 
 
+def test_create_start_state_delete_with_a_user_namespace_and_a_non_root_user(env, tmp_path, public_tmp):
+    # runtime.md: create, then start runs the process. The process changes user (mapped root,
+    # then uid 1000) before it waits for start, so the wait cannot depend on it opening files
+    # of the root-only state directory.
+    _, root = env
+    cfg = base_config(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map | tr -s ' '"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = write_bundle(public_tmp / "b", cfg)  # the mapped root must reach the bundle, as with runc
+    res = create("u1", b, root, tmp_path)
+    assert res.code == 0, res.stderr
+    assert status("u1", root) == "created"
+    pid = json.loads(ocikit("state", "u1", "--root", root).stdout)["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+    assert ocikit("start", "u1", "--root", root).code == 0
+    wait_status("u1", root, "stopped")
+    assert (tmp_path / "u1.out").read_text().split() == ["1000", "1000", "0", "100000", "65536"], (tmp_path / "u1.err").read_text()
+    assert ocikit("delete", "u1", "--root", root).code == 0
+    assert not (root / "u1").exists()
+
+
 def test_state_reports_the_spec_fields(env, tmp_path):
     make, root = env
     b = make(["sleep", "30"])
@@ -111,14 +135,14 @@ def test_kill_stops_a_running_container_and_delete_removes_it(env, tmp_path):
 
 def test_delete_of_a_running_container_needs_force(env, tmp_path):
     make, root = env
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     b = make(["sleep", "30"])
     create("c4", b, root, tmp_path)
     ocikit("start", "c4", "--root", root)
     assert_one_line_error(ocikit("delete", "c4", "--root", root), "c4", "running")
     assert ocikit("delete", "--force", "c4", "--root", root).code == 0
     assert not (root / "c4").exists()
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def _exited(pid: int) -> bool:
@@ -215,11 +239,11 @@ def test_hooks_run_in_spec_order_with_state_on_stdin(env, tmp_path):
 
 def test_failing_create_runtime_hook_aborts_with_one_line_error(env, tmp_path):
     make, root = env
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     b = make(["true"], {"createRuntime": [{"path": "/bin/false"}]})
     res = ocikit("run", b, "--root", root)
     assert_one_line_error(res, "hooks.createRuntime[0]")
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def test_hook_timeout_is_enforced(env, tmp_path):

@@ -73,9 +73,9 @@ def test_writes_land_in_upper_not_in_the_layers(tmp_path):
 
 def test_overlay_is_not_left_mounted_on_the_host(tmp_path):
     bundle, _ = layered_bundle(tmp_path, ["true"])
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     assert ocikit("run", bundle, "--root", tmp_path / "s").code == 0
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not any((bundle / "rootfs").iterdir())
 
 
@@ -90,9 +90,9 @@ def test_many_long_layer_paths_still_mount(tmp_path):
 def test_missing_layer_dir_is_one_line_error(tmp_path):
     bundle, layers = layered_bundle(tmp_path, ["true"])
     os.rename(layers[1], tmp_path / "moved")
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     assert_one_line_error(ocikit("run", bundle, "--root", tmp_path / "s"), str(layers[1]))
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
 
 
 def test_mount_and_umount_commands(tmp_path):

@@ -87,13 +87,13 @@ def test_rootless_layered_bundle_uses_userxattr_overlay(area):
     cfg["root"]["readonly"] = False
     (b / "config.json").write_text(json.dumps(cfg))
     BundleMeta(layered=True, layers=[str(base), str(area / "layers" / "top")]).save(b)
-    before = mountinfo()
+    before = mountinfo(area)
     res = run_as_user(area, b)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "layered\n"
     assert (b / "upper" / "w").read_text() == "w\n"
     assert (base / "etc" / "passwd").exists()
-    assert mountinfo() == before
+    assert mountinfo(area) == before
 
 
 def test_rootless_cannot_map_other_ids(area):

@@ -351,10 +351,10 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_profile_is_one_line_error_naming_the_field(tmp_path, case):
     mutate, *needles = BAD[case]
-    before = mountinfo()
+    before = mountinfo(tmp_path)
     b = bundle_with(tmp_path, ["true"], ARGS_RULE, mutate)
     assert_one_line_error(run(b, tmp_path), *needles)
-    assert mountinfo() == before
+    assert mountinfo(tmp_path) == before
     assert not any((tmp_path / "state").glob("*/state.json"))
 
 

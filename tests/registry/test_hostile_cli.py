@@ -1,4 +1,4 @@
-"""ocikit copy and unpack against a hostile registry, end to end through the command
+"""ocikit copy, unpack, pack, inspect and verify against a hostile registry, end to end through the command
 line: every lie, cut, stall and refusal ends as one stderr line naming the registry and
 the digest or field at fault, with the README's exit code, and stores nothing: a
 pulled-into layout is not created (or, when it existed, gains no tag and no blob that was
@@ -21,6 +21,8 @@ from conftest import Result, assert_one_line_error, run_ocikit
 from hostile import (Body, ContentType, Endless, HostileRegistry, Image, Redirect, Stall, Status, Tampered,
                      Truncated, WrongDigest, blob_path, dead_url, manifest_path, oversized_manifest)
 from imagebuilder import build_image, compress, make_tar
+
+pytestmark = pytest.mark.timeout(60)  # a client that hangs on a hostile answer fails, not stalls the run
 
 PASSWORD = "s3cret-pass"
 CREDS = f"user:{PASSWORD}"
@@ -211,6 +213,34 @@ def test_an_unpack_through_dropped_connections_succeeds(hostile_registry, image,
     res = run_ocikit("unpack", "--tls-verify=false", _source(hostile_registry), str(tmp_path / "bundle"))
     assert res.code == 0, res.stderr
     assert (tmp_path / "bundle" / "rootfs" / "big").stat().st_size == 300_000
+
+
+# The faults inspect meets: it reads the manifest and the config, no layer.
+DOCUMENT_FAULTS = [case for case in PULLS if not case.endswith(("-layer", "host", "loop"))]
+
+
+@pytest.mark.parametrize("case", DOCUMENT_FAULTS)
+def test_a_hostile_registry_fails_an_inspect_in_one_line(hostile_registry, image, case) -> None:
+    setup, needles, code = PULLS[case]
+    res = run_ocikit("inspect", "--tls-verify=false", "--timeout", "2", setup(hostile_registry, image))
+    assert_one_line_error(res, hostile_registry.host, *needles(image))
+    assert res.code == code
+
+
+# verify reports what it checks in its own words (a layout's verify says the same).
+VERIFY_SAYS: dict[str, tuple[Callable[[Image], list[str]], int]] = {
+    "missing-layer": (lambda img: [img.layers[0], "blob is missing"], 1),
+    "content-type-says-index": (lambda img: [img.digest, "an image index must not have 'config'"], 1),
+}
+
+
+@pytest.mark.parametrize("case", PULLS)
+def test_a_hostile_registry_fails_a_verify_in_one_line(hostile_registry, image, case) -> None:
+    setup, needles, code = PULLS[case]
+    needles, code = VERIFY_SAYS.get(case, (needles, code))
+    res = run_ocikit("verify", "--tls-verify=false", "--timeout", "2", setup(hostile_registry, image))
+    assert_one_line_error(res, hostile_registry.host, *needles(image))
+    assert res.code == code
 
 
 def test_a_redirect_to_another_host_carries_no_credentials_there(hostile_registry, image, tmp_path) -> None:

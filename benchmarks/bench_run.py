@@ -35,17 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import installed_like_env, timed  # noqa: E402
+from common import installed_like_env, shebang_python, timed  # noqa: E402
 from runtime_helpers import base_config, busybox_rootfs, podman_seccomp, write_bundle  # noqa: E402
-
-
-def shebang_python(script: str) -> str:
-    """The interpreter a console script starts (its #! line)."""
-    with open(script, "rb") as f:
-        first = f.readline()
-    if not first.startswith(b"#!"):
-        sys.exit(f"bench_run: {script} is not a script with a #! line")
-    return first[2:].decode().split()[0]
 
 
 def layered_bundle(root: Path) -> Path:

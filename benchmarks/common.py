@@ -46,6 +46,15 @@ def installed_like_env() -> dict[str, str]:
     return env
 
 
+def shebang_python(script: str) -> str:
+    """The interpreter a console script starts (its #! line)."""
+    with open(script, "rb") as f:
+        first = f.readline()
+    if not first.startswith(b"#!"):
+        sys.exit(f"{script} is not a script with a #! line")
+    return first[2:].decode().split()[0]
+
+
 def timed(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, int]:
     """Run ``argv`` (exiting when it fails); return (wall seconds, its peak RSS in KiB)."""
     start = time.perf_counter()

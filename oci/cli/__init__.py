@@ -1,7 +1,8 @@
 """The ``ocikit`` command line: typer commands that parse, call the library and print.
 
 Each submodule registers the commands of one area on the shared ``app``. ``ocikit run``
-takes a typer-free path, since start-up time is most of a short container's run.
+takes a typer-free path, since start-up time is most of a short container's run, and so
+does ``ocikit --version``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:  # what the global --version option prints, without loading typer
+        from .. import __version__
+
+        print(f"ocikit {__version__}")
+        return
     if args[:1] == ["run"]:
         from .fastrun import main as run_main
 
@@ -23,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from .app import main as full_main
 
-    full_main(args)
+    full_main(None if argv is None else args)
 
 
 def __getattr__(name: str) -> Any:

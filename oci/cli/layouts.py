@@ -131,7 +131,8 @@ def copy(
     referrers: bool = typer.Option(False, "--referrers", help="Also copy signatures, SBOMs and other referrers, with their tags."),
     compression: Optional[str] = typer.Option(None, "--compression", help="From a docker archive: store its plain layers as none, gzip or zstd (default: as they are)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON: destination, manifest (digest), "
+                                  "mediaType, tags, blobs copied, present and mounted, bytes copied, skipped."),
     creds: Optional[str] = CREDS,
     src_creds: Optional[str] = SRC_CREDS,
     dest_creds: Optional[str] = DEST_CREDS,
@@ -168,11 +169,11 @@ def copy(
 
     result = do_copy(source, destination, platform=Platform.parse(platform) if platform else None,
                      all_platforms=all_platforms, referrers=referrers, compression=compression,
-                     progress=Progress("copy", enabled=False if quiet else None), warn=print_warning,
+                     progress=Progress("copy", enabled=False if quiet else None, unit="blobs"), warn=print_warning,
                      src_options=side(src_creds, src_cert_dir, src_tls_verify),
                      dst_options=side(dest_creds, dest_cert_dir, dest_tls_verify), jobs=jobs)
     if json_out:
-        print_json({"manifest": result.manifest.digest, "mediaType": result.manifest.media_type, "tags": result.tags,
+        print_json({"destination": result.where, "manifest": result.manifest.digest, "mediaType": result.manifest.media_type, "tags": result.tags,
                     "copied": result.copied, "present": result.present, "mounted": result.mounted,
                     "bytes": result.bytes, "skipped": result.skipped})
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import OCIError, one_line
+from ..progress import end_line
 
 _log = {"path": None, "format": "text"}
 
@@ -41,12 +42,14 @@ def log_line(level: str, message: str) -> None:
 
 def print_warning(message: str) -> None:
     """Print the one stderr line of a warning (the command goes on)."""
+    end_line()
     print(f"ocikit: warning: {one_line(message)}", file=sys.stderr)
     log_line("warning", one_line(message))
 
 
 def print_error(line: str) -> None:
     """Print an error line (``ocikit: error: ...``) on stderr, and log its message."""
+    end_line()
     print(line, file=sys.stderr)
     log_line("error", line.removeprefix("ocikit: error: ").removeprefix("ocikit: "))
 

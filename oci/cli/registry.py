@@ -18,7 +18,7 @@ import typer
 from ..errors import UsageError
 from ..registry.options import DEFAULT_JOBS, DEFAULT_TIMEOUT, RegistryOptions
 
-CREDS = typer.Option(None, "--creds", metavar="USER[:PASS]", help="Credentials for the registry (both sides of a copy).")
+CREDS = typer.Option(None, "--creds", metavar="USER[:PASS]", help="Credentials for the registry (for copy: for both sides).")
 AUTHFILE = typer.Option(None, "--authfile", help="Auth file to read credentials from (docker config.json format).")
 CERT_DIR = typer.Option(None, "--cert-dir", help="Directory of CA certificates (*.crt) and client keys for the registry.")
 TLS_VERIFY = typer.Option(None, "--tls-verify/--no-tls-verify", show_default=False,
@@ -59,6 +59,38 @@ def bool_values(argv: list[str]) -> list[str]:
                 raise UsageError(f"{name}={value}: expected true or false")
         out.append(arg)
     return out
+
+
+# The registry options, as they may be mistakenly written before the command's name.
+_VALUE_OPTIONS = ("--creds", "--src-creds", "--dest-creds", "--authfile", "--cert-dir", "--src-cert-dir",
+                  "--dest-cert-dir", "--timeout", "--jobs")
+_COMMAND_OPTIONS = _VALUE_OPTIONS + BOOL_OPTIONS + tuple("--no-" + o[2:] for o in BOOL_OPTIONS)
+
+
+def refuse_before_command(argv: list[str], global_values: tuple[str, ...]) -> None:
+    """A registry option before the command's name (``ocikit --tls-verify=false copy ...``)
+    is the command's, not ocikit's: say where it goes (a value-taking option by its name
+    alone: its value may be a password). ``global_values``: ocikit's own options that take
+    a value."""
+    misplaced: str | None = None
+    command = "COMMAND"
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            command = arg
+            break
+        if misplaced is None and name in _COMMAND_OPTIONS:
+            misplaced = name if name in _VALUE_OPTIONS else arg
+        skip = not eq and (name in global_values or name in _VALUE_OPTIONS)
+    if misplaced is not None:
+        raise UsageError(f"{misplaced} is an option of the command, not of ocikit: write it after the command "
+                         f"(ocikit {command} ... {misplaced})")
 
 
 def registry_options(creds: Optional[str] = None, authfile: Optional[Path] = None, cert_dir: Optional[Path] = None,

@@ -38,7 +38,7 @@ from ..models import (
     media_type_for,
 )
 from .platforms import resolve_manifest
-from ..progress import Progress
+from ..progress import Counted, Progress
 from .ref import DockerArchiveRef, Ref
 
 if TYPE_CHECKING:
@@ -203,14 +203,16 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
                 todo.append(desc)
         # The sink hashes what it stores as it is; what is stored in a new form is checked as read.
         for desc, stream in plan.source.blobs(todo, verify=bool(plan.rewrite)):
+            counted = 0
             if desc.digest in plan.rewrite:
                 stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
             else:
-                _put(plan.source, sink, desc, stream)
+                _put(plan.source, sink, desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
+                counted = desc.size
             result.copied += 1
             result.bytes += desc.size
             if progress is not None:
-                progress.advance(desc.size, files=1)
+                progress.advance(desc.size - counted, files=1)
     root = _swap(plan.root, stored)
     name = sink.set_tag(sink.tag_for(plan.source), root)
     result.manifest, result.tags, result.where = root, [name] if name else [], sink.describe(name)
@@ -224,16 +226,16 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
     return result
 
 
-def store_blob(source: Source, sink: Sink, desc: Descriptor) -> str:
+def store_blob(source: Source, sink: Sink, desc: Descriptor, progress: Progress | None = None) -> str:
     """Put the blob ``desc`` of ``source`` in ``sink`` unless it is there: mounted when the
-    sink can take it without reading it, else streamed through. Returns "present",
-    "mounted" or "copied"."""
+    sink can take it without reading it, else streamed through (its bytes counted on
+    ``progress`` as they go). Returns "present", "mounted" or "copied"."""
     if sink.holds(desc):
         return "present"
     if sink.take_from(source, desc):
         return "mounted"
     with source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
-        _put(source, sink, desc, stream)
+        _put(source, sink, desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
     return "copied"
 
 
@@ -244,13 +246,13 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     lock = threading.Lock()
 
     def one(desc: Descriptor) -> None:
-        outcome = store_blob(plan.source, sink, desc)
+        outcome = store_blob(plan.source, sink, desc, progress)
         with lock:
             if outcome == "copied":
                 result.copied += 1
                 result.bytes += desc.size
                 if progress is not None:
-                    progress.advance(desc.size, files=1)
+                    progress.advance(files=1)  # its bytes were counted as they went
             elif outcome == "mounted":
                 result.mounted += 1
             else:

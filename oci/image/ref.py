@@ -24,6 +24,9 @@ Where the colons go:
    layout ``./my:dir``, tag ``latest``.
 4. In ``docker-archive:``, the file name ends at the first ``:`` (an image NAME has colons
    of its own), as in skopeo.
+5. A text that reads as docker's ``HOST[:PORT]/REPO`` (a first segment that is
+   ``localhost``, or has a dot or a port) without ``docker://`` is refused unless that first
+   directory exists, so ``127.0.0.1:5000/app:v1`` cannot quietly become a directory.
 """
 
 from __future__ import annotations
@@ -125,8 +128,12 @@ def parse(text: str) -> Ref:
     or names a transport ocikit does not know."""
     if not text:
         raise UsageError("empty image reference")
-    m = None if text.startswith(("/", "./", "../")) else _TRANSPORT.match(text)
+    explicit_path = text.startswith(("/", "./", "../"))
+    m = None if explicit_path else _TRANSPORT.match(text)
     if m is None:
+        if not explicit_path and _registry_spelling(text) and not os.path.isdir(text.partition("/")[0]):
+            raise UsageError(f"{text!r} looks like an image in a registry: write docker://{text} "
+                             f"(a new layout whose path starts with a host name is written ./{text})")
         return _layout(text, text)
     transport, rest = m.group(1), text[m.end():]
     if transport == LAYOUT:
@@ -142,9 +149,27 @@ def parse(text: str) -> Ref:
         existing = _layout(text, text)
         if os.path.isdir(existing.path):  # a layout that is there, named without ./ (images:v1)
             return existing
+    if _registry_spelling(text):
+        raise UsageError(f"{text!r} looks like an image in a registry: write docker://{text} "
+                         f"(a layout path is written ./{text})")
     raise UsageError(f"{text!r}: unknown transport {transport + ':'!r} (ocikit takes "
                      f"{', '.join(t + ':' for t in SUPPORTED)} and docker://); "
                      f"a layout path is written ./{text}")
+
+
+def _registry_spelling(text: str) -> bool:
+    """Whether ``text`` reads as docker's ``HOST[:PORT]/REPO...`` without ``docker://``: a first
+    segment that is ``localhost`` or has a dot or a port, as docker tells a host from a name."""
+    head, slash, _ = text.partition("/")
+    return bool(slash) and _is_host(head)
+
+
+def _is_host(text: str) -> bool:
+    """``localhost[:PORT]``, ``HOST.DOMAIN[:PORT]`` or ``HOST:PORT``, by docker's rule."""
+    name, colon, port = text.partition(":")
+    if colon and not port.isdigit():
+        return False
+    return bool(_DOMAIN.match(text)) and (name == "localhost" or "." in name or bool(colon))
 
 
 def _layout(rest: str, text: str) -> LayoutRef:
@@ -189,6 +214,11 @@ def _registry(rest: str, text: str) -> RegistryRef:
         except InvalidDigestError as exc:
             raise UsageError(f"{text!r}: {exc}") from None
     head, slash, tail = name.partition("/")
+    # docker://HOST/ and docker://HOST:PORT (docker would read the latter as docker.io's
+    # library/HOST with tag PORT; a name with a dot or localhost is taken for the host).
+    host, colon, port = head.partition(":")
+    if (slash and not tail) or (not slash and colon and port.isdigit() and ("." in host or host == "localhost")):
+        raise UsageError(f"{text!r} names a registry but no repository: write docker://{head}/REPOSITORY[:TAG]")
     if slash and ("." in head or ":" in head or head == "localhost"):
         registry, path = head, tail
     else:
@@ -206,7 +236,10 @@ def _registry(rest: str, text: str) -> RegistryRef:
     if not _DOMAIN.match(registry):
         raise UsageError(f"{text!r}: {registry!r} is not a registry HOST[:PORT]")
     if not path or not all(_COMPONENT.match(c) for c in path.split("/")):
-        raise UsageError(f"{text!r}: not a valid image name (repository names are lowercase)")
+        why = "repository names are lowercase" if path != path.lower() else (
+            "each part of a repository name is lowercase letters and digits, separated by '.', '_', '__' or '-'; "
+            "a tag follows one ':'")
+        raise UsageError(f"{text!r}: not a valid repository name {path!r} ({why})")
     if tag and at:
         raise UsageError(f"{text!r}: give a tag or a digest, not both")
     return RegistryRef(registry, path, tag if tag or at else DEFAULT_TAG, digest if at else None)

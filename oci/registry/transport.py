@@ -124,8 +124,7 @@ class Transport:
             return reply
         except _NoTLS as exc:
             if self.options.tls_verify:
-                raise RegistryError(one_line(f"{self.host}: TLS failed ({exc.reason}); for a registry without "
-                                             "TLS or with an untrusted certificate, give --tls-verify=false")) from None
+                raise RegistryError(one_line(_tls_advice(self.host, exc.reason))) from None
         except RegistryError:
             if self.options.tls_verify:
                 raise
@@ -279,6 +278,18 @@ class _NoTLS(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _tls_advice(host: str, reason: str) -> str:
+    """The error for a registry that failed the TLS handshake, with what to do about it."""
+    if "WRONG_VERSION_NUMBER" in reason or "http request" in reason.lower():
+        return (f"{host}: the registry does not speak TLS (plain HTTP?): {reason}; "
+                "for a plain-HTTP registry, give --tls-verify=false")
+    if "CERTIFICATE_VERIFY_FAILED" in reason:
+        return (f"{host}: the registry's TLS certificate is not trusted: {reason}; give --cert-dir DIR with its CA "
+                f"as DIR/ca.crt (or put it in /etc/containers/certs.d/{host}/ca.crt), "
+                "or --tls-verify=false to skip verification")
+    return f"{host}: TLS failed ({reason}); for a registry without TLS or with an untrusted certificate, give --tls-verify=false"
 
 
 def _reason(exc: BaseException) -> str:

@@ -111,6 +111,7 @@ def process_from_args(base: dict[str, Any], args: list[str], *, cwd: str | None 
 def _checked(proc: dict[str, Any]) -> dict[str, Any]:
     """``proc`` validated as config.json's process is; AppArmor and SELinux labels are dropped
     when the host has neither (as runc does), refused when it has them (ocikit cannot apply them)."""
+    from .process import check_capabilities
     from .spec import _validate_process
 
     proc = dict(proc)
@@ -119,6 +120,7 @@ def _checked(proc: dict[str, Any]) -> dict[str, Any]:
             del proc[key]
     try:
         _validate_process(proc)
+        check_capabilities(proc)  # settled as for create: an ambient one not inheritable is dropped
     except RuntimeSpecError as exc:
         raise UsageError(str(exc).replace("config.json: field 'process", "exec: field 'process", 1)) from None
     return proc

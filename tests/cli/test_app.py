@@ -81,7 +81,7 @@ def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
     for name, line in usage.items():
         assert line.startswith(f"Usage: ocikit {name} [OPTIONS]"), (name, line)
         assert "{" not in line and "}" not in line, line
-    assert usage["pack"] == "Usage: ocikit pack [OPTIONS] DIR LAYOUT:TAG"
+    assert usage["pack"] == "Usage: ocikit pack [OPTIONS] DIR TARGET"
     assert usage["unpack"] == "Usage: ocikit unpack [OPTIONS] IMAGE BUNDLE"
     assert usage["copy"] == "Usage: ocikit copy [OPTIONS] SOURCE DEST"
     assert usage["diff"] == "Usage: ocikit diff [OPTIONS] [OLD] NEW"
@@ -91,3 +91,63 @@ def test_usage_lines_name_arguments_by_metavar_without_placeholders() -> None:
 
 def test_help_keeps_its_examples(ocikit) -> None:
     assert "Example: ocikit pack ./rootfs" in ocikit("pack", "--help", env={"COLUMNS": "300"}, check=True).stdout
+
+
+def test_a_command_line_without_a_command_prints_the_help_and_fails_as_a_usage_error(ocikit) -> None:
+    for args, usage in (((), "Usage: ocikit [OPTIONS] COMMAND [ARGS]..."), (("layer",), "Usage: ocikit layer [OPTIONS] COMMAND")):
+        res = ocikit(*args)
+        assert res.code == 2, args
+        assert res.stdout.startswith(usage) and "Commands:" in res.stdout, args
+        assert res.stderr == "", args
+
+
+def test_every_example_in_a_docstring_stays_one_line_of_its_command_help() -> None:
+    probe = (
+        "import contextlib, inspect, io, json\n"
+        "from oci.cli import app as cli\n"
+        "cli._register([])\n"
+        "out = {}\n"
+        "groups = [([], cli.app)] + [([g.name], g.typer_instance) for g in cli.app.registered_groups]\n"
+        "for prefix, typer_app in groups:\n"
+        "    for c in typer_app.registered_commands:\n"
+        "        name = [*prefix, c.name or c.callback.__name__.replace('_', '-')]\n"
+        "        buf = io.StringIO()\n"
+        "        with contextlib.redirect_stdout(buf):\n"
+        "            try:\n"
+        "                cli.main([*name, '--help'])\n"
+        "            except SystemExit:\n"
+        "                pass\n"
+        "        out[' '.join(name)] = [inspect.getdoc(c.callback) or '', buf.getvalue()]\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "COLUMNS": "80"})
+    helps = json.loads(res.stdout)
+    assert len(helps) >= 30
+    examples = 0
+    for name, (doc, text) in helps.items():
+        shown = {line.strip() for line in text.splitlines()}
+        for line in doc.splitlines():
+            if line.strip().startswith("Example:"):
+                examples += 1
+                assert line.strip() in shown, (name, line)
+    assert examples >= 40
+
+
+def test_a_registry_option_before_the_command_says_where_it_goes() -> None:
+    from conftest import assert_one_line_error, run_ocikit
+
+    res = run_ocikit("--tls-verify=false", "ls", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--tls-verify=false is an option of the command", "(ocikit ls ... --tls-verify=false)")
+    assert res.code == 2
+    res = run_ocikit("--root", "/run/x", "--creds", "alice:secret", "inspect", "docker://127.0.0.1:1/app")
+    assert_one_line_error(res, "--creds is an option of the command", "(ocikit inspect ... --creds)")
+    assert "secret" not in res.stderr  # the value may be a password
+    res = run_ocikit("--no-tls-verify")
+    assert_one_line_error(res, "--no-tls-verify is an option of the command", "ocikit COMMAND")
+
+
+def test_the_creds_help_of_a_command_that_is_not_copy_speaks_of_no_copy(ocikit) -> None:
+    for command in ("unpack", "inspect", "ls"):
+        text = " ".join(ocikit(command, "--help", env={"COLUMNS": "300"}, check=True).stdout.split())
+        assert "(both sides of a copy)" not in text, command

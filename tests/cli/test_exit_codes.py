@@ -116,3 +116,38 @@ def test_a_command_exit_status_passes_through(ocikit, images: Path) -> None:
     assert ocikit("inspect", f"{images}:v1").code == 0
     assert ocikit("--version").code == 0
     assert ocikit("pack", "--help").code == 0
+
+
+def test_ctrl_c_says_interrupted_in_one_line_and_exits_130(tmp_path: Path) -> None:
+    """typer turns Ctrl-C into a silent exit 130; ocikit says what happened."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "oci", "apply", "-", str(tmp_path / "root")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(b"\0" * 100)  # the start of a layer whose rest never comes
+        proc.stdin.flush()
+        time.sleep(2)  # imported and blocked reading
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.decode() == "ocikit: interrupted\n"
+
+
+def test_an_error_under_a_progress_line_starts_a_line_of_its_own() -> None:
+    import contextlib
+    import io
+
+    from oci.cli.output import print_error
+    from oci.progress import Progress
+
+    screen = io.StringIO()
+    progress = Progress("copy", enabled=True, stream=screen, unit="blobs")
+    progress.advance(10, files=1)
+    with contextlib.redirect_stderr(screen):
+        print_error("ocikit: error: it broke")
+    assert screen.getvalue().endswith("\033[K\nocikit: error: it broke\n")

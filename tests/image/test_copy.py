@@ -272,3 +272,38 @@ def test_an_export_target_is_checked_before_anything_is_written(image, tmp_path:
     res = run_ocikit("copy", f"{src}:t", f"docker-archive:{tmp_path}/{target}" if target else f"docker-archive:{tmp_path}")
     assert_one_line_error(res, message)
     assert not list(tmp_path.glob(".*.tar.*"))
+
+
+def test_progress_counts_a_large_blobs_bytes_while_it_is_copied(tmp_path: Path) -> None:
+    """A push of one big layer must not sit at 0 bytes until the layer is done."""
+    import os
+
+    from oci.image.copy import copy
+    from oci.progress import Progress
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "big").write_bytes(os.urandom(5 << 20))
+    desc = pack(tree, Layout.init(tmp_path / "src"), "t", compression="none")
+    seen: list[tuple[int, int]] = []
+
+    class Recorder(Progress):
+        def advance(self, nbytes: int = 0, files: int = 0) -> None:
+            super().advance(nbytes, files)
+            seen.append((self.bytes, self.files))
+
+    for jobs in (1, 4):
+        seen.clear()
+        progress = Recorder("copy", enabled=False, unit="blobs")
+        result = copy(f"{tmp_path / 'src'}:t", f"{tmp_path / f'dst{jobs}'}:t", progress=progress, jobs=jobs)
+        assert result.manifest.digest == desc.digest
+        assert (progress.files, progress.bytes) == (3, result.bytes)
+        # some of the layer's 5 MiB were counted before any blob of that size was done
+        assert any(b > 1 << 20 and b < 5 << 20 for b, _ in seen), (jobs, seen)
+
+
+def test_copy_json_names_the_destination_it_wrote(image, tmp_path: Path) -> None:
+    src, desc = image
+    res = run_ocikit("copy", f"{src}:t", f"{tmp_path / 'dst'}:v1", "--json")
+    assert res.code == 0, res.stderr
+    assert json.loads(res.stdout)["destination"] == f"{tmp_path / 'dst'}:v1"

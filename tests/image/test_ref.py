@@ -86,6 +86,14 @@ def test_the_grammar_reads_each_form(text: str, expected) -> None:
     ("docker:busybox", "docker://"),
     ("docker://", "docker://"),
     ("docker://Busybox", "lowercase"),
+    # a registry with no repository: never docker.io's library/127.0.0.1 with tag 5000
+    ("docker://127.0.0.1:5000", "names a registry but no repository: write docker://127.0.0.1:5000/REPOSITORY"),
+    ("docker://localhost:5000", "no repository"),
+    ("docker://registry.example:5000", "no repository"),
+    ("docker://127.0.0.1:5000/", "no repository"),
+    # an invalid name that is lowercase is not called uppercase
+    ("docker://127.0.0.1:5000/app:v1:x", r"not a valid repository name 'app:v1' \(each part"),
+    ("docker://127.0.0.1:5000/-app", "each part"),
     ("docker://busybox:-x", "invalid tag"),
     (f"docker://busybox:1@{D}", "not both"),
     ("docker://bad_host:x/app", "not a registry"),
@@ -93,6 +101,28 @@ def test_the_grammar_reads_each_form(text: str, expected) -> None:
 def test_malformed_references_are_usage_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:5000/app:v1", "localhost:5000/app", "localhost/app:v1",
+                                  "docker.io/library/debian:12", "registry.example/team/app@" + D])
+def test_a_registry_image_without_docker_slashes_is_refused_not_made_a_directory(text: str, tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=f"looks like an image in a registry: write docker://{text}"):
+        parse(text)
+
+
+def test_a_layout_under_an_existing_directory_with_a_dot_is_still_a_layout(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build.out").mkdir()
+    assert parse("build.out/img:v1") == LayoutRef(Path("build.out/img"), "v1")
+    assert parse("./registry.example/app:v1") == LayoutRef(Path("registry.example/app"), "v1")
+
+
+def test_copy_to_a_registry_image_without_docker_slashes_creates_nothing(workdir: Path) -> None:
+    tmp = workdir.parent
+    res = run_ocikit("copy", f"{tmp / 'img'}:t", "127.0.0.1:5000/app:v1", cwd=workdir)
+    _quiet_and_untouched(res, tmp, workdir, "write docker://127.0.0.1:5000/app:v1")
 
 
 def test_an_unknown_transport_names_the_supported_ones_and_the_path_spelling() -> None:

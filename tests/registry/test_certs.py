@@ -264,3 +264,38 @@ def test_a_host_that_is_a_path_finds_no_directory(roots, pki, host):
     host_dir(roots[1], "x", {"ca.crt": pki.ca.cert})
     (roots[1] / "ca.crt").write_bytes(pki.ca.cert)
     assert certs.cert_dir(host, RegistryOptions()) is None
+
+
+# -- what a failed handshake tells the user to do -------------------------------------------------
+
+
+def _ping(host: str) -> str:
+    from oci.errors import RegistryError
+    from oci.registry.transport import Transport
+
+    transport = Transport(host, RegistryOptions())
+    try:
+        with pytest.raises(RegistryError) as err:
+            transport.base()
+    finally:
+        transport.close()
+    return str(err.value)
+
+
+def test_an_untrusted_certificate_says_to_give_its_ca_with_cert_dir(server, roots):
+    message = _ping(server.host)
+    assert "not trusted" in message and "--cert-dir DIR" in message and "--tls-verify=false" in message
+    assert f"/etc/containers/certs.d/{server.host}/ca.crt" in message
+
+
+def test_a_plain_http_registry_is_named_so_with_the_option_that_reaches_it(roots):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        message = _ping(f"127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert "does not speak TLS (plain HTTP?)" in message and "give --tls-verify=false" in message

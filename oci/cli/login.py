@@ -12,7 +12,7 @@ import typer
 from ..errors import UsageError, one_line
 from .app import app
 from .output import print_warning
-from .registry import AUTHFILE, CERT_DIR, TIMEOUT, TLS_VERIFY, registry_options
+from .registry import CERT_DIR, TIMEOUT, TLS_VERIFY, registry_options
 
 _AUTHFILE = typer.Option(None, "--authfile", help="Auth file to write (default: $REGISTRY_AUTH_FILE, else "
                                                   "$XDG_RUNTIME_DIR/containers/auth.json, as podman and skopeo).")

@@ -91,4 +91,11 @@ def scratch_dir(given: str | None, size_gib: int = 8) -> Iterator[tuple[Path, st
         try:
             yield mnt, f"a new {size_gib} GiB ext4 file system (loop device)"
         finally:
-            subprocess.run(["umount", str(mnt)], check=True)
+            # A copy of the mount in another mount namespace (a container being set up on this
+            # machine) can keep it busy for a moment; then it is detached lazily.
+            for _ in range(10):
+                if subprocess.run(["umount", str(mnt)], stderr=subprocess.DEVNULL).returncode == 0:
+                    break
+                time.sleep(0.5)
+            else:
+                subprocess.run(["umount", "--lazy", str(mnt)], check=True)

@@ -82,12 +82,14 @@ def require_registry() -> None:
 
 
 def start_registry(workdir: Path, *, extra_config: str = "", http_config: str = "", scheme: str = "http",
-                   ready_status: tuple[int, ...] = (200,), probe: ssl.SSLContext | None = None) -> RegistryServer:
+                   ready_status: tuple[int, ...] = (200,), probe: ssl.SSLContext | None = None,
+                   accesslog: bool = False) -> RegistryServer:
     """Start ``docker-registry serve`` with its storage under ``workdir``; wait until
     ``/v2/`` answers. ``extra_config`` is YAML appended at top level (auth: goes there as a
     whole section), ``http_config`` YAML lines indented under ``http:`` (tls:); ``ready_status``
     lists the answers that mean it is up (401 for a registry with auth); ``probe`` is the TLS
-    context to ask with (default: one that verifies nothing)."""
+    context to ask with (default: one that verifies nothing); ``accesslog`` writes a line per
+    request to ``server.log`` (for counting requests)."""
     require_registry()
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
@@ -96,7 +98,7 @@ def start_registry(workdir: Path, *, extra_config: str = "", http_config: str = 
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if accesslog else 'true'}\n"
         "storage:\n"
         f"  filesystem:\n    rootdirectory: {storage}\n"
         "  delete:\n    enabled: true\n"

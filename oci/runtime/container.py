@@ -31,6 +31,34 @@ _CONFIG = "config.json"  # in a state directory: the config the container was ma
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
+class SignalForwarder:
+    """Passes the signals a foreground ``run`` or ``exec`` receives to the container's
+    process; those that arrive before the process exists are held and sent, in order, once
+    ``to`` names it."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if not self.pid:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def install(self) -> None:
+        for name in _FORWARDED:
+            signal.signal(getattr(signal, name), self)
+
+    def to(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            os.kill(pid, signum)
+
+
 def default_root() -> str:
     """Where container state lives: /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit otherwise."""
     if os.geteuid() == 0:
@@ -641,28 +669,14 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None, no
             import socket
 
             pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pending: list[int] = []
-        target = {"pid": 0}
-
-        def forward(signum, _frame):
-            if target["pid"]:
-                try:
-                    os.kill(target["pid"], signum)
-                except ProcessLookupError:
-                    pass
-            else:
-                pending.append(signum)
-
-        for name in _FORWARDED:
-            signal.signal(getattr(signal, name), forward)
+        forwarder = SignalForwarder()
+        forwarder.install()
         pid, master = _launch(launch, bundle, cid, sdir, "run", pty_socks)
-        target["pid"] = pid
         if pid_file is not None:
             from .pidfile import write_pid_file
 
             write_pid_file(pid_file, pid)
-        for s in pending:
-            os.kill(pid, s)
+        forwarder.to(pid)
         if master is not None:
             _copy_winsize(0, master)
             signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))

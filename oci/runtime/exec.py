@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 _NS_ORDER = (("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC), ("uts", "uts", L.CLONE_NEWUTS),
              ("network", "net", L.CLONE_NEWNET), ("pid", "pid", L.CLONE_NEWPID), ("cgroup", "cgroup", L.CLONE_NEWCGROUP),
              ("time", "time", L.CLONE_NEWTIME), ("mount", "mnt", L.CLONE_NEWNS))
-_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
 def load_process(path: StrPath) -> dict[str, Any]:
@@ -210,30 +209,18 @@ def _connect(path: StrPath) -> socket.socket:
 def _start(nss: list[tuple[int, int]], procs_files: list[str], proc: dict[str, Any], filt: Any, detach: bool,
            pid_file: StrPath | None, console_socket: StrPath | None, preserve_fds: int) -> int:
     """Fork the helper, collect the process's pid (or the error), then wait for it unless detached."""
-    from .container import _copy_winsize, _wait_forwarding
+    from .container import SignalForwarder, _copy_winsize, _wait_forwarding
 
     terminal = bool(proc.get("terminal"))
     console = _connect(console_socket) if console_socket is not None else None
     pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if terminal and console is None else None
     tty_sock = console if console is not None else (pair[1] if pair else None)
     up_r, up_w = os.pipe()  # close-on-exec: the process's execve closes its end
-    pending: list[int] = []
-    target = {"pid": 0}
-
-    def forward(signum, _frame):
-        if target["pid"]:
-            try:
-                os.kill(target["pid"], signum)
-            except ProcessLookupError:
-                pass
-        else:
-            pending.append(signum)
-
+    forwarder = SignalForwarder()
     if not detach:
         # The process is the helper's child; once the helper exits it is re-parented to us.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-        for name in _FORWARDED:
-            signal.signal(getattr(signal, name), forward)
+        forwarder.install()
     sys.stdout.flush()
     sys.stderr.flush()
     master = None
@@ -267,9 +254,7 @@ def _start(nss: list[tuple[int, int]], procs_files: list[str], proc: dict[str, A
             master = fds[0] if fds else None
         if detach:
             return 0
-        target["pid"] = pid
-        for s in pending:
-            os.kill(pid, s)
+        forwarder.to(pid)
         if master is not None:
             _copy_winsize(0, master)
             signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))

@@ -6,7 +6,10 @@ import os
 import sys
 import threading
 import time
-from typing import BinaryIO, TextIO
+
+TYPE_CHECKING = False  # the runtime's error edge imports this module: typing would slow every run
+if TYPE_CHECKING:
+    from typing import BinaryIO, TextIO
 
 
 _open: "list[Progress]" = []  # the progress line drawn on a terminal and not ended yet

@@ -32,8 +32,9 @@ def run(
     no_pivot: bool = typer.Option(False, "--no-pivot", help="Enter the root with MS_MOVE and chroot, not pivot_root "
                                                             "(for a root on a ramdisk)."),
     no_new_keyring: bool = typer.Option(False, "--no-new-keyring",
-                                        help="Accepted: ocikit never makes a session keyring for the container."),
-    preserve_fds: int = typer.Option(0, "--preserve-fds", help="Accepted: ocikit passes on the descriptors it inherits."),
+                                        help="Keep the caller's session keyring instead of a new one named _ses.ID."),
+    preserve_fds: int = typer.Option(0, "--preserve-fds", help="Pass descriptors 3 to 3+N-1 to the process "
+                                                               "(after socket activation's LISTEN_FDS)."),
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
 ) -> None:
     """Run a bundle's process in new namespaces and wait for it; exits with its status.
@@ -68,7 +69,8 @@ def run(
 
         if cid is None:
             raise UsageError("run --detach needs a container id")
-        st = create_container(cid, bundle, root, console_socket, no_pivot=no_pivot)
+        st = create_container(cid, bundle, root, console_socket, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                              no_new_keyring=no_new_keyring)
         if pid_file is not None:
             from ..runtime.pidfile import write_pid_file
 
@@ -79,7 +81,8 @@ def run(
         raise UsageError("run --console-socket needs --detach: in the foreground ocikit relays the terminal itself")
     from ..runtime.container import run as run_bundle
 
-    raise typer.Exit(run_bundle(bundle, cid, root, no_pivot=no_pivot, pid_file=pid_file))
+    raise typer.Exit(run_bundle(bundle, cid, root, no_pivot=no_pivot, pid_file=pid_file, preserve_fds=preserve_fds,
+                                no_new_keyring=no_new_keyring))
 
 
 @app.command()
@@ -94,8 +97,9 @@ def create(
     no_pivot: bool = typer.Option(False, "--no-pivot", help="Enter the root with MS_MOVE and chroot, not pivot_root "
                                                             "(for a root on a ramdisk)."),
     no_new_keyring: bool = typer.Option(False, "--no-new-keyring",
-                                        help="Accepted: ocikit never makes a session keyring for the container."),
-    preserve_fds: int = typer.Option(0, "--preserve-fds", help="Accepted: ocikit passes on the descriptors it inherits."),
+                                        help="Keep the caller's session keyring instead of a new one named _ses.ID."),
+    preserve_fds: int = typer.Option(0, "--preserve-fds", help="Pass descriptors 3 to 3+N-1 to the process "
+                                                               "(after socket activation's LISTEN_FDS)."),
 ) -> None:
     """Set up a container and leave its process waiting for 'ocikit start'.
 
@@ -106,7 +110,8 @@ def create(
     from .app import global_root, refuse_systemd_cgroup
 
     refuse_systemd_cgroup()
-    st = create_container(container_id, bundle, global_root(root), console_socket, no_pivot=no_pivot)
+    st = create_container(container_id, bundle, global_root(root), console_socket, no_pivot=no_pivot,
+                          preserve_fds=preserve_fds, no_new_keyring=no_new_keyring)
     if pid_file is not None:
         from ..runtime.pidfile import write_pid_file
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from .. import jsontext
 from ..bundle.meta import BundleMeta
@@ -210,12 +210,21 @@ def _apply_stream(opened: contextlib.AbstractContextManager, layer: Descriptor, 
         try:
             result = apply_layer(stream, target, **kw)
         except LayerError as exc:
+            _check_to_end(stream)
             raise exc.within(f"layer {layer.digest}") from None
         while stream.read(CHUNK):  # the decompressor may stop short of the blob's end; check all of it
             pass
     if str(result.diff_id) != diff_id:
         raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {result.diff_id}, config says diff_id {diff_id}")
     return result.warnings
+
+
+def _check_to_end(stream: BinaryIO) -> None:
+    """Read what is left of a blob stream that checks its digest at its end, after its bytes
+    failed to parse as a layer: they may not be the layer at all (tampered, cut short), and
+    the digest error says so and names where they came from."""
+    while stream.read(CHUNK):
+        pass
 
 
 def _write_image(layout: Layout, config: ImageConfig, layers: list[Descriptor], tag: str | None,
@@ -283,6 +292,9 @@ def _base_tree(img: Image) -> LayerTree | None:
                 got = tree.add_layer(stream, f"layer {layer.digest}")
             except Unmodelled:
                 return None
+            except LayerError:
+                _check_to_end(stream)
+                raise
         if str(got) != diff_id:
             raise DigestMismatchError(f"layer {layer.digest}: uncompressed content hashes to {got}, config says diff_id {diff_id}")
     return tree

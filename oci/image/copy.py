@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from ..digest import CHUNK, Digest
-from ..errors import BlobNotFoundError, UsageError
+from ..errors import BlobNotFoundError, DigestMismatchError, UsageError
 from ..layout import Layout
 from .locations import ImageLike, LayoutSink, LayoutSource, Sink, Source, open_sink, opened
 from ..models import (
@@ -207,7 +207,7 @@ def run_copy(plan: CopyPlan, sink: Sink, progress: Progress | None = None, *, jo
             if desc.digest in plan.rewrite:
                 stored[desc.digest] = _store_anew(desc, stream, sink, plan.compression, stored)
             else:
-                sink.put_blob(desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
+                _put(plan.source, sink, desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
                 counted = desc.size
             result.copied += 1
             result.bytes += desc.size
@@ -235,7 +235,7 @@ def store_blob(source: Source, sink: Sink, desc: Descriptor, progress: Progress 
     if sink.take_from(source, desc):
         return "mounted"
     with source.open_descriptor(desc, verify=False) as stream:  # the sink hashes what it stores
-        sink.put_blob(desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
+        _put(source, sink, desc, stream if progress is None else Counted(stream, progress))  # type: ignore[arg-type]
     return "copied"
 
 
@@ -274,6 +274,17 @@ def _store_parallel(plan: CopyPlan, sink: Sink, result: CopyResult, progress: Pr
     for desc in plan.blobs:
         if desc.media_type in documents:
             one(desc)
+
+
+def _put(source: Source, sink: Sink, desc: Descriptor, stream: BinaryIO) -> None:
+    """Store a blob the sink verifies as it writes: content that does not match its digest
+    came from the source, so the error names the source."""
+    try:
+        sink.put_blob(desc, stream)
+    except DigestMismatchError as exc:
+        if source.where in str(exc):
+            raise
+        raise exc.within(source.where) from exc
 
 
 def copy_image(src: Layout, ref: Descriptor, dst: Layout, tag: str | None, *, platform: Platform | None = None,

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import one_line
+from ..errors import InvalidDocumentError, one_line
 from ..layout import Layout
 from .locations import ImageLike, Source, opened
 from ..models import (
@@ -92,7 +92,13 @@ def inspect(image: ImageLike, options: "RegistryOptions | None" = None) -> Image
     """The image a reference (or an opened source) names, described: see ``describe``.
     Only documents are read (from a registry: the manifests and the config, no layer)."""
     with opened(image, options) as source:
-        return describe(source, source.resolve())
+        root = source.resolve()
+        try:
+            return describe(source, root)
+        except InvalidDocumentError as exc:  # name the image's location (a registry, say) too
+            if source.where in str(exc):
+                raise
+            raise exc.within(source.where) from exc
 
 
 def describe(layout: Layout | Source, desc: Descriptor) -> ImageInfo:

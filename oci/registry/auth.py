@@ -173,14 +173,14 @@ class Authenticator:
                     **({"service": service} if service else {})}
             body = "&".join([urllib.parse.urlencode(form)] + [urllib.parse.urlencode({"scope": s}) for s in scopes])
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            resp = self._transport.token_request("POST", realm, headers, body.encode())
+            resp = self._token_request("POST", realm, headers, body.encode())
         else:
             query = ([("service", service)] if service else []) + [("scope", s) for s in scopes]
             url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query) if query else realm
             if creds is not None:
                 raw = f"{creds.username}:{creds.password}".encode()
                 headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-            resp = self._transport.token_request("GET", url, headers, None)
+            resp = self._token_request("GET", url, headers, None)
         status, data = resp
         what = " ".join(scopes) or "the registry"
         if status in (401, 403):
@@ -199,6 +199,16 @@ class Authenticator:
         if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME
         return token, float(lifetime)
+
+    def _token_request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
+        """A request to the token service; failing to reach it is said to be about it, not
+        about the registry (which answered)."""
+        try:
+            return self._transport.token_request(method, url, headers, body)
+        except RegistryError as exc:
+            reason = str(exc).removeprefix(f"{self.host}: ")
+            service = urllib.parse.urlsplit(url).netloc
+            raise type(exc)(one_line(f"{self.host}: token service {service}: {reason}")) from None
 
 
 def refused(host: str, scopes: Iterable[str], status: int, anonymous: bool, detail: str = "") -> RegistryAuthError:

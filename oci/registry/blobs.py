@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from ..digest import CHUNK, Digest
-from ..errors import DigestMismatchError, RegistryError, one_line
+from ..errors import DigestMismatchError, OCIError, RegistryError, one_line
 from ..models import Descriptor
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class BlobReader(io.RawIOBase):
         self.got = 0
         self.resumes = 0
         self.verified = False
+        self._failed: OCIError | None = None  # raised again by every later read
 
     def readable(self) -> bool:
         return True
@@ -59,6 +60,18 @@ class BlobReader(io.RawIOBase):
         return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left: -1). Once a read has failed, every later read
+        fails the same way: a reader that did not see the first failure (a read-ahead took
+        it) must not take the end of the stream for a clean one."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._read(n)
+        except OCIError as exc:
+            self._failed = exc
+            raise
+
+    def _read(self, n: int | None) -> bytes:
         if n is None or n < 0:
             parts = []
             while chunk := self.read(CHUNK):

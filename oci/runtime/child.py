@@ -155,6 +155,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
                 os.setresuid(0, 0, 0)
             except OSError:
                 pass  # root is not mapped: stay as the overflow id; setup may still work
+        if launch.new_keyring:  # first, as runc: the hooks run inside see it too
+            process.new_session_keyring(launch.id, user_ns)
         if "network" in types and not types["network"].get("path"):
             _loopback_up()
         proc = cfg["process"]
@@ -175,7 +177,9 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         if hooks.get("createContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "createContainer", _state(launch, bundle, "created"))
+            # Still "creating" (runtime.md: "created" once the create operation has finished),
+            # as runc gives it; the pid is ours as the container sees it, as runc's too.
+            run_hooks(cfg, "createContainer", _state(launch, bundle, "creating"))
         if hooks.get("startContainer"):
             from . import hooks as _hooks  # noqa: F401
             import subprocess  # noqa: F401
@@ -186,6 +190,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         rootfs.mask_paths(rootdir, linux.get("maskedPaths") or [])
         rootfs.readonly_paths(rootdir, linux.get("readonlyPaths") or [])
         rootdir.close()
+        # While the host's /proc is still ours to list (the container may mount none).
+        process.close_on_exec_from(3 + launch.kept_fds)
         if own_mounts:
             if launch.no_pivot:
                 rootfs.move_root(root)
@@ -213,6 +219,8 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
         env = dict(e.split("=", 1) for e in proc.get("env") or [] if "=" in e)
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
+        if launch.listen_fds:  # systemd's socket activation, passed on as runc passes it
+            env["LISTEN_FDS"], env["LISTEN_PID"] = str(launch.listen_fds), "1"
         os.umask(0o022)
         if fifo is not None:  # create: wait for start, on the fifo ocikit opened for us
             ch.send_up("ready")
@@ -220,11 +228,13 @@ def init_main(launch: Launch, bundle: str, ch, mode: str, tty_sock, fifo: int | 
             ch.up_w = -1  # from here on, errors go to the container's stderr
             if os.read(fifo, 1) == b"":
                 os._exit(1)
-            os.close(fifo)
+            # Kept open: its closing by the execve (close-on-exec) tells ``start`` that the
+            # program runs, when poststart hooks may run.
         if hooks.get("startContainer"):
             from .hooks import run_hooks
 
-            run_hooks(cfg, "startContainer", _state(launch, bundle, "running"))
+            # "created": the program has not been executed yet, which "running" means; runc agrees.
+            run_hooks(cfg, "startContainer", _state(launch, bundle, "created"))
         filt = launch.seccomp  # compiled by ocikit before the fork
         if filt is not None and filt.early:
             filt.load()  # while the process still holds CAP_SYS_ADMIN, which loading needs without no_new_privs

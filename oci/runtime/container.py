@@ -31,6 +31,34 @@ _CONFIG = "config.json"  # in a state directory: the config the container was ma
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
+class SignalForwarder:
+    """Passes the signals a foreground ``run`` or ``exec`` receives to the container's
+    process; those that arrive before the process exists are held and sent, in order, once
+    ``to`` names it."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if not self.pid:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def install(self) -> None:
+        for name in _FORWARDED:
+            signal.signal(getattr(signal, name), self)
+
+    def to(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            os.kill(pid, signum)
+
+
 def default_root() -> str:
     """Where container state lives: /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit otherwise."""
     if os.geteuid() == 0:
@@ -565,6 +593,20 @@ def _child_error(text: str) -> Exception:
     return RuntimeSpecError(msg) if kind == "spec" else ContainerError(msg)
 
 
+def _inherit(launch: Launch, preserve_fds: int, no_new_keyring: bool) -> None:
+    """What the container's process takes from ocikit's caller, as runc decides: the descriptors
+    systemd's socket activation gave ocikit itself (LISTEN_FDS, when LISTEN_PID is ours), which
+    the process gets as 3 onwards with LISTEN_FDS and LISTEN_PID=1, then ``preserve_fds`` more;
+    and the session keyring only with ``no_new_keyring``."""
+    if preserve_fds < 0:
+        raise UsageError(f"--preserve-fds {preserve_fds}: expected 0 or more")
+    listen = os.environ.get("LISTEN_FDS", "")
+    if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()):
+        launch.listen_fds = int(listen)
+    launch.kept_fds = launch.listen_fds + preserve_fds
+    launch.new_keyring = not no_new_keyring
+
+
 def _load(bundle: str) -> Launch:
     from .spec import load_config
 
@@ -603,14 +645,16 @@ def _load(bundle: str) -> Launch:
 
 
 def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None, no_pivot: bool = False,
-        pid_file: StrPath | None = None) -> int:
+        pid_file: StrPath | None = None, preserve_fds: int = 0, no_new_keyring: bool = False) -> int:
     """Run the bundle's process in the foreground; returns its exit status (128+N for signal N).
 
     ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
-    ``pid_file``: where to write the process's host pid once it exists."""
+    ``pid_file``: where to write the process's host pid once it exists.
+    ``preserve_fds``, ``no_new_keyring``: as for ``create``."""
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
     launch.no_pivot = no_pivot
+    _inherit(launch, preserve_fds, no_new_keyring)
     cfg = launch.config
     cid = cid or f"ocikit-{os.getpid()}"
     sdir = _claim(root or default_root(), cid)
@@ -625,28 +669,14 @@ def run(bundle: StrPath, cid: str | None = None, root: StrPath | None = None, no
             import socket
 
             pty_socks = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pending: list[int] = []
-        target = {"pid": 0}
-
-        def forward(signum, _frame):
-            if target["pid"]:
-                try:
-                    os.kill(target["pid"], signum)
-                except ProcessLookupError:
-                    pass
-            else:
-                pending.append(signum)
-
-        for name in _FORWARDED:
-            signal.signal(getattr(signal, name), forward)
+        forwarder = SignalForwarder()
+        forwarder.install()
         pid, master = _launch(launch, bundle, cid, sdir, "run", pty_socks)
-        target["pid"] = pid
         if pid_file is not None:
             from .pidfile import write_pid_file
 
             write_pid_file(pid_file, pid)
-        for s in pending:
-            os.kill(pid, s)
+        forwarder.to(pid)
         if master is not None:
             _copy_winsize(0, master)
             signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
@@ -753,16 +783,21 @@ def _relay(master: int, wake: int) -> None:
 
 
 def create(cid: str, bundle: StrPath, root: StrPath | None = None,
-           console_socket: StrPath | None = None, no_pivot: bool = False) -> dict[str, Any]:
+           console_socket: StrPath | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+           no_new_keyring: bool = False) -> dict[str, Any]:
     """Create container ``cid`` from ``bundle``: set up, then wait for ``start``. Returns its state.
 
     A process with ``terminal: true`` gets a pty whose master is sent, as runc sends it,
     over the Unix socket ``console_socket`` (one message, SCM_RIGHTS, named /dev/ptmx).
     ``no_pivot``: enter the root by moving its mount onto / and chroot, not pivot_root.
+    ``preserve_fds``: descriptors 3 to 3+N-1 (after socket activation's) reach the process;
+    no other inherited one does. ``no_new_keyring``: the process keeps its caller's session
+    keyring instead of one of its own.
     """
     bundle = os.path.abspath(bundle)
     launch = _load(bundle)
     launch.no_pivot = no_pivot
+    _inherit(launch, preserve_fds, no_new_keyring)
     cfg = launch.config
     terminal = bool(cfg["process"].get("terminal"))
     if terminal and console_socket is None:
@@ -810,24 +845,42 @@ def _connect_console(path: StrPath | None) -> "socket.socket":
 
 
 def start(cid: str, root: StrPath | None = None) -> None:
-    """Let a created container execute its process, then run the poststart hooks."""
+    """Let a created container execute its process; once it has, run the poststart hooks.
+
+    The container's process waits reading the fifo, whose only reader it is, through a
+    close-on-exec descriptor: after writing the byte it waits for, we hold our writing end
+    until the kernel reports no reader left (POLLERR), which is when its execve (or its
+    death) closed that descriptor. Then the state reads "running" (runtime.md: the
+    user-specified program has been executed), and the poststart hooks see the program.
+    """
+    import select
+
     sdir = _state_dir(root or default_root(), cid)
     st = state(cid, root)
     if st["status"] != "created":
         raise ContainerError(f"container {cid!r} is {st['status']}, not created")
+    fifo = os.path.join(sdir, "exec.fifo")
     try:
-        fd = os.open(os.path.join(sdir, "exec.fifo"), os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ContainerError(f"container {cid!r} is not waiting to start ({exc.strerror})") from None
     try:
-        os.write(fd, b"0")
+        try:
+            os.write(fd, b"0")
+        except BrokenPipeError:
+            raise ContainerError(f"container {cid!r} stopped before it could start") from None
+        waiter = select.poll()
+        waiter.register(fd, 0)  # no event asked for: POLLERR is always reported
+        waiter.poll()
     finally:
         os.close(fd)
-    os.unlink(os.path.join(sdir, "exec.fifo"))
+    os.unlink(fifo)
     rec = _read_record(sdir) or {}
     if rec.get("config_hooks", {}).get("poststart"):
         from .hooks import run_hooks
 
+        # runc 1.1 runs them during create, with the state "created"; runc's main branch
+        # moved them after the program's start in 2026 (runc PR 5186), as here.
         run_hooks({"hooks": rec["config_hooks"]}, "poststart", _public(rec, "running"), fatal=False)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 # host's library directories are out of reach (and the container's must never be used).
 import fcntl
 import os
-import resource  # noqa: F401  (process.set_rlimits)
+import resource  # noqa: F401  (process.set_rlimits, process.close_on_exec_from)
 import signal
 import socket
 import struct
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 _NS_ORDER = (("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC), ("uts", "uts", L.CLONE_NEWUTS),
              ("network", "net", L.CLONE_NEWNET), ("pid", "pid", L.CLONE_NEWPID), ("cgroup", "cgroup", L.CLONE_NEWCGROUP),
              ("time", "time", L.CLONE_NEWTIME), ("mount", "mnt", L.CLONE_NEWNS))
-_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCONT", "SIGALRM", "SIGPIPE")
 
 
 def load_process(path: StrPath) -> dict[str, Any]:
@@ -210,30 +209,18 @@ def _connect(path: StrPath) -> socket.socket:
 def _start(nss: list[tuple[int, int]], procs_files: list[str], proc: dict[str, Any], filt: Any, detach: bool,
            pid_file: StrPath | None, console_socket: StrPath | None, preserve_fds: int) -> int:
     """Fork the helper, collect the process's pid (or the error), then wait for it unless detached."""
-    from .container import _copy_winsize, _wait_forwarding
+    from .container import SignalForwarder, _copy_winsize, _wait_forwarding
 
     terminal = bool(proc.get("terminal"))
     console = _connect(console_socket) if console_socket is not None else None
     pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if terminal and console is None else None
     tty_sock = console if console is not None else (pair[1] if pair else None)
     up_r, up_w = os.pipe()  # close-on-exec: the process's execve closes its end
-    pending: list[int] = []
-    target = {"pid": 0}
-
-    def forward(signum, _frame):
-        if target["pid"]:
-            try:
-                os.kill(target["pid"], signum)
-            except ProcessLookupError:
-                pass
-        else:
-            pending.append(signum)
-
+    forwarder = SignalForwarder()
     if not detach:
         # The process is the helper's child; once the helper exits it is re-parented to us.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-        for name in _FORWARDED:
-            signal.signal(getattr(signal, name), forward)
+        forwarder.install()
     sys.stdout.flush()
     sys.stderr.flush()
     master = None
@@ -267,9 +254,7 @@ def _start(nss: list[tuple[int, int]], procs_files: list[str], proc: dict[str, A
             master = fds[0] if fds else None
         if detach:
             return 0
-        target["pid"] = pid
-        for s in pending:
-            os.kill(pid, s)
+        forwarder.to(pid)
         if master is not None:
             _copy_winsize(0, master)
             signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(0, master))
@@ -365,7 +350,7 @@ def _process(up_w: int, proc: dict[str, Any], filt: Any, tty_sock: socket.socket
         if not env.get("HOME"):
             env["HOME"] = process.home_dir(proc["user"]["uid"])
         os.umask(0o022)
-        _close_on_exec_from(3 + preserve_fds)
+        process.close_on_exec_from(3 + preserve_fds)
         if filt is not None and filt.early:
             filt.load()
         process.become_user(proc)
@@ -386,20 +371,6 @@ def _find_program(proc: dict[str, Any]) -> str:
         if "/" in name:
             raise ContainerError(f"exec {name}: no such file or directory in the container") from None
         raise ContainerError(f"exec {name!r}: executable file not found in $PATH") from None
-
-
-def _close_on_exec_from(first: int) -> None:
-    """Let no descriptor from ``first`` on reach the program (those ocikit inherited from its caller)."""
-    try:
-        fds = [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc in the container
-        fds = list(range(first, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
-    for fd in fds:
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
 
 
 def _open_terminal(sock: socket.socket, user: dict[str, Any]) -> None:

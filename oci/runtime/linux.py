@@ -55,6 +55,10 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(os.uname().machine)
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 280, "s390x": 280}.get(os.uname().machine)
+
+KEYCTL_SETPERM = 5
+KEYCTL_DESCRIBE = 6
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -101,6 +105,26 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if _SYS_PIVOT_ROOT is None:
         raise OSError(38, f"pivot_root: unknown system call number on {os.uname().machine}")
     _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def join_session_keyring(name: str) -> int:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): join the keyring ``name``, made if none is found; returns its id.
+    Through syscall(2): glibc has no wrapper (libkeyutils has)."""
+    if _SYS_KEYCTL is None:
+        raise OSError(38, f"keyctl: unknown system call number on {os.uname().machine}")
+    return _check(_libc.syscall(_SYS_KEYCTL, 1, _b(name)), "keyctl join session keyring")
+
+
+def key_perm(key: int) -> int:
+    """The permission mask of key ``key`` (the fourth field of KEYCTL_DESCRIBE's "type;uid;gid;perm;description")."""
+    buf = ctypes.create_string_buffer(4096)
+    _check(_libc.syscall(_SYS_KEYCTL, KEYCTL_DESCRIBE, ctypes.c_long(key), buf, ctypes.c_long(len(buf))), "keyctl describe")
+    return int(buf.value.split(b";")[3], 16)
+
+
+def set_key_perm(key: int, perm: int) -> None:
+    """keyctl(KEYCTL_SETPERM)."""
+    _check(_libc.syscall(_SYS_KEYCTL, KEYCTL_SETPERM, ctypes.c_long(key), ctypes.c_ulong(perm)), "keyctl setperm")
 
 
 def socket(family: int, kind: int) -> int:

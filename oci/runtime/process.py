@@ -9,7 +9,7 @@ import os
 import stat
 import struct
 
-from ..errors import RuntimeSpecError
+from ..errors import ContainerError, RuntimeSpecError
 from . import linux as L
 from .spec import CAP_NUMBER, RLIMITS
 
@@ -164,6 +164,46 @@ def set_rlimits(proc: dict[str, Any]) -> None:
             resource.setrlimit(RLIMITS[r["type"]], (r["soft"], r["hard"]))
         except (ValueError, OSError) as exc:
             raise RuntimeSpecError(f"config.json: field 'process.rlimits[{i}]' cannot be applied: {exc}") from None
+
+
+def close_on_exec_from(first: int) -> None:
+    """Let no descriptor from ``first`` on reach the program: those ocikit inherited from its
+    caller and was not asked to pass on (runc's --preserve-fds), the rule for ``create``,
+    ``run`` and ``exec`` alike. Marked close-on-exec rather than closed: ocikit's own
+    descriptors (its pipes to the parent) must live until the execve."""
+    import resource
+
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc in the container
+        fds = list(range(first, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in fds:
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own descriptor, closed since
+
+
+def new_session_keyring(cid: str, user_ns: bool) -> None:
+    """Give the container a session keyring of its own instead of its caller's, as runc does
+    (unless --no-new-keyring): named ``_ses.ID``, and searchable by its owner (by anyone in a
+    user namespace) so that a process joining it by that name finds it. Where the kernel has
+    no keyrings or a sandbox forbids keyctl (ENOSYS, EPERM) the container keeps the caller's:
+    the keyring is defence in depth, not isolation (file credentials guard keys)."""
+    import errno
+
+    try:
+        key = L.join_session_keyring(f"_ses.{cid}")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):
+            return
+        raise ContainerError(f"cannot make the container's session keyring _ses.{cid}: {os.strerror(exc.errno)}") from None
+    search = 0x8 if user_ns else 0x80000  # KEY_OTH_SEARCH, KEY_USR_SEARCH
+    try:
+        L.set_key_perm(key, L.key_perm(key) | search)
+    except OSError as exc:
+        raise ContainerError(f"cannot make the session keyring _ses.{cid} searchable: {os.strerror(exc.errno)}") from None
 
 
 def set_oom_score_adj(proc: dict[str, Any]) -> None:

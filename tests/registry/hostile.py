@@ -1,9 +1,11 @@
 """A fake registry for what a real one cannot be made to do: tampered, truncated, dropped,
 endless or stalled bodies, lying digests and content types, redirects to another host,
-429/503 storms, oversized manifests, a Bearer challenge whose realm is down.
+429/503 storms, oversized manifests, a Bearer challenge whose realm is down, the
+referrers API (distribution 2.8 has none).
 
 It speaks enough of the distribution API to serve images from dicts (``/v2/``, manifests
-and blobs by tag and digest with HEAD and GET, ranged blob GETs, tags list, simple pushes)
+and blobs by tag and digest with HEAD and GET, ranged blob GETs, tags list, referrers,
+pushes whose upload Location changes at every step, as distribution's ``_state`` does)
 and records every request. Faults are added per path with ``HostileRegistry.fault``.
 Use the real docker-registry fixtures for everything a real registry does.
 """
@@ -32,6 +34,7 @@ _ROUTES = [
     ("upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<upload>[0-9a-f-]*)$")),
     ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<ref>[^/]+)$")),
     ("tags", re.compile(rf"^/v2/{_NAME}/tags/list$")),
+    ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>sha256:[0-9a-f]{{64}})$")),
 ]
 
 
@@ -117,6 +120,7 @@ class Stall(Fault):
 
 
 _BODY_FAULTS = (Tampered, Truncated, Endless, Body)
+_ANSWER_FAULTS = (Status, Redirect)  # they replace the answer: one per request
 
 
 # -- content and recording -----------------------------------------------------------------
@@ -124,12 +128,14 @@ _BODY_FAULTS = (Tampered, Truncated, Endless, Body)
 
 @dataclass(frozen=True)
 class Recorded:
-    """One request: ``headers`` with lower-case names; ``query`` as parsed."""
+    """One request: ``headers`` with lower-case names; ``query`` as parsed; ``size`` of
+    its body."""
 
     method: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class _Store:
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)  # (repo, digest)
     tags: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, tag) -> digest
     uploads: dict[str, bytearray] = field(default_factory=dict)
+    upload_steps: dict[str, int] = field(default_factory=dict)  # upload -> the _state its Location gave
 
 
 def oversized_manifest(size: int, config: str = sha256(b"{}")) -> bytes:
@@ -251,7 +258,10 @@ class HostileRegistry:
     def fault(self, path: str, fault: Fault, methods: tuple[str, ...] | None = None) -> None:
         """Apply ``fault`` to requests whose URL path matches the glob ``path`` (and whose
         method is in ``methods``; None: any). Every matching fault applies, in the order
-        added; faults about the body skip HEAD requests without using up their ``times``."""
+        added, except that only the first fault replacing the answer (``Status``,
+        ``Redirect``) is taken (so ``Status(503, times=1)`` then ``Status(429, times=1)``
+        answer two requests); faults about the body skip HEAD requests without using up
+        their ``times``."""
         with self._lock:
             self._faults.append((path, None if methods is None else frozenset(methods), fault))
 
@@ -260,12 +270,14 @@ class HostileRegistry:
             self._faults.clear()
 
     def _take_faults(self, method: str, path: str) -> list[Fault]:
-        taken = []
+        taken: list[Fault] = []
         with self._lock:
             for pattern, methods, fault in self._faults:
                 if methods is not None and method not in methods or not fnmatch.fnmatchcase(path, pattern):
                     continue
                 if method == "HEAD" and isinstance(fault, _BODY_FAULTS):
+                    continue
+                if isinstance(fault, _ANSWER_FAULTS) and any(isinstance(f, _ANSWER_FAULTS) for f in taken):
                     continue
                 if fault.times is not None:
                     if fault.times <= 0:
@@ -345,8 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         owner = self.owner
-        owner.record(Recorded(self.command, url.path, query, {k.lower(): v for k, v in self.headers.items()}))
         body = self._request_body()
+        owner.record(Recorded(self.command, url.path, query, {k.lower(): v for k, v in self.headers.items()},
+                              len(body)))
         faults = owner._take_faults(self.command, url.path)
         answer = self._answer(url.path, query, body, faults)
         self._send(answer, faults, url.path)
@@ -432,19 +445,50 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._finish(name, bytearray(body), query["digest"][0])
             upload = str(uuid.uuid4())
             store.uploads[upload] = bytearray()
-            return _Answer(202, {"Location": f"/v2/{name}/blobs/uploads/{upload}", "Range": "0-0",
-                                 "Docker-Upload-UUID": upload})
+            store.upload_steps[upload] = 0
+            return self._session(name, upload, 202)
         data = store.uploads.get(upload)
         if data is None:
             return _error(404, "BLOB_UPLOAD_UNKNOWN", upload)
+        if self.command == "DELETE":
+            del store.uploads[upload]
+            return _Answer(204, {})
+        if query.get("_state", [""])[0] != str(store.upload_steps[upload]):  # a stale or made-up Location
+            return _error(400, "BLOB_UPLOAD_INVALID", f"upload {upload}: stale _state")
         data += body
         if self.command == "PATCH":
-            return _Answer(202, {"Location": f"/v2/{name}/blobs/uploads/{upload}", "Range": f"0-{len(data) - 1}",
-                                 "Docker-Upload-UUID": upload})
+            store.upload_steps[upload] += 1
+            return self._session(name, upload, 202)
         if self.command == "PUT":
             del store.uploads[upload]
             return self._finish(name, data, query.get("digest", [""])[0])
-        return _Answer(204, {"Range": f"0-{len(data) - 1}", "Docker-Upload-UUID": upload})
+        return self._session(name, upload, 204)
+
+    def _session(self, name: str, upload: str, status: int) -> _Answer:
+        """An answer about an open upload; its Location (relative) names the next step."""
+        got = len(self.owner.store.uploads[upload])
+        step = self.owner.store.upload_steps[upload]
+        return _Answer(status, {"Location": f"/v2/{name}/blobs/uploads/{upload}?_state={step}",
+                                "Range": f"0-{max(got - 1, 0)}", "Docker-Upload-UUID": upload})
+
+    def _referrers(self, query: dict, body: bytes, name: str, digest: str) -> _Answer:
+        """The stored manifests of ``name`` whose subject is ``digest``; the ``artifactType``
+        filter is ignored (no ``OCI-Filters-Applied``), which the spec allows."""
+        found = []
+        for (repo, manifest_digest), (data, media_type) in sorted(self.owner.store.manifests.items()):
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                continue
+            if repo != name or not isinstance(doc, dict) or (doc.get("subject") or {}).get("digest") != digest:
+                continue
+            entry = {"mediaType": media_type, "digest": manifest_digest, "size": len(data),
+                     "artifactType": doc.get("artifactType") or doc.get("config", {}).get("mediaType")}
+            if doc.get("annotations"):
+                entry["annotations"] = doc["annotations"]
+            found.append(entry)
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
+        return _Answer(200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps(index).encode())
 
     def _finish(self, name: str, data: bytearray, digest: str) -> _Answer:
         if sha256(bytes(data)) != digest:

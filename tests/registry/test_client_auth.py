@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,47 @@ def test_a_token_is_asked_for_once_per_scope(token_registry) -> None:
             assert stream.read() == data
     assert sorted(token_registry.token_server.scopes_requested()) == [
         ("repository:tokens/app:pull",), ("repository:tokens/app:pull,push",)]
+
+
+def test_the_token_flow_asks_the_realm_for_the_service_and_scope_with_the_credentials(token_registry) -> None:
+    with Registry(token_registry.host, RegistryOptions(creds="alice:alice-secret", tls_verify=False)) as reg:
+        repo = reg.repository("tokens/flow")
+        assert repo.blob_size(_blob(b"absent").digest) is None
+        assert repo.blob_size(_blob(b"absent").digest) is None
+    [asked] = token_registry.token_server.requests  # once: cached per scope
+    assert (asked.method, asked.service, asked.scopes, asked.username) == (
+        "GET", token_registry.token_server.service, ("repository:tokens/flow:pull",), "alice")
+
+
+def test_refused_token_credentials_name_the_registry_and_scope_never_the_password(token_registry) -> None:
+    with Registry(token_registry.host, RegistryOptions(creds="alice:wrong-password", tls_verify=False)) as reg:
+        with pytest.raises(RegistryAuthError) as err:
+            reg.repository("tokens/app").blob_size(_blob(b"x").digest)
+    assert "repository:tokens/app:pull" in str(err.value) and token_registry.host in str(err.value)
+    assert "wrong-password" not in str(err.value)
+
+
+def test_anonymous_access_to_a_private_repository_says_how_to_give_credentials(token_registry) -> None:
+    with Registry(token_registry.host, RegistryOptions(tls_verify=False)) as reg:
+        with pytest.raises(RegistryAuthError, match="without credentials"):
+            reg.repository("tokens/app").blob_size(_blob(b"x").digest)
+
+
+def test_a_token_service_that_refuses_anonymous_requests_says_how_to_give_credentials(token_registry) -> None:
+    token_registry.token_server.fail_status = 401
+    with Registry(token_registry.host, RegistryOptions(tls_verify=False)) as reg:
+        with pytest.raises(RegistryAuthError, match="token service refused .* without credentials"):
+            reg.repository("tokens/app").blob_size(_blob(b"x").digest)
+
+
+def test_an_expiring_token_is_fetched_again(token_registry) -> None:
+    token_registry.token_server.expires_in = 1
+    with Registry(token_registry.host, RegistryOptions(creds="alice:alice-secret", tls_verify=False)) as reg:
+        repo = reg.repository("tokens/app")
+        repo.blob_size(_blob(b"x").digest)
+        time.sleep(0.6)  # past half the token's life: renewed before it expires
+        repo.blob_size(_blob(b"x").digest)
+    assert len(token_registry.token_server.requests) == 2
 
 
 def test_a_user_who_may_only_pull_is_refused_the_push_scope(token_registry, tmp_path: Path) -> None:

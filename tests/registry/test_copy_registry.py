@@ -4,6 +4,7 @@ indexes, referrers, deduplication, mounts, failures that leave no tag, and skope
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -218,3 +219,23 @@ def test_a_docker_archive_is_pushed_with_its_layers_compressed_anew(image, regis
     pulled = _copy(registry.ref("archive/app", "1"), f"{tmp_path / 'back'}:1")
     assert pulled["manifest"] == pushed["manifest"]
     assert run_ocikit("verify", str(tmp_path / "back")).code == 0
+
+
+# -- what is missing ------------------------------------------------------------------------------
+
+
+def test_a_missing_repository_tag_and_blob_each_say_which_and_exit_3(image, registry, tmp_path: Path) -> None:
+    src, desc = image
+    _copy(f"{src}:t", registry.ref("missing/app", "v1"))
+    layer = Layout(src).read_manifest(desc).layers[0].digest
+    shutil.rmtree(registry.storage / "docker/registry/v2/blobs/sha256" / layer[7:9] / layer[7:])
+    lines = {}
+    for what, ref, needles in [("repository", registry.ref("missing/nothing", "v1"), ["repository missing/nothing"]),
+                               ("tag", registry.ref("missing/app", "v2"), ["manifest v2 in missing/app"]),
+                               ("blob", registry.ref("missing/app", "v1"), [f"blob {layer}", "missing/app"])]:
+        res = run_ocikit("copy", "--tls-verify=false", ref, f"{tmp_path / what}:v1")
+        assert_one_line_error(res, registry.host, *needles, "not found")
+        assert res.code == 3
+        assert not (tmp_path / what).exists()
+        lines[what] = res.stderr
+    assert len(set(lines.values())) == 3

@@ -159,6 +159,21 @@ def test_a_stall_midway_through_a_blob_outlasts_a_read_timeout(hostile_registry)
             resp.read()
 
 
+def test_status_faults_in_a_row_answer_one_request_each(hostile_registry):
+    hostile_registry.add_image("lib/app", "v1")
+    path = manifest_path("lib/app", "v1")
+    hostile_registry.fault(path, Status(503, times=1))
+    hostile_registry.fault(path, Status(429, times=1))
+    codes = []
+    for _ in range(2):
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            get(hostile_registry.url + path)
+        codes.append(exc.value.code)
+    assert codes == [503, 429]
+    with get(hostile_registry.url + path) as resp:
+        assert resp.status == 200
+
+
 @pytest.mark.parametrize("code, times", [(429, 1), (503, 3)])
 def test_status_faults_answer_n_times_then_the_content(hostile_registry, code, times):
     hostile_registry.add_image("lib/app", "v1")
@@ -197,7 +212,7 @@ def test_a_pushed_blob_and_manifest_are_served_back(hostile_registry):
     url = hostile_registry.url
     with get(f"{url}/v2/lib/app/blobs/uploads/", method="POST") as resp:
         location = resp.headers["Location"]
-    req = urllib.request.Request(f"{url}{location}?digest={sha256(BLOB)}", data=BLOB, method="PUT")
+    req = urllib.request.Request(f"{url}{location}&digest={sha256(BLOB)}", data=BLOB, method="PUT")
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.status == 201 and resp.headers["Docker-Content-Digest"] == sha256(BLOB)
     manifest = b'{"schemaVersion":2}'
@@ -217,3 +232,37 @@ def test_a_push_with_the_wrong_digest_is_refused(hostile_registry):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=5)
     assert exc.value.code == 400 and json.load(exc.value)["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+def test_each_upload_step_names_the_next_location_and_a_stale_one_is_refused(hostile_registry):
+    url = hostile_registry.url
+    with get(f"{url}/v2/lib/app/blobs/uploads/", method="POST") as resp:
+        first = resp.headers["Location"]
+    with urllib.request.urlopen(urllib.request.Request(url + first, data=BLOB[:1000], method="PATCH"),
+                                timeout=5) as resp:
+        second = resp.headers["Location"]
+        assert resp.headers["Range"] == "0-999"
+    assert first.endswith("?_state=0") and second.endswith("?_state=1")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(urllib.request.Request(url + first, data=BLOB[1000:], method="PATCH"), timeout=5)
+    assert exc.value.code == 400 and json.load(exc.value)["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    req = urllib.request.Request(f"{url}{second}&digest={sha256(BLOB[:1000])}", data=b"", method="PUT")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 201
+    assert [r.size for r in hostile_registry.seen("PATCH")] == [1000, len(BLOB) - 1000]
+
+
+def test_the_referrers_api_lists_the_manifests_whose_subject_is_the_digest(hostile_registry):
+    image = hostile_registry.add_image("lib/app", "v1")
+    referrer = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "artifactType": "application/vnd.example.sbom",
+                           "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"),
+                                      "size": 2},
+                           "layers": [], "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                     "digest": image.digest, "size": len(image.manifest)}}).encode()
+    digest = hostile_registry.add_manifest("lib/app", referrer)
+    with get(f"{hostile_registry.url}/v2/lib/app/referrers/{image.digest}?artifactType=other") as resp:
+        index = json.load(resp)
+    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [
+        (digest, "application/vnd.example.sbom")]
+    assert resp.headers["OCI-Filters-Applied"] is None

@@ -783,3 +783,122 @@ def test_fast_run_entry_behaves_like_the_cli(tmp_path):
     assert (res.returncode, res.stdout) == (42, "1\n")
     bad = subprocess.run([sys.executable, "-m", "oci.cli.fastrun", tmp_path / "nope", "--root", tmp_path / "s"], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
     assert_one_line_error(res_of(bad), "nope")
+
+
+# --- what the process inherits from ocikit's caller: descriptors, session keyring ---------
+
+def _with_fds(tmp_path: Path, argv: list, fds: tuple[int, ...] = (3, 7), env: str = "") -> subprocess.CompletedProcess:
+    """Run ``argv`` from a shell that opened each of ``fds`` (not close-on-exec) on a file
+    named fd<N>-marker; ``env``: assignments the shell makes, $$ being the pid ``argv`` gets."""
+    opens = " ".join(f"{fd}<{tmp_path / f'fd{fd}-marker'}" for fd in fds)
+    for fd in fds:
+        (tmp_path / f"fd{fd}-marker").write_text("")
+    return subprocess.run(["sh", "-c", f'exec {opens}; {env} exec "$@"', "sh", *map(str, argv)],
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+
+
+def _markers(listing: str) -> list[str]:
+    return sorted(w.rsplit("/", 1)[-1] for w in listing.split() if w.endswith("-marker"))
+
+
+@pytest.mark.parametrize("preserve,seen", [(0, []), (1, ["fd3-marker"])])
+def test_only_preserved_descriptors_reach_the_process_of_run_as_runc_does(tmp_path, preserve, seen):
+    # runc closes every inherited descriptor from 3 + --preserve-fds on.
+    bundle = write_bundle(tmp_path / "b", base_config(["ls", "-l", "/proc/self/fd"]))
+    cid = f"fds-{os.getpid()}-{preserve}"
+    res = _with_fds(tmp_path, [sys.executable, "-m", "oci", "run", "--root", tmp_path / "state", "--bundle", bundle,
+                               "--preserve-fds", preserve, cid])
+    assert res.returncode == 0, res.stderr
+    assert _markers(res.stdout) == seen
+    require_tool("runc")
+    theirs = _with_fds(tmp_path, ["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle,
+                                  "--preserve-fds", preserve, cid])
+    assert _markers(theirs.stdout) == seen, theirs.stderr
+
+
+@pytest.mark.parametrize("preserve,seen", [(0, []), (1, ["fd3-marker"])])
+def test_only_preserved_descriptors_reach_the_process_of_create(tmp_path, preserve, seen):
+    bundle = write_bundle(tmp_path / "b", base_config(["ls", "-l", "/proc/self/fd"]))
+    cid, root = f"fdc-{os.getpid()}-{preserve}", tmp_path / "state"
+    out, err = tmp_path / "out", tmp_path / "err"  # files: the container keeps its creator's stdio
+    script = (f'exec 3<{tmp_path / "fd3-marker"} 7<{tmp_path / "fd7-marker"} >{out} 2>{err}; '
+              f'"$@" create --root {root} --bundle {bundle} --preserve-fds {preserve} {cid}')
+    for fd in (3, 7):
+        (tmp_path / f"fd{fd}-marker").write_text("")
+    made = subprocess.run(["sh", "-c", script, "sh", sys.executable, "-m", "oci"], timeout=TIMEOUT, cwd=REPO)
+    assert made.returncode == 0, err.read_text()
+    try:
+        assert ocikit("start", "--root", root, cid).returncode == 0
+        for _ in range(300):
+            if json.loads(ocikit("state", "--root", root, cid).stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        assert _markers(out.read_text()) == seen
+    finally:
+        ocikit("delete", "--force", "--root", root, cid)
+
+
+def test_socket_activation_descriptors_reach_the_process_with_listen_fds_as_runc_passes_them(tmp_path):
+    # LISTEN_FDS descriptors given to the runtime itself (LISTEN_PID its pid) come first, then
+    # --preserve-fds more; the process is told LISTEN_FDS=N and LISTEN_PID=1.
+    bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "ls -l /proc/self/fd; env | grep ^LISTEN_ | sort"]))
+    cid = f"listen-{os.getpid()}"
+    env = "LISTEN_FDS=1 LISTEN_PID=$$"
+    res = _with_fds(tmp_path, [sys.executable, "-m", "oci", "run", "--root", tmp_path / "state", "--bundle", bundle,
+                               "--preserve-fds", "1", cid], fds=(3, 4, 5), env=env)
+    assert res.returncode == 0, res.stderr
+    assert _markers(res.stdout) == ["fd3-marker", "fd4-marker"]
+    assert res.stdout.split()[-2:] == ["LISTEN_FDS=1", "LISTEN_PID=1"]
+    require_tool("runc")
+    theirs = _with_fds(tmp_path, ["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, "--preserve-fds", "1", cid],
+                       fds=(3, 4, 5), env=env)
+    assert (_markers(theirs.stdout), theirs.stdout.split()[-2:]) == (_markers(res.stdout), res.stdout.split()[-2:])
+
+
+def test_descriptors_of_socket_activation_meant_for_another_process_are_not_passed(tmp_path):
+    bundle = write_bundle(tmp_path / "b", base_config(["sh", "-c", "ls -l /proc/self/fd; env | grep ^LISTEN_"]))
+    res = _with_fds(tmp_path, [sys.executable, "-m", "oci", "run", "--root", tmp_path / "state", "--bundle", bundle,
+                               f"listen2-{os.getpid()}"], env="LISTEN_FDS=1 LISTEN_PID=1")
+    assert res.returncode == 1 and _markers(res.stdout) == []  # grep found no LISTEN_ variable
+
+
+def _keys_config() -> dict:
+    cfg = base_config(["cat", "/proc/keys"])
+    cfg["linux"]["maskedPaths"].remove("/proc/keys")  # runc spec masks it
+    return cfg
+
+
+@pytest.mark.parametrize("option", [[], ["--no-new-keyring"]])
+def test_the_container_gets_a_session_keyring_of_its_own_as_runc_gives_it(tmp_path, option):
+    if not os.path.exists("/proc/keys"):
+        pytest.skip("this kernel has no keyrings (CONFIG_KEYS)")
+    bundle = write_bundle(tmp_path / "b", _keys_config())
+    cid = f"keys-{os.getpid()}-{len(option)}"
+    res = ocikit("run", "--root", tmp_path / "state", "--bundle", bundle, *option, cid)
+    assert res.returncode == 0, res.stderr
+    ours = [line.split()[4:] for line in res.stdout.splitlines() if f"_ses.{cid}:" in line]  # perm uid gid type name
+    require_tool("runc")
+    theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", bundle, *option, cid],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_lines = [line.split()[4:] for line in theirs.stdout.splitlines() if f"_ses.{cid}:" in line]
+    if not option and not theirs_lines:
+        pytest.skip("the kernel here refuses runc a session keyring too (keyctl denied)")
+    assert ours == theirs_lines
+    assert len(ours) == (0 if option else 1)
+
+
+def test_the_session_keyring_of_a_container_in_a_user_namespace_is_searchable_by_others(public_tmp):
+    if not os.path.exists("/proc/keys"):
+        pytest.skip("this kernel has no keyrings (CONFIG_KEYS)")
+    cfg = _keys_config()
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"]
+    bundle = write_bundle(public_tmp / "b", cfg)
+    cid = f"ukeys-{os.getpid()}"
+    res = ocikit("run", "--root", public_tmp / "state", "--bundle", bundle, cid)
+    assert res.returncode == 0, res.stderr
+    line = next(line.split() for line in res.stdout.splitlines() if f"_ses.{cid}:" in line)
+    assert int(line[4], 16) & 0x8  # KEY_OTH_SEARCH, as runc sets it with a user namespace

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,73 @@ def test_start_container_hook_runs_inside_the_container_before_the_process(env, 
     assert res.code == 0, res.stderr
     st = json.loads(res.stdout)
     assert (st["id"], st["pid"]) == ("sc", 1)
+
+
+def _unique(name: str) -> str:
+    # Container ids name cgroups (ocikit/ID) shared by every state root on the machine.
+    return f"{name}-{uuid.uuid4().hex[:10]}"
+
+
+def test_hooks_get_the_status_runc_gives_them(env, tmp_path):
+    # runtime.md: "creating" until the create operation has finished, "created" until the
+    # program is executed, "running" after, "stopped" once it has exited. createContainer
+    # hooks run during create; startContainer hooks before the program.
+    make, root = env
+    log = tmp_path / "status.log"
+
+    def recorder(name: str, where: Path | str) -> dict:
+        script = f"read -r s; echo \"{name} $s\" | sed 's/ {{.*\"status\": *\"\\([a-z]*\\)\".*/ \\1/' >> {where}"
+        return {"path": "/bin/sh", "args": ["sh", "-c", script]}
+
+    hooks = {k: [recorder(k, log)] for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+    hooks["startContainer"] = [recorder("startContainer", "/dev/shm/status")]  # in the container, after pivot_root
+    b = make(["cat", "/dev/shm/status"], hooks)
+    cid = _unique("st")
+    res = ocikit("run", b, "--id", cid, "--root", root)
+    assert res.code == 0, res.stderr
+    ours = dict(line.split() for line in [*log.read_text().splitlines(), *res.stdout.splitlines()])
+    assert ours == {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+                    "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    require_tool("runc")
+    log.unlink()
+    theirs = subprocess.run(["runc", "--root", tmp_path / "runc", "run", "--bundle", b, cid], capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_status = dict(line.split() for line in [*log.read_text().splitlines(), *theirs.stdout.splitlines()])
+    # runc 1.1 runs poststart hooks during create, before the program: "created". Its later
+    # versions run them after the program has started, as ocikit does.
+    assert theirs_status.pop("poststart") in ("created", "running")
+    assert theirs_status == {k: v for k, v in ours.items() if k != "poststart"}
+
+
+@pytest.mark.parametrize("how", ["create-start", "run"])
+def test_poststart_hooks_run_once_the_program_is_executed(env, tmp_path, how):
+    # runtime.md: poststart hooks run after the user-specified process is executed, before
+    # start returns. A slow startContainer hook leaves ocikit's own code running in the
+    # container's process meanwhile: the hook must not see it.
+    make, root = env
+    log = tmp_path / "cmdline"
+    look = f"pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); tr '\\0' ' ' < /proc/$pid/cmdline > {log}"
+    hooks = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", look]}],
+             "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "1"]}]}
+    b = make(["sleep", "7"], hooks)
+    cid = _unique("ps")
+    if how == "run":
+        proc = subprocess.Popen([sys.executable, "-m", "oci", "run", b, "--id", cid, "--root", root], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                if log.exists() and log.read_text():
+                    break
+                time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+    else:
+        assert create(cid, b, root, tmp_path).code == 0
+        assert ocikit("start", cid, "--root", root).code == 0
+        assert status(cid, root) == "running"
+    assert log.read_text() == "sleep 7 "
 
 
 # -- a terminal for a created container: the pty master goes over --console-socket, as runc sends it

@@ -122,21 +122,19 @@ def test_detached_exec_writes_the_pid_file_and_returns_while_the_process_runs(bo
 
 def test_exec_passes_only_the_descriptors_it_is_asked_to_preserve(box, tmp_path):
     cid, root, _ = box
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
-    os.dup2(fd, 20)
-    os.close(fd)
 
     def fds(*extra: str) -> list[int]:
-        p = subprocess.run([sys.executable, "-m", "oci", "--root", root, "exec", *extra, cid, "ls", "/proc/self/fd"],
-                           capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO, pass_fds=(20,))
+        # Descriptor 20 is opened by a program in front of ocikit, never in this process, where
+        # that number may belong to something else (dup2 over it would close it under its owner).
+        opener = "import os, sys; os.dup2(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT), 20); os.execv(sys.argv[2], sys.argv[2:])"
+        p = subprocess.run([sys.executable, "-c", opener, tmp_path / "f", sys.executable, "-m", "oci",
+                            "--root", root, "exec", *extra, cid, "ls", "/proc/self/fd"],
+                           capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
         assert p.returncode == 0, p.stderr
         return [int(n) for n in p.stdout.split()]
 
-    try:
-        assert 20 not in fds()
-        assert 20 in fds("--preserve-fds", "18")  # 3 to 20
-    finally:
-        os.close(20)
+    assert 20 not in fds()
+    assert 20 in fds("--preserve-fds", "18")  # 3 to 20
 
 
 def test_exec_terminal_goes_to_the_console_socket(box, tmp_path):

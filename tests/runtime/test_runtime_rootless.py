@@ -47,16 +47,13 @@ def area():
 
 
 def run_as_user(area: Path, bundle: Path) -> subprocess.CompletedProcess:
-    def drop():
-        os.setgroups([])
-        os.setresgid(GID, GID, GID)
-        os.setresuid(UID, UID, UID)
-
+    # user=/group=/extra_groups= rather than a preexec_fn: the test process has threads by
+    # now (servers of other tests), and Python code run between fork and exec is not safe then.
     for p in area.rglob("*"):
         os.lchown(p, UID, GID)
     os.chown(area, UID, GID)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "XDG_RUNTIME_DIR": str(area)}
-    return subprocess.run([_python(), "-c", RUNNER, str(bundle), str(area / "state")], preexec_fn=drop, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run([_python(), "-c", RUNNER, str(bundle), str(area / "state")], user=UID, group=GID, extra_groups=[], env=env, capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def test_rootless_caller_is_root_inside_a_user_namespace(area):

@@ -24,3 +24,28 @@ def loads(data: str | bytes, **kw: Any) -> Any:
         return json.loads(data, parse_constant=_refuse_constant, **kw)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def read_object(source: str, option: str, what: str) -> dict:
+    """The JSON object in the file ``source`` (``-``: standard input) that a command's
+    ``option`` names; ``what`` says what it should hold, for the error. UsageError naming the
+    option when it cannot be read, is not JSON, or is not an object."""
+    import os
+    import sys
+
+    from .errors import UsageError
+
+    try:
+        if source == "-":
+            data: str | bytes = sys.stdin.read()
+        else:
+            with open(source, "rb") as f:
+                data = f.read()
+        obj = loads(data)
+    except OSError as exc:
+        raise UsageError(f"{option} {os.fspath(source)}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{option} {os.fspath(source)}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"{option} {os.fspath(source)}: expected a JSON object ({what})")
+    return obj

@@ -331,24 +331,14 @@ def update(
     Example: ocikit update web --memory 256m --pids-limit 100
     Example: ocikit update web -r resources.json
     """
-    import json
-    import sys
-
     from ..errors import UsageError
+    from ..jsontext import read_object
     from ..runtime.container import update as update_container
     from .app import global_root
 
     res: dict = {}
     if resources is not None:
-        try:
-            text = sys.stdin.read() if resources == "-" else Path(resources).read_text()
-            res = json.loads(text)
-        except OSError as exc:
-            raise UsageError(f"--resources {resources}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise UsageError(f"--resources {resources}: not valid JSON ({exc})") from None
-        if not isinstance(res, dict):
-            raise UsageError(f"--resources {resources}: expected a JSON object (a runtime-spec LinuxResources)")
+        res = read_object(resources, "--resources", "a runtime-spec LinuxResources")
 
     def put(section: str, key: str, value) -> None:
         if value is not None:

@@ -9,7 +9,6 @@ cached per scope set until they expire. Credentials and tokens never reach a mes
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -17,6 +16,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
+from .. import jsontext
 from ..errors import RegistryAuthError, RegistryError, one_line
 from .credentials import Credentials
 
@@ -189,7 +189,7 @@ class Authenticator:
         if status != 200:
             raise RegistryError(f"{self.host}: the token service answered {status} for {what}")
         try:
-            obj = json.loads(data)
+            obj = jsontext.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise RegistryError(f"{self.host}: the token service answered something that is not JSON") from None
         token = obj.get("token") or obj.get("access_token") if isinstance(obj, dict) else None

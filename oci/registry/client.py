@@ -10,12 +10,12 @@ gets a fresh token once, then is a RegistryAuthError naming the scope.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import urllib.parse
 from typing import Any, BinaryIO, Iterator, Mapping
 
+from .. import jsontext
 from ..digest import Digest, grammar_ok
 from ..errors import (
     DigestMismatchError,
@@ -202,7 +202,7 @@ class Repository:
         media_type = _media_type(reply.header("Content-Type"))
         if media_type not in DOCUMENT_MEDIA_TYPES:
             try:
-                obj = json.loads(data)
+                obj = jsontext.loads(data)
             except (ValueError, UnicodeDecodeError):
                 raise InvalidDocumentError(f"{self.where}: manifest {reference}: not JSON") from None
             own = obj.get("mediaType") if isinstance(obj, dict) else None
@@ -353,7 +353,7 @@ class Repository:
             if reply.status != 200:
                 raise self._error(reply, "tag list")
             try:
-                obj = json.loads(reply.data)
+                obj = jsontext.loads(reply.data)
             except (ValueError, UnicodeDecodeError):
                 raise RegistryError(f"{self.host}: tag list of {self.name}: not JSON") from None
             tags = obj.get("tags") if isinstance(obj, dict) else None

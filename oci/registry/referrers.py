@@ -8,9 +8,9 @@ is added to its subject's fallback index (read, appended, written back).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from .. import jsontext
 from ..errors import InvalidDocumentError, RegistryNotFoundError
 from ..models import MT_INDEX, Descriptor, Index
 from .auth import pull_scope
@@ -70,7 +70,7 @@ def referrer_entry(desc: Descriptor, data: bytes) -> tuple[str | None, Descripto
     """The subject ``data`` names (None: none) and the descriptor that lists it among the
     subject's referrers (with its artifact type and annotations, as the API gives them)."""
     try:
-        obj: Any = json.loads(data)
+        obj: Any = jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None, desc
     if not isinstance(obj, dict) or not isinstance(obj.get("subject"), dict):

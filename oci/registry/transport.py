@@ -13,7 +13,6 @@ fails after ``options.timeout`` seconds. Redirects are followed for GET and HEAD
 from __future__ import annotations
 
 import email.utils
-import json
 import random
 import threading
 import time
@@ -32,6 +31,7 @@ from urllib3.exceptions import (
     TimeoutError as Urllib3Timeout,
 )
 
+from .. import jsontext
 from ..errors import RegistryError, RegistryNotFoundError, one_line
 from . import certs
 from .options import RegistryOptions
@@ -75,7 +75,7 @@ class Reply:
     def error_codes(self) -> list[tuple[str, str]]:
         """(code, message) of the distribution-spec error body, when there is one."""
         try:
-            obj = json.loads(self.data)
+            obj = jsontext.loads(self.data)
         except (ValueError, UnicodeDecodeError):
             return []
         errors = obj.get("errors") if isinstance(obj, dict) else None

@@ -41,16 +41,7 @@ _NS_ORDER = (("user", "user", L.CLONE_NEWUSER), ("ipc", "ipc", L.CLONE_NEWIPC), 
 
 def load_process(path: StrPath) -> dict[str, Any]:
     """The runtime-spec Process object in the JSON file ``path`` (runc's ``exec --process``)."""
-    try:
-        with open(path, "rb") as f:
-            proc = jsontext.loads(f.read())
-    except OSError as exc:
-        raise UsageError(f"--process {os.fspath(path)}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UsageError(f"--process {os.fspath(path)}: not valid JSON ({exc})") from None
-    if not isinstance(proc, dict):
-        raise UsageError(f"--process {os.fspath(path)}: expected a JSON object (a runtime-spec process)")
-    return proc
+    return jsontext.read_object(os.fspath(path), "--process", "a runtime-spec process")
 
 
 def default_process(cid: str, root: StrPath | None = None) -> dict[str, Any]:

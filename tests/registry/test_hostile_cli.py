@@ -150,6 +150,11 @@ PULLS: dict[str, Case] = {
     "stalled-manifest": (_fault_on_manifest(Stall(30)), lambda img: ["no answer within 2 s", "manifests/v1"], 1),
     "content-type-says-index": (_fault_on_manifest(ContentType("application/vnd.oci.image.index.v1+json")),
                                 lambda img: [img.digest, "manifests"], 1),
+    # Error bodies and documents are parsed by the one loader of untrusted JSON: nesting too
+    # deep for the parser is malformed JSON, not a RecursionError escaping as a traceback.
+    "deeply-nested-error-body": (_fault_on_manifest(Status(404, {"Content-Type": "application/json"},
+                                                           b"[" * 100_000)),
+                                 lambda img: ["manifest v1", "not found"], 3),
     "bad-json": (_manifest_tagged(b'{"schemaVersion": 2, "layers": ['), lambda img: ["not valid JSON"], 1),
     "schema1-media-type": (_manifest_tagged(b'{"schemaVersion":1}',
                                             "application/vnd.docker.distribution.manifest.v1+prettyjws"),

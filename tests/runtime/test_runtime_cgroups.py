@@ -421,6 +421,9 @@ def test_update_takes_a_resources_file_and_refuses_device_rules(box, tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"devices": [{"allow": True, "access": "rwm"}]}))
     assert_one_line_error(ocikit("update", cid, "-r", tmp_path / "d.json", "--root", root), "'resources.devices'")
     assert_one_line_error(ocikit("update", cid, "--pids-limit", "x", "--root", root), "pids-limit")
+    (tmp_path / "deep.json").write_text("[" * 100_000)  # too deep for the parser: malformed, not a crash
+    assert_one_line_error(ocikit("update", cid, "-r", tmp_path / "deep.json", "--root", root), "--resources",
+                          "not valid JSON")
 
 
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done"

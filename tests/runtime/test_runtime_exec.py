@@ -106,6 +106,14 @@ def test_exec_process_file_is_run_as_given(box, tmp_path):
     assert "ONLY=this" in lines and not any(line.startswith("TERM=") for line in lines)
 
 
+def test_a_process_file_that_is_not_a_json_object_is_one_usage_line(box, tmp_path):
+    for name, text, needle in (("deep.json", "[" * 100_000, "not valid JSON"), ("list.json", "[]", "expected a JSON object")):
+        (tmp_path / name).write_text(text)
+        res = exec_in(box, opts=("--process", tmp_path / name))
+        assert res.code == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert "--process" in res.stderr and needle in res.stderr, res.stderr
+
+
 def test_detached_exec_writes_the_pid_file_and_returns_while_the_process_runs(box, tmp_path):
     cid, root, pid = box
     started = time.monotonic()

@@ -59,6 +59,17 @@ class OCIError(Exception):
         return type(self)(f"{where}: {self}")
 
 
+def failure_text(exc: BaseException) -> str:
+    """What went wrong, in words, for an exception a forked process reports to its parent: an
+    OCIError's message, an OSError's reason with the file it names, else its type and text."""
+    if isinstance(exc, OCIError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
+        return f"{where}{exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class UsageError(OCIError):
     """The caller asked for something malformed (bad reference, bad option value)."""
 

@@ -14,7 +14,7 @@ import resource  # noqa: F401  (process.set_rlimits)
 import signal
 import struct
 
-from ..errors import ContainerError, OCIError, RuntimeSpecError, one_line
+from ..errors import ContainerError, RuntimeSpecError, failure_text, one_line
 from . import linux as L
 from .statedoc import state_document
 from . import namespaces, process, rootfs  # noqa: I001  (used after pivot_root, when the host's files are gone)
@@ -27,17 +27,9 @@ if TYPE_CHECKING:
 
 
 def _fail(ch, exc: BaseException) -> NoReturn:
-    if isinstance(exc, RuntimeSpecError):
-        msg = "spec " + str(exc)
-    elif isinstance(exc, OCIError):
-        msg = "other " + str(exc)
-    elif isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
-        msg = f"other {where}{exc.strerror or exc}"
-    else:
-        msg = f"other {type(exc).__name__}: {exc}"
+    kind = "spec" if isinstance(exc, RuntimeSpecError) else "other"  # the parent raises the same kind
     try:
-        ch.send_up("error " + msg)
+        ch.send_up(f"error {kind} {failure_text(exc)}")
     finally:
         os._exit(1)
 

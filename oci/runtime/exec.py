@@ -22,7 +22,7 @@ import sys
 import termios
 
 from .. import jsontext
-from ..errors import ContainerError, OCIError, RuntimeSpecError, UsageError, one_line
+from ..errors import ContainerError, RuntimeSpecError, UsageError, failure_text, one_line
 from . import linux as L
 from . import process
 
@@ -264,15 +264,8 @@ def _start(nss: list[tuple[int, int]], procs_files: list[str], proc: dict[str, A
 # --- in the forked helper and process ------------------------------------------
 
 def _fail(up_w: int, exc: BaseException) -> NoReturn:
-    if isinstance(exc, OCIError):
-        msg = str(exc)
-    elif isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
-        msg = f"{where}{exc.strerror or exc}"
-    else:
-        msg = f"{type(exc).__name__}: {exc}"
     try:
-        os.write(up_w, ("error " + one_line(msg) + "\n").encode(errors="backslashreplace"))
+        os.write(up_w, ("error " + one_line(failure_text(exc)) + "\n").encode(errors="backslashreplace"))
     finally:
         os._exit(1)
 
